@@ -1,0 +1,171 @@
+// Package checkpoint reads model checkpoints as researchers have them —
+// safetensors files, sharded safetensors folders and torch zip pickles — without
+// trusting a single number in them until it has been checked against the file.
+//
+// Opening a source reads and validates only headers; tensor bytes are read later,
+// in caller-sized chunks, with ReadAt (pread) into reused buffers, so memory stays
+// bounded whatever the checkpoint size.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// Format names how a source is stored on disk.
+type Format string
+
+const (
+	FormatSafetensors Format = "safetensors"         // one .safetensors file
+	FormatSharded     Format = "safetensors-sharded" // a folder with model.safetensors.index.json
+	FormatFolder      Format = "safetensors-folder"  // a folder of *.safetensors files, no index
+	FormatTorchZip    Format = "torch-zip"           // torch.save zip pickle (.bin, .pt, .pth)
+)
+
+// Tensor locates one tensor's bytes in a file. Nothing is read until ReadAt.
+type Tensor struct {
+	Name   string       // name seen by the analysis: the source prefix + Stored
+	Stored string       // name inside the source (dotted for nested pickles)
+	DType  tensor.DType //
+	Shape  []int64      // empty for a scalar
+	File   string       // path of the file holding the bytes
+	Offset int64        // absolute offset of the first byte in File
+	Size   int64        // bytes; always Elements()*DType.Bits()/8, checked at open
+
+	f io.ReaderAt // the open file; set by the source that produced the tensor
+}
+
+// Elements is the product of the shape (1 for a scalar). Shapes are checked for
+// overflow when a source is opened, so this cannot overflow for an opened tensor.
+func (t *Tensor) Elements() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// ReadAt reads len(p) bytes of the tensor's data starting at byte off of the tensor.
+func (t *Tensor) ReadAt(p []byte, off int64) error {
+	if off < 0 || off+int64(len(p)) > t.Size {
+		return fmt.Errorf("%s: tensor %q: read [%d, %d) outside its %d bytes", t.File, t.Name, off, off+int64(len(p)), t.Size)
+	}
+	if t.f == nil {
+		return fmt.Errorf("%s: tensor %q: source is closed", t.File, t.Name)
+	}
+	n, err := t.f.ReadAt(p, t.Offset+off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return &tensor.Error{Path: t.File, Tensor: t.Name, Msg: fmt.Sprintf("reading data: %v (was the file truncated after opening?)", err)}
+}
+
+// FileInfo describes one file read for a source.
+type FileInfo struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Entry is a non-tensor value found in a pickle (a step counter, a note): listed
+// for the user, never fatal.
+type Entry struct {
+	Name  string `json:"name"`
+	Value string `json:"value"` // a short rendering, e.g. "int 1234"
+}
+
+// Source is one `[PREFIX=]PATH` that has been opened and validated.
+type Source struct {
+	Spec     string            // as given by the user
+	Prefix   string            // prepended to every stored name
+	Path     string            // the path part of Spec, cleaned
+	Format   Format            //
+	Files    []FileInfo        // every file opened, in a stable order
+	Tensors  []Tensor          // in file order
+	Metadata map[string]string // safetensors __metadata__ or index metadata, stringified
+	Config   json.RawMessage   // config.json beside the checkpoint, when present and valid JSON
+	Entries  []Entry           // non-tensor pickle entries
+
+	closers []io.Closer
+}
+
+// Close releases the open files. Tensors of a closed source cannot be read.
+func (s *Source) Close() error {
+	var first error
+	for _, c := range s.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.closers = nil
+	for i := range s.Tensors {
+		s.Tensors[i].f = nil
+	}
+	return first
+}
+
+// Params is the total number of elements across the source's tensors.
+func (s *Source) Params() int64 {
+	var n int64
+	for i := range s.Tensors {
+		n += s.Tensors[i].Elements()
+	}
+	return n
+}
+
+func errorf(path, format string, args ...any) error {
+	return tensor.Errorf(path, format, args...)
+}
+
+func tensorErrorf(path, name, format string, args ...any) error {
+	return tensor.TensorErrorf(path, name, format, args...)
+}
+
+// Limits bounds what a source may declare before anything is allocated for it.
+type Limits struct {
+	MaxHeaderBytes int64 // safetensors JSON header; the format's own cap is 100,000,000
+	MaxTensors     int   // per source
+	MaxShards      int   // files per sharded folder
+	MaxPickleBytes int64 // data.pkl size
+}
+
+// DefaultLimits are generous enough for every public VLA and small enough that a
+// hostile header cannot make deltascope allocate gigabytes.
+var DefaultLimits = Limits{
+	MaxHeaderBytes: 100_000_000,
+	MaxTensors:     1_000_000,
+	MaxShards:      10_000,
+	MaxPickleBytes: 256 << 20,
+}
+
+// Options control how sources are opened.
+type Options struct {
+	Limits Limits
+	// Roots, when non-empty, confines every path opened to these folders (after
+	// resolving symlinks). Used by the server; the CLI leaves it empty.
+	Roots []string
+}
+
+func (o Options) limits() Limits {
+	l := o.Limits
+	d := DefaultLimits
+	if l.MaxHeaderBytes <= 0 || l.MaxHeaderBytes > d.MaxHeaderBytes {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxTensors <= 0 {
+		l.MaxTensors = d.MaxTensors
+	}
+	if l.MaxShards <= 0 {
+		l.MaxShards = d.MaxShards
+	}
+	if l.MaxPickleBytes <= 0 {
+		l.MaxPickleBytes = d.MaxPickleBytes
+	}
+	return l
+}

@@ -1,0 +1,71 @@
+package checkpoint
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Side is one model (the base, or the VLA) made of one or more sources: OpenVLA's
+// Prismatic base, for example, is a torch pickle plus two timm vision files.
+type Side struct {
+	Sources []*Source
+	Tensors []*Tensor // every tensor of every source, sorted by Name
+}
+
+// OpenSide opens every source and checks that no two of them provide the same
+// tensor name (after prefixes). On error nothing stays open.
+func OpenSide(specs []string, opt Options) (*Side, error) {
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no source given")
+	}
+	side := &Side{}
+	owner := map[string]*Source{}
+	for _, spec := range specs {
+		src, err := OpenSource(spec, opt)
+		if err != nil {
+			side.Close()
+			return nil, err
+		}
+		side.Sources = append(side.Sources, src)
+		for i := range src.Tensors {
+			t := &src.Tensors[i]
+			if other, dup := owner[t.Name]; dup {
+				side.Close()
+				return nil, tensorErrorf(src.Path, t.Name, "also provided by %s; give one of them a PREFIX=", other.Path)
+			}
+			owner[t.Name] = src
+			side.Tensors = append(side.Tensors, t)
+		}
+	}
+	sort.Slice(side.Tensors, func(i, j int) bool { return side.Tensors[i].Name < side.Tensors[j].Name })
+	return side, nil
+}
+
+// Close closes every source.
+func (s *Side) Close() error {
+	var first error
+	for _, src := range s.Sources {
+		if err := src.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Params is the number of elements across the side.
+func (s *Side) Params() int64 {
+	var n int64
+	for _, t := range s.Tensors {
+		n += t.Elements()
+	}
+	return n
+}
+
+// Bytes is the number of tensor bytes across the side.
+func (s *Side) Bytes() int64 {
+	var n int64
+	for _, t := range s.Tensors {
+		n += t.Size
+	}
+	return n
+}

@@ -1,0 +1,419 @@
+package analysis
+
+import (
+	"context"
+
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/kernel"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// Options tune an analysis. The zero value is ready to use.
+type Options struct {
+	// Map holds user alignment rules 'REGEX=>REPLACEMENT', applied to base names
+	// before the built-in rules.
+	Map []string
+	// Workers is the number of tensor blocks processed at once (0: GOMAXPROCS).
+	Workers int
+	// Geometry overrides the attention layout of a component ("llm", "vision.siglip"...).
+	Geometry map[string]arch.Geometry
+	// Progress, when set, is called about ten times a second and once at the end,
+	// never concurrently.
+	Progress func(Progress)
+	// BlockElems is the number of elements a worker reads at once (0: 1 Mi).
+	// Results do not depend on it beyond float64 rounding; tests shrink it to
+	// exercise block seams.
+	BlockElems int64
+}
+
+// Progress reports how far an analysis has read.
+type Progress struct {
+	BytesDone, BytesTotal     int64
+	TensorsDone, TensorsTotal int
+	Tensor                    string // the VLA name of a tensor being read
+}
+
+const defaultBlockElems = 1 << 20
+
+// Analyze aligns the two sides and computes every statistic in one fused pass per
+// tensor pair, in parallel across blocks of rows. The result does not depend on
+// the number of workers: block partial sums are merged in block order.
+func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Result, error) {
+	rules := make([]arch.MapRule, 0, len(opt.Map))
+	for _, m := range opt.Map {
+		r, err := arch.ParseMapRule(m)
+		if err != nil {
+			return nil, fmt.Errorf("--map %q: %w", m, err)
+		}
+		rules = append(rules, r)
+	}
+	bn, vn := named(base.Tensors), named(vla.Tensors)
+	al := arch.Align(bn, vn, rules)
+
+	res := &Result{
+		EngineVersion: EngineVersion,
+		BaseOnly:      []string{}, VLAOnly: []string{}, Mismatched: []Mismatch{}, Ambiguous: []Ambiguity{},
+		Warnings:   []string{},
+		BaseParams: base.Params(), VLAParams: vla.Params(),
+	}
+	for _, i := range al.BaseOnly {
+		res.BaseOnly = append(res.BaseOnly, bn[i].Name)
+	}
+	for _, i := range al.VLAOnly {
+		res.VLAOnly = append(res.VLAOnly, vn[i].Name)
+	}
+	for _, m := range al.Mismatched {
+		res.Mismatched = append(res.Mismatched, Mismatch{Base: bn[m.Base].Name, VLA: vn[m.VLA].Name,
+			ShapeBase: bn[m.Base].Shape, ShapeVLA: vn[m.VLA].Shape, Reason: m.Reason})
+	}
+	for _, a := range al.Ambiguous {
+		res.Ambiguous = append(res.Ambiguous, Ambiguity{Name: a.Name, Side: a.Side, Candidates: a.Candidates})
+	}
+
+	jobs := make([]*pairJob, 0, len(al.Pairs))
+	for _, p := range al.Pairs {
+		j, err := newPairJob(base.Tensors[p.Base], vla.Tensors[p.VLA], p)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+		if p.Overlap {
+			res.Mismatched = append(res.Mismatched, Mismatch{Base: j.base.Name, VLA: j.vla.Name, ShapeBase: j.base.Shape,
+				ShapeVLA: j.vla.Shape, Compared: true, Reason: fmt.Sprintf("dim 0 differs: compared on the first %d rows", j.rows)})
+		}
+	}
+	if err := run(ctx, jobs, opt); err != nil {
+		return nil, err
+	}
+
+	var dd, bb float64
+	for _, j := range jobs {
+		res.Tensors = append(res.Tensors, j.stats)
+		res.Compared += j.stats.Compared
+		if j.stats.Numeric {
+			dd += j.tot.DD
+			bb += j.tot.BB
+		}
+	}
+	res.GlobalRelDelta = ratio(math.Sqrt(dd), math.Sqrt(bb))
+	sort.Slice(res.Tensors, func(a, b int) bool { return res.Tensors[a].VLA < res.Tensors[b].VLA })
+	sort.Slice(res.Mismatched, func(a, b int) bool { return res.Mismatched[a].VLA < res.Mismatched[b].VLA })
+
+	var configs [][]byte
+	for _, s := range append(append([]*checkpoint.Source{}, vla.Sources...), base.Sources...) {
+		if s.Config != nil {
+			configs = append(configs, s.Config)
+		}
+	}
+	geo, warn := arch.Geometries(configs, vn, opt.Geometry)
+	res.Geometry = geo
+	res.Warnings = append(res.Warnings, warn...)
+	units, warn := BuildUnits(res, ScoreDefault)
+	res.Units = units
+	res.Warnings = append(res.Warnings, warn...)
+	return res, nil
+}
+
+func named(ts []*checkpoint.Tensor) []arch.Named {
+	out := make([]arch.Named, len(ts))
+	for i, t := range ts {
+		out[i] = arch.Named{Name: t.Name, Shape: t.Shape}
+	}
+	return out
+}
+
+// ratio divides, keeping 0/0 = 0 (an all-zero tensor that stayed zero did not change).
+func ratio(num, den float64) Num {
+	if num == 0 {
+		return 0
+	}
+	return Num(num / den)
+}
+
+// pairJob is one aligned tensor pair cut into blocks.
+type pairJob struct {
+	base, vla  *checkpoint.Tensor
+	rows, cols int64 // of the compared region: the first `rows` rows of both
+	matrix     bool  // rank ≥ 2: per-row and per-column norms are reported
+	numeric    bool  // both sides real floats
+	wide       bool  // a side is F64: decode to float64
+	blocks     []block
+	parts      []*partial
+	pending    atomic.Int64
+	tot        kernel.Totals
+	changed    int64
+	stats      TensorStats
+}
+
+type block struct {
+	job    *pairJob
+	index  int
+	e0, e1 int64 // element range of the flattened compared region
+}
+
+// partial is what one block found; merged into its job in block order.
+type partial struct {
+	tot          kernel.Totals
+	changed      int64
+	r0, c0       int64
+	rowDD, rowBB []float64
+	colDD, colBB []float64
+}
+
+// maxCols bounds the per-column accumulators: no real layer has more than a few
+// tens of thousands of input features, and a forged shape must not make us
+// allocate gigabytes.
+const maxCols = 1 << 22
+
+func newPairJob(b, v *checkpoint.Tensor, p arch.Pair) (*pairJob, error) {
+	j := &pairJob{base: b, vla: v}
+	j.numeric = b.DType.IsFloat() && v.DType.IsFloat()
+	j.wide = b.DType == tensor.F64 || v.DType == tensor.F64
+	j.matrix = len(v.Shape) >= 2 && len(b.Shape) >= 2
+	switch {
+	case len(v.Shape) == 0 || len(b.Shape) == 0:
+		j.rows, j.cols = 1, 1
+	case len(v.Shape) == 1 || len(b.Shape) == 1:
+		j.rows, j.cols = 1, min(b.Shape[0], v.Shape[0])
+	default:
+		j.rows = min(b.Shape[0], v.Shape[0])
+		j.cols = 1
+		for _, d := range v.Shape[1:] {
+			j.cols *= d
+		}
+	}
+	if b.Elements() == 0 || v.Elements() == 0 {
+		j.rows, j.cols = 0, max(j.cols, 1)
+	}
+	if j.matrix && j.cols > maxCols {
+		return nil, tensor.TensorErrorf(v.File, v.Name, "%d columns per row is more than deltascope handles (%d)", j.cols, maxCols)
+	}
+	cls := arch.Classify(v.Name, v.Shape)
+	j.stats = TensorStats{
+		Base: b.Name, VLA: v.Name, Component: cls.Component, Layer: cls.Layer, Kind: cls.Kind, Of: cls.Of, Rule: p.Rule,
+		DTypeBase: b.DType.String(), DTypeVLA: v.DType.String(), ShapeBase: nonNil(b.Shape), ShapeVLA: nonNil(v.Shape),
+		Overlap: p.Overlap, Numeric: j.numeric,
+	}
+	return j, nil
+}
+
+func nonNil(s []int64) []int64 {
+	if s == nil {
+		return []int64{}
+	}
+	return s
+}
+
+// plan cuts the compared region into blocks of whole rows, or of segments of one
+// row when a row alone is bigger than a block. Packed dtypes (F4, F6) need cuts
+// on byte boundaries; a row layout that cannot give them is read as one block.
+func (j *pairJob) plan(blockElems int64) {
+	n := j.rows * j.cols
+	if n == 0 {
+		return
+	}
+	g := max(j.base.DType.GroupElems(), j.vla.DType.GroupElems())
+	add := func(e0, e1 int64) {
+		j.blocks = append(j.blocks, block{job: j, index: len(j.blocks), e0: e0, e1: e1})
+	}
+	switch {
+	case g > 1 && j.cols%g != 0:
+		add(0, n)
+	case j.cols <= blockElems:
+		per := max(1, blockElems/j.cols)
+		for r := int64(0); r < j.rows; r += per {
+			add(r*j.cols, min(r+per, j.rows)*j.cols)
+		}
+	default:
+		seg := max(g, blockElems/g*g)
+		for r := int64(0); r < j.rows; r++ {
+			for c := int64(0); c < j.cols; c += seg {
+				add(r*j.cols+c, r*j.cols+min(c+seg, j.cols))
+			}
+		}
+	}
+	j.parts = make([]*partial, len(j.blocks))
+	j.pending.Store(int64(len(j.blocks)))
+}
+
+func (j *pairJob) bytesOf(t *checkpoint.Tensor, elems int64) int64 {
+	return elems * t.DType.Bits() / 8
+}
+
+func run(ctx context.Context, jobs []*pairJob, opt Options) error {
+	blockElems := opt.BlockElems
+	if blockElems <= 0 {
+		blockElems = defaultBlockElems
+	}
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var total int64
+	for _, j := range jobs {
+		j.plan(blockElems)
+		total += j.bytesOf(j.base, j.rows*j.cols) + j.bytesOf(j.vla, j.rows*j.cols)
+		if len(j.blocks) == 0 {
+			j.finish()
+		}
+	}
+	// The largest block any worker will see sizes its buffers, once.
+	var maxBlock int64
+	for _, j := range jobs {
+		for _, b := range j.blocks {
+			maxBlock = max(maxBlock, b.e1-b.e0)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		done      atomic.Int64
+		tensors   atomic.Int64
+		current   atomic.Pointer[string]
+		firstErr  error
+		errOnce   sync.Once
+		wg        sync.WaitGroup
+		queue     = make(chan block)
+		stopProg  = make(chan struct{})
+		progGroup sync.WaitGroup
+	)
+	for _, j := range jobs {
+		if len(j.blocks) == 0 {
+			tensors.Add(1)
+		}
+	}
+	report := func() {
+		if opt.Progress != nil {
+			name := ""
+			if p := current.Load(); p != nil {
+				name = *p
+			}
+			opt.Progress(Progress{BytesDone: done.Load(), BytesTotal: total, TensorsDone: int(tensors.Load()), TensorsTotal: len(jobs), Tensor: name})
+		}
+	}
+	if opt.Progress != nil {
+		progGroup.Add(1)
+		go func() {
+			defer progGroup.Done()
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					report()
+				case <-stopProg:
+					return
+				}
+			}
+		}()
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := newWorker(maxBlock)
+			for b := range queue {
+				current.Store(&b.job.vla.Name)
+				p, err := w.process(b)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					continue
+				}
+				b.job.parts[b.index] = p
+				done.Add(b.job.bytesOf(b.job.base, b.e1-b.e0) + b.job.bytesOf(b.job.vla, b.e1-b.e0))
+				if b.job.pending.Add(-1) == 0 {
+					b.job.finish()
+					tensors.Add(1)
+				}
+			}
+		}()
+	}
+feed:
+	for _, j := range jobs {
+		for _, b := range j.blocks {
+			select {
+			case queue <- b:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(queue)
+	wg.Wait()
+	close(stopProg)
+	progGroup.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	report()
+	return nil
+}
+
+// finish merges the block partials in block order and derives the statistics.
+func (j *pairJob) finish() {
+	var rowDD, rowBB, colDD, colBB []float64
+	if j.matrix {
+		rowDD, rowBB = make([]float64, j.rows), make([]float64, j.rows)
+		colDD, colBB = make([]float64, j.cols), make([]float64, j.cols)
+	}
+	for _, p := range j.parts {
+		j.tot.Merge(&p.tot)
+		j.changed += p.changed
+		if !j.matrix {
+			continue
+		}
+		addInto(rowDD[p.r0:], p.rowDD)
+		addInto(rowBB[p.r0:], p.rowBB)
+		addInto(colDD[p.c0:], p.colDD)
+		addInto(colBB[p.c0:], p.colBB)
+	}
+	j.parts = nil
+	t := &j.tot
+	s := &j.stats
+	s.Compared = j.rows * j.cols
+	if s.Compared > 0 {
+		s.ChangedFraction = Num(float64(j.changed) / float64(s.Compared))
+	}
+	if !j.numeric {
+		return
+	}
+	s.FroBase, s.FroVLA, s.FroDelta = Num(math.Sqrt(t.BB)), Num(math.Sqrt(t.VV)), Num(math.Sqrt(t.DD))
+	s.RelDelta = ratio(float64(s.FroDelta), float64(s.FroBase))
+	s.Cosine = Num(t.BV / (math.Sqrt(t.BB) * math.Sqrt(t.VV)))
+	s.MaxAbsDelta = Num(t.MaxAbsD)
+	if s.Compared > 0 {
+		s.MeanAbsDelta = Num(t.AbsD / float64(s.Compared))
+	}
+	s.NonFiniteBase, s.NonFiniteVLA = t.NonFiniteBase, t.NonFiniteVLA
+	if j.matrix {
+		s.RowDelta, s.RowBase = sqrt32(rowDD), sqrt32(rowBB)
+		s.ColDelta, s.ColBase = sqrt32(colDD), sqrt32(colBB)
+	}
+}
+
+func addInto(dst, src []float64) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+func sqrt32(s []float64) []float32 {
+	out := make([]float32, len(s))
+	for i, v := range s {
+		out[i] = float32(math.Sqrt(v))
+	}
+	return out
+}

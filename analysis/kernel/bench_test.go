@@ -1,0 +1,64 @@
+package kernel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkRow reports bytes/s as if the input were a BF16 pair (4 bytes per
+// element), the rate to compare with reading the files. The column
+// accumulators are a full row wide, as in the engine.
+func BenchmarkRow(b *testing.B) {
+	for _, n := range []int{4096, 11008} {
+		rng := rand.New(rand.NewPCG(7, uint64(n)))
+		base, vla := randomPair(rng, n)
+		// Realistic data: rare non-finite values do not change the cost, but keep
+		// the benchmark honest about the masking work by leaving what randomPair put.
+		colDD, colBB := make([]float64, n), make([]float64, n)
+		for _, im := range benchImpls() {
+			b.Run(fmt.Sprintf("%s/n=%d", im.name, n), func(b *testing.B) {
+				b.SetBytes(int64(4 * n))
+				var t Totals
+				for b.Loop() {
+					rowWith(im, &t, base, vla, colDD, colBB)
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+			})
+		}
+	}
+}
+
+// BenchmarkWidenBF16 reports source bytes/s for a 11008-element row.
+func BenchmarkWidenBF16(b *testing.B) {
+	benchWiden(b, func(im impl) func([]float32, []byte) { return im.widenBF16 })
+}
+
+func BenchmarkWidenF16(b *testing.B) {
+	benchWiden(b, func(im impl) func([]float32, []byte) { return im.widenF16 })
+}
+
+func benchWiden(b *testing.B, pick func(impl) func([]float32, []byte)) {
+	const n = 11008
+	src := allCodes(0)[:2*n]
+	dst := make([]float32, n)
+	for _, im := range benchImpls() {
+		widen := pick(im)
+		b.Run(im.name, func(b *testing.B) {
+			b.SetBytes(2 * n)
+			for b.Loop() {
+				widen(dst, src)
+			}
+		})
+	}
+}
+
+// benchImpls names the paths "simd-<isa>" and "scalar" for the sub-benchmarks.
+func benchImpls() []impl {
+	var out []impl
+	for _, im := range simdImpls {
+		im.name = "simd-" + im.name
+		out = append(out, im)
+	}
+	return append(out, scalarImpl)
+}

@@ -1,0 +1,132 @@
+// Package kernel is the inner loop of the divergence engine: it folds one row of
+// a base/VLA tensor pair, already decoded to float32, into float64 statistics,
+// and widens the hot 16-bit dtypes to float32.
+//
+// Two implementations exist: a SIMD one (simd_amd64.go, built only with
+// GOEXPERIMENT=simd on amd64 and chosen at run time when the CPU has the
+// instructions it uses) and a scalar one that is always compiled. They agree bit
+// for bit: both add element k of a row into lane k mod 8 of eight float64
+// accumulators per sum, reduce the lanes with the same tree (reduceLanes), never
+// fuse a multiply into an add, and zero elements that are not finite on either
+// side before any arithmetic. Results therefore do not depend on which machine
+// or build computed them.
+package kernel
+
+// Totals are tensor-wide sums, accumulated in float64.
+type Totals struct {
+	BB, VV, DD, BV float64 // Σb², Σv², Σd², Σb·v   (d = float64(v) − float64(b))
+	AbsD           float64 // Σ|d|
+	MaxAbsD        float64
+	// Changed counts elements whose value changed (v != b numerically, so −0 → +0
+	// is no change); elements with a non-finite side are not counted.
+	Changed int64
+	// NonFiniteBase and NonFiniteVLA count NaN/Inf elements on each side. An
+	// element that is non-finite on either side contributes 0 to every sum, to
+	// MaxAbsD, to Changed and to the column accumulators.
+	NonFiniteBase, NonFiniteVLA int64
+	N                           int64 // elements seen
+}
+
+// Merge adds o into t. Floating-point addition is not associative, so callers
+// that want reproducible results merge parallel blocks in a fixed order.
+func (t *Totals) Merge(o *Totals) {
+	t.BB += o.BB
+	t.VV += o.VV
+	t.DD += o.DD
+	t.BV += o.BV
+	t.AbsD += o.AbsD
+	t.MaxAbsD = max(t.MaxAbsD, o.MaxAbsD)
+	t.Changed += o.Changed
+	t.NonFiniteBase += o.NonFiniteBase
+	t.NonFiniteVLA += o.NonFiniteVLA
+	t.N += o.N
+}
+
+// Row adds one row segment: b and v hold the same n elements; colDD[i] += d_i²,
+// colBB[i] += b_i² for i < n (the caller passes the column accumulators already
+// offset to the segment's first column). It returns the segment's Σd² and Σb²
+// (for the per-row norms) and adds everything into t.
+//
+// Each of the segment's sums is computed from zero and then added to t, so the
+// result depends on how the caller cuts rows into segments, never on the CPU.
+// Row panics if v, colDD or colBB is shorter than b: that is a caller bug, not
+// bad input.
+func Row(t *Totals, b, v []float32, colDD, colBB []float64) (rowDD, rowBB float64) {
+	n := len(b)
+	if len(v) != n || len(colDD) < n || len(colBB) < n {
+		panic("kernel.Row: b, v, colDD and colBB must hold the same number of elements")
+	}
+	return rowWith(active, t, b, v, colDD[:n], colBB[:n])
+}
+
+// rowWith is Row on a given code path (tests run every path through it).
+func rowWith(im impl, t *Totals, b, v []float32, colDD, colBB []float64) (rowDD, rowBB float64) {
+	s := im.row(b, v, colDD, colBB)
+	t.BB += s.bb
+	t.VV += s.vv
+	t.DD += s.dd
+	t.BV += s.bv
+	t.AbsD += s.absD
+	t.MaxAbsD = max(t.MaxAbsD, s.maxAbsD)
+	t.Changed += s.changed
+	t.NonFiniteBase += s.nonFiniteBase
+	t.NonFiniteVLA += s.nonFiniteVLA
+	t.N += int64(len(b))
+	return s.dd, s.bb
+}
+
+// WidenBF16 decodes little-endian BF16 codes: dst[i] = the float32 whose top 16
+// bits are code i (exact, NaN payloads kept). It panics unless
+// len(src) == 2*len(dst).
+func WidenBF16(dst []float32, src []byte) {
+	checkWiden("WidenBF16", dst, src)
+	active.widenBF16(dst, src)
+}
+
+// WidenF16 decodes little-endian IEEE half codes to float32, exactly: every half
+// value (subnormals included) is a float32 value, and NaN payloads are kept
+// (shifted into the top of the float32 mantissa, not quieted). It panics unless
+// len(src) == 2*len(dst).
+func WidenF16(dst []float32, src []byte) {
+	checkWiden("WidenF16", dst, src)
+	active.widenF16(dst, src)
+}
+
+func checkWiden(name string, dst []float32, src []byte) {
+	if len(src) != 2*len(dst) {
+		panic("kernel." + name + ": len(src) must be 2*len(dst)")
+	}
+}
+
+// Implementation names the code path Row and the widening functions use on this
+// machine and build: "avx512", "avx2" or "scalar". Worth logging next to timings.
+func Implementation() string { return active.name }
+
+// rowSums are one segment's statistics, before they are added into Totals.
+type rowSums struct {
+	bb, vv, dd, bv, absD, maxAbsD        float64
+	changed, nonFiniteBase, nonFiniteVLA int64
+}
+
+// impl is one complete code path. The row and widen functions may assume their
+// arguments have already been length-checked by the exported wrappers.
+type impl struct {
+	name      string
+	row       func(b, v []float32, colDD, colBB []float64) rowSums
+	widenBF16 func(dst []float32, src []byte)
+	widenF16  func(dst []float32, src []byte)
+}
+
+var scalarImpl = impl{name: "scalar", row: rowScalar, widenBF16: widenBF16Scalar, widenF16: widenF16Scalar}
+
+// simdImpls are the SIMD paths this build and CPU can run, best first.
+var simdImpls = detectSIMD()
+
+var active = chooseImpl()
+
+func chooseImpl() impl {
+	if len(simdImpls) > 0 {
+		return simdImpls[0]
+	}
+	return scalarImpl
+}

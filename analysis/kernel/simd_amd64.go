@@ -1,0 +1,252 @@
+//go:build goexperiment.simd && amd64
+
+package kernel
+
+import (
+	"math/bits"
+	"simd/archsimd"
+)
+
+// detectSIMD lists the SIMD paths the CPU can run, best first. Both paths use
+// the same lane layout as rowScalar (element k in lane k mod 8), so they differ
+// only in speed.
+func detectSIMD() []impl {
+	var out []impl
+	if archsimd.X86.AVX512() {
+		out = append(out, impl{name: "avx512", row: rowAVX512, widenBF16: widenBF16AVX2, widenF16: widenF16AVX2})
+	}
+	if archsimd.X86.AVX2() {
+		out = append(out, impl{name: "avx2", row: rowAVX2, widenBF16: widenBF16AVX2, widenF16: widenF16AVX2})
+	}
+	return out
+}
+
+// The SIMD row kernels follow rowScalar's order exactly: element k of the
+// segment goes to lane k mod 8, an element that is non-finite on either side is
+// zeroed in both before any arithmetic, and sums use separate Mul and Add (no
+// FMA).
+
+const (
+	magnitudeBits = 0x7fffffff // float32 without its sign
+	infBits       = 0x7f800000 // float32 +Inf; a smaller magnitude is finite
+	absBits64     = 0x7fffffffffffffff
+)
+
+// blockCounts are the integer statistics of the blocks seen so far.
+type blockCounts struct {
+	changed, nonFiniteBase, nonFiniteVLA int
+}
+
+// withPaddedTail runs blocks on the whole blocks of 8 elements, then on the
+// last partial block copied into zero-padded buffers. The padding is finite,
+// unchanged and adds +0 to its lanes, which changes no bit (lanes start at +0
+// and never hold −0), so the result is that of rowScalar's order.
+func withPaddedTail(b, v []float32, colDD, colBB []float64, blocks func(b, v []float32, colDD, colBB []float64)) {
+	n := len(b)
+	whole := n &^ 7
+	blocks(b[:whole], v[:whole], colDD[:whole], colBB[:whole])
+	if whole == n {
+		return
+	}
+	var tb, tv [8]float32
+	var tdd, tbb [8]float64
+	copy(tb[:], b[whole:])
+	copy(tv[:], v[whole:])
+	copy(tdd[:], colDD[whole:n])
+	copy(tbb[:], colBB[whole:n])
+	blocks(tb[:], tv[:], tdd[:], tbb[:])
+	copy(colDD[whole:n], tdd[:])
+	copy(colBB[whole:n], tbb[:])
+}
+
+// avx2Acc holds the eight lanes as two Float64x4 per sum: lanes 0–3 in the Lo
+// vectors, lanes 4–7 in the Hi ones.
+type avx2Acc struct {
+	bbLo, bbHi, vvLo, vvHi, ddLo, ddHi, bvLo, bvHi, adLo, adHi, mxLo, mxHi archsimd.Float64x4
+	blockCounts
+}
+
+func rowAVX2(b, v []float32, colDD, colBB []float64) rowSums {
+	var acc avx2Acc
+	withPaddedTail(b, v, colDD, colBB, acc.blocks)
+	s := rowSums{changed: int64(acc.changed), nonFiniteBase: int64(acc.nonFiniteBase), nonFiniteVLA: int64(acc.nonFiniteVLA)}
+	s.bb = reduce4x2(acc.bbLo, acc.bbHi)
+	s.vv = reduce4x2(acc.vvLo, acc.vvHi)
+	s.dd = reduce4x2(acc.ddLo, acc.ddHi)
+	s.bv = reduce4x2(acc.bvLo, acc.bvHi)
+	s.absD = reduce4x2(acc.adLo, acc.adHi)
+	var mx [lanes]float64
+	acc.mxLo.Store((*[4]float64)(mx[:4]))
+	acc.mxHi.Store((*[4]float64)(mx[4:]))
+	s.maxAbsD = maxLane(&mx)
+	return s
+}
+
+// blocks folds whole blocks of 8 (len(b) is a multiple of 8). The accumulators
+// live in locals for the loop. With 16 vector registers some of the 12 spill to
+// the stack, but measured, that beats running each half of the lanes in its own
+// pass (0.87 vs 1.1 ns/element).
+func (a *avx2Acc) blocks(b, v []float32, colDD, colBB []float64) {
+	n := len(b)
+	v, colDD, colBB = v[:n], colDD[:n], colBB[:n]
+	magnitude, inf := archsimd.BroadcastInt32x8(magnitudeBits), archsimd.BroadcastInt32x8(infBits)
+	absMask := archsimd.BroadcastUint64x4(absBits64)
+	bbLo, bbHi, vvLo, vvHi, ddLo, ddHi := a.bbLo, a.bbHi, a.vvLo, a.vvHi, a.ddLo, a.ddHi
+	bvLo, bvHi, adLo, adHi, mxLo, mxHi := a.bvLo, a.bvHi, a.adLo, a.adHi, a.mxLo, a.mxHi
+	c := a.blockCounts
+	for i := 0; i+8 <= n; i += 8 {
+		b8, v8 := archsimd.LoadFloat32x8((*[8]float32)(b[i:i+8])), archsimd.LoadFloat32x8((*[8]float32)(v[i:i+8]))
+		// Finite: magnitude bits below +Inf's (an integer compare, no NaN rules).
+		finiteB := inf.Greater(b8.AsInt32x8().And(magnitude))
+		finiteV := inf.Greater(v8.AsInt32x8().And(magnitude))
+		// OnesCount32 compiles to POPCNT; OnesCount8 would be a table lookup.
+		c.nonFiniteBase += bits.OnesCount32(uint32(^finiteB.ToBits()))
+		c.nonFiniteVLA += bits.OnesCount32(uint32(^finiteV.ToBits()))
+		ok := finiteB.And(finiteV)
+		b8, v8 = b8.Masked(ok), v8.Masked(ok)
+		c.changed += bits.OnesCount32(uint32(b8.NotEqual(v8).ToBits()))
+
+		bLo, vLo := b8.GetLo().ConvertToFloat64(), v8.GetLo().ConvertToFloat64()
+		dLo := vLo.Sub(bLo)
+		sqBLo, sqDLo := bLo.Mul(bLo), dLo.Mul(dLo)
+		absLo := dLo.AsUint64x4().And(absMask).AsFloat64x4()
+		bbLo = bbLo.Add(sqBLo)
+		vvLo = vvLo.Add(vLo.Mul(vLo))
+		ddLo = ddLo.Add(sqDLo)
+		bvLo = bvLo.Add(bLo.Mul(vLo))
+		adLo = adLo.Add(absLo)
+		mxLo = mxLo.Max(absLo)
+		p := (*[4]float64)(colDD[i : i+4])
+		archsimd.LoadFloat64x4(p).Add(sqDLo).Store(p)
+		p = (*[4]float64)(colBB[i : i+4])
+		archsimd.LoadFloat64x4(p).Add(sqBLo).Store(p)
+
+		bHi, vHi := b8.GetHi().ConvertToFloat64(), v8.GetHi().ConvertToFloat64()
+		dHi := vHi.Sub(bHi)
+		sqBHi, sqDHi := bHi.Mul(bHi), dHi.Mul(dHi)
+		absHi := dHi.AsUint64x4().And(absMask).AsFloat64x4()
+		bbHi = bbHi.Add(sqBHi)
+		vvHi = vvHi.Add(vHi.Mul(vHi))
+		ddHi = ddHi.Add(sqDHi)
+		bvHi = bvHi.Add(bHi.Mul(vHi))
+		adHi = adHi.Add(absHi)
+		mxHi = mxHi.Max(absHi)
+		p = (*[4]float64)(colDD[i+4 : i+8])
+		archsimd.LoadFloat64x4(p).Add(sqDHi).Store(p)
+		p = (*[4]float64)(colBB[i+4 : i+8])
+		archsimd.LoadFloat64x4(p).Add(sqBHi).Store(p)
+	}
+	a.bbLo, a.bbHi, a.vvLo, a.vvHi, a.ddLo, a.ddHi = bbLo, bbHi, vvLo, vvHi, ddLo, ddHi
+	a.bvLo, a.bvHi, a.adLo, a.adHi, a.mxLo, a.mxHi = bvLo, bvHi, adLo, adHi, mxLo, mxHi
+	a.blockCounts = c
+}
+
+func reduce4x2(lo, hi archsimd.Float64x4) float64 {
+	var a [lanes]float64
+	lo.Store((*[4]float64)(a[:4]))
+	hi.Store((*[4]float64)(a[4:]))
+	return reduceLanes(&a)
+}
+
+// avx512Acc holds all eight lanes in one Float64x8 per sum; with 32 registers
+// nothing spills.
+type avx512Acc struct {
+	bb, vv, dd, bv, absD, maxAbsD archsimd.Float64x8
+	blockCounts
+}
+
+func rowAVX512(b, v []float32, colDD, colBB []float64) rowSums {
+	var acc avx512Acc
+	withPaddedTail(b, v, colDD, colBB, acc.blocks)
+	s := rowSums{changed: int64(acc.changed), nonFiniteBase: int64(acc.nonFiniteBase), nonFiniteVLA: int64(acc.nonFiniteVLA)}
+	s.bb = reduce8(acc.bb)
+	s.vv = reduce8(acc.vv)
+	s.dd = reduce8(acc.dd)
+	s.bv = reduce8(acc.bv)
+	s.absD = reduce8(acc.absD)
+	var mx [lanes]float64
+	acc.maxAbsD.Store(&mx)
+	s.maxAbsD = maxLane(&mx)
+	return s
+}
+
+func (a *avx512Acc) blocks(b, v []float32, colDD, colBB []float64) {
+	n := len(b)
+	v, colDD, colBB = v[:n], colDD[:n], colBB[:n]
+	magnitude, inf := archsimd.BroadcastInt32x8(magnitudeBits), archsimd.BroadcastInt32x8(infBits)
+	absMask := archsimd.BroadcastUint64x8(absBits64)
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
+	c := a.blockCounts
+	for i := 0; i+8 <= n; i += 8 {
+		b8, v8 := archsimd.LoadFloat32x8((*[8]float32)(b[i:i+8])), archsimd.LoadFloat32x8((*[8]float32)(v[i:i+8]))
+		finiteB := inf.Greater(b8.AsInt32x8().And(magnitude))
+		finiteV := inf.Greater(v8.AsInt32x8().And(magnitude))
+		c.nonFiniteBase += bits.OnesCount32(uint32(^finiteB.ToBits()))
+		c.nonFiniteVLA += bits.OnesCount32(uint32(^finiteV.ToBits()))
+		ok := finiteB.And(finiteV)
+		b8, v8 = b8.Masked(ok), v8.Masked(ok)
+		c.changed += bits.OnesCount32(uint32(b8.NotEqual(v8).ToBits()))
+
+		bd, vd := b8.ConvertToFloat64(), v8.ConvertToFloat64()
+		d := vd.Sub(bd)
+		sqB, sqD := bd.Mul(bd), d.Mul(d)
+		abs := d.AsUint64x8().And(absMask).AsFloat64x8()
+		bb = bb.Add(sqB)
+		vv = vv.Add(vd.Mul(vd))
+		dd = dd.Add(sqD)
+		bv = bv.Add(bd.Mul(vd))
+		absD = absD.Add(abs)
+		maxAbsD = maxAbsD.Max(abs)
+		p := (*[8]float64)(colDD[i : i+8])
+		archsimd.LoadFloat64x8(p).Add(sqD).Store(p)
+		p = (*[8]float64)(colBB[i : i+8])
+		archsimd.LoadFloat64x8(p).Add(sqB).Store(p)
+	}
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
+	a.blockCounts = c
+}
+
+func reduce8(x archsimd.Float64x8) float64 {
+	var a [lanes]float64
+	x.Store(&a)
+	return reduceLanes(&a)
+}
+
+// widenBF16AVX2 zero-extends 8 codes to 32 bits and shifts them into the top
+// half: the same bits as widenBF16Scalar.
+func widenBF16AVX2(dst []float32, src []byte) {
+	n := len(dst)
+	src = src[:2*n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		codes := archsimd.LoadUint8x16((*[16]uint8)(src[2*i : 2*i+16])).AsUint16x8()
+		codes.ExtendToUint32().ShiftAllLeft(16).AsFloat32x8().Store((*[8]float32)(dst[i : i+8]))
+	}
+	widenBF16Scalar(dst[i:], src[2*i:])
+}
+
+// widenF16AVX2 is halfToFloat32Bits on 8 codes at once (archsimd has no F16C
+// conversion): the three cases are computed for every lane and merged by mask.
+// Subnormals use the exact trick (2⁻¹⁴·(1+m/1024)) − 2⁻¹⁴ = m·2⁻²⁴, which only
+// touches normal float32 values.
+func widenF16AVX2(dst []float32, src []byte) {
+	n := len(dst)
+	src = src[:2*n]
+	expMask := archsimd.BroadcastUint32x8(0x7c00 << 13)
+	zero := archsimd.BroadcastUint32x8(0)
+	magic := archsimd.BroadcastUint32x8(113 << 23)
+	twoPowMinus14 := archsimd.BroadcastFloat32x8(0x1p-14)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		h := archsimd.LoadUint8x16((*[16]uint8)(src[2*i : 2*i+16])).AsUint16x8().ExtendToUint32()
+		sign := h.ShiftAllRight(15).ShiftAllLeft(31)
+		shifted := h.ShiftAllLeft(17).ShiftAllRight(4) // (h & 0x7fff) << 13
+		exp := shifted.And(expMask)
+		normal := shifted.Add(archsimd.BroadcastUint32x8((127 - 15) << 23))
+		special := shifted.Or(archsimd.BroadcastUint32x8(0x7f800000))
+		sub := shifted.Add(magic).AsFloat32x8().Sub(twoPowMinus14).AsUint32x8()
+		out := normal.Merge(special, exp.NotEqual(expMask)).Merge(sub, exp.NotEqual(zero))
+		out.Or(sign).AsFloat32x8().Store((*[8]float32)(dst[i : i+8]))
+	}
+	widenF16Scalar(dst[i:], src[2*i:])
+}

@@ -1,0 +1,217 @@
+package synth
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// Generate writes the preset's base and VLA files under o.Out, their index and
+// config files, and Out/pair.json, and returns the SRC specs of both sides.
+// Values are a pure function of (Preset, Scale, Seed): the bytes do not depend
+// on GOMAXPROCS or on timing.
+func Generate(ctx context.Context, o Options) (*Pair, error) {
+	if o.Out == "" {
+		return nil, errors.New("no output folder given")
+	}
+	m, err := buildModel(o.Preset, o.Scale)
+	if err != nil {
+		return nil, err
+	}
+	for _, side := range []struct {
+		files []fileSpec
+		vla   bool
+	}{{m.baseFiles, false}, {m.vlaFiles, true}} {
+		for i := range side.files {
+			if err := writeFile(ctx, o, &side.files[i], side.vla); err != nil {
+				return nil, err
+			}
+		}
+	}
+	extras := make([]string, 0, len(m.extra))
+	for p := range m.extra {
+		extras = append(extras, p)
+	}
+	slices.Sort(extras)
+	for _, p := range extras {
+		if err := writeSmall(filepath.Join(o.Out, filepath.FromSlash(p)), m.extra[p]); err != nil {
+			return nil, err
+		}
+	}
+	pair := &Pair{Base: m.baseSpecs, VLA: m.vlaSpecs}
+	data, err := json.MarshalIndent(pair, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSmall(filepath.Join(o.Out, "pair.json"), append(data, '\n')); err != nil {
+		return nil, err
+	}
+	return pair, nil
+}
+
+func writeSmall(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// checkDTypes guards fill, which encodes only BF16 and F32.
+func checkDTypes(f *fileSpec, vla bool) error {
+	for _, s := range f.specs {
+		dt := s.baseDType
+		if vla {
+			dt = s.vlaDType
+		}
+		if dt != tensor.BF16 && dt != tensor.F32 {
+			return fmt.Errorf("tensor %q: generator writes BF16 or F32, not %v", s.key, dt)
+		}
+	}
+	return nil
+}
+
+// writeFile writes one safetensors file: the header, then either every tensor's
+// values or, with ShapeOnly, a sparse hole of the right size.
+func writeFile(ctx context.Context, o Options, fs *fileSpec, vla bool) (err error) {
+	path := filepath.Join(o.Out, filepath.FromSlash(fs.path))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = tensor.Errorf(path, "closing: %v", cerr)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w, err := safetensors.NewWriter(bw, fs.writeTensors(vla), map[string]string{"format": "pt"})
+	if err != nil {
+		return tensor.Errorf(path, "%v", err)
+	}
+	if o.ShapeOnly {
+		if err := bw.Flush(); err != nil {
+			return tensor.Errorf(path, "writing header: %v", err)
+		}
+		// Extending the file leaves the data as a hole: zeros that take no disk.
+		if err := f.Truncate(w.HeaderSize() + w.DataSize()); err != nil {
+			return tensor.Errorf(path, "sizing: %v", err)
+		}
+		return nil
+	}
+	gens := make([]*tensorGen, len(fs.specs))
+	for i, s := range fs.specs {
+		gens[i] = newTensorGen(o.Seed, s, vla)
+	}
+	if err := writeBlocks(ctx, w, gens); err != nil {
+		return tensor.Errorf(path, "%v", err)
+	}
+	if err := w.Close(); err != nil {
+		return tensor.Errorf(path, "%v", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return tensor.Errorf(path, "writing: %v", err)
+	}
+	return nil
+}
+
+type blockJob struct {
+	g *tensorGen
+	b int64
+}
+
+// writeBlocks fills every row block of every tensor in parallel and writes them
+// in file order. At most `window` blocks are in flight, so memory stays at a few
+// MB whatever the model size.
+func writeBlocks(ctx context.Context, w *safetensors.Writer, gens []*tensorGen) error {
+	var jobs []blockJob
+	for _, g := range gens {
+		for b := range g.blocks() {
+			jobs = append(jobs, blockJob{g, b})
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	window := 4 * workers
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Job i reports on ring[i % window]: job i+window is dispatched only after the
+	// writer has taken job i's result and freed its slot, so a ring entry never
+	// holds two results.
+	ring := make([]chan *[]byte, window)
+	for i := range ring {
+		ring[i] = make(chan *[]byte, 1)
+	}
+	slots := make(chan struct{}, window)
+	next := make(chan int)
+	var pool sync.Pool
+	var wg sync.WaitGroup
+
+	wg.Go(func() { // dispatcher: hands out jobs in order, never more than window ahead of the writer
+		defer close(next)
+		for i := range jobs {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for range workers {
+		wg.Go(func() {
+			var scratch []float32
+			for i := range next {
+				j := jobs[i]
+				n := int(j.g.blockBytes(j.b))
+				buf, _ := pool.Get().(*[]byte)
+				if buf == nil || cap(*buf) < n {
+					b := make([]byte, n)
+					buf = &b
+				}
+				*buf = (*buf)[:n]
+				if ctx.Err() == nil {
+					j.g.fill(*buf, j.b, &scratch)
+				}
+				ring[i%window] <- buf
+			}
+		})
+	}
+
+	var err error
+	for i := range jobs {
+		var buf *[]byte
+		select {
+		case buf = <-ring[i%window]:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+		if _, err = w.Write(*buf); err != nil {
+			break
+		}
+		pool.Put(buf)
+		<-slots
+	}
+	cancel()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,294 @@
+package analysis
+
+import (
+	"bytes"
+	"math"
+	"unsafe"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/kernel"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// worker owns the buffers one goroutine reads blocks into, sized once for the
+// largest block so that a whole analysis allocates them a single time.
+type worker struct {
+	maxElems int64
+	rawB     []byte
+	rawV     []byte
+	b32, v32 []float32
+	b64, v64 []float64
+}
+
+func newWorker(maxElems int64) *worker {
+	return &worker{maxElems: maxElems}
+}
+
+func (w *worker) process(b block) (*partial, error) {
+	j := b.job
+	n := b.e1 - b.e0
+	p := &partial{r0: b.e0 / j.cols, c0: 0}
+	r1 := (b.e1 - 1) / j.cols
+	if j.matrix {
+		p.rowDD = make([]float64, r1-p.r0+1)
+		p.rowBB = make([]float64, r1-p.r0+1)
+		if p.r0 == r1 { // a segment of one row (or a single full row)
+			p.c0 = b.e0 % j.cols
+			p.colDD = make([]float64, n)
+			p.colBB = make([]float64, n)
+		} else {
+			p.colDD = make([]float64, j.cols)
+			p.colBB = make([]float64, j.cols)
+		}
+	}
+	switch {
+	case !j.numeric:
+		return p, w.compareRaw(b, p)
+	case j.wide:
+		return p, w.numeric64(b, p)
+	}
+	bs, err := w.load32(j.base, b.e0, n, &w.b32, &w.rawB)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := w.load32(j.vla, b.e0, n, &w.v32, &w.rawV)
+	if err != nil {
+		return nil, err
+	}
+	round := roundingFor(j.base.DType, j.vla.DType)
+	scratchDD, scratchBB := w.scratch(j)
+	for e := b.e0; e < b.e1; {
+		r, c := e/j.cols, e%j.cols
+		end := min(b.e1, (r+1)*j.cols)
+		lo, hi := e-b.e0, end-b.e0
+		colDD, colBB := scratchDD, scratchBB
+		if j.matrix {
+			off := c - p.c0
+			colDD, colBB = p.colDD[off:off+(end-e)], p.colBB[off:off+(end-e)]
+		}
+		before := p.tot.Changed
+		dd, bb := kernel.Row(&p.tot, bs[lo:hi], vs[lo:hi], colDD, colBB)
+		if round != nil {
+			// Elements that differ only by the VLA's storage rounding did not change.
+			p.changed += countChangedRounded(bs[lo:hi], vs[lo:hi], round)
+		} else {
+			p.changed += p.tot.Changed - before
+		}
+		if j.matrix {
+			p.rowDD[r-p.r0] += dd
+			p.rowBB[r-p.r0] += bb
+		}
+		e = end
+	}
+	return p, nil
+}
+
+// scratch gives column accumulators for tensors without per-column output, so the
+// kernel always has somewhere to write.
+func (w *worker) scratch(j *pairJob) ([]float64, []float64) {
+	if j.matrix {
+		return nil, nil
+	}
+	need := int(min(j.cols, w.maxElems))
+	if cap(w.b64) < 2*need {
+		w.b64 = make([]float64, 2*need)
+	}
+	s := w.b64[:2*need]
+	clear(s)
+	return s[:need], s[need:]
+}
+
+// load32 reads n elements of t from element e0 as float32. F32 is read straight
+// into the float buffer (the host is little-endian, as the format is); BF16 and
+// F16 go through the kernel's widening; everything else through the exact decoder.
+func (w *worker) load32(t *checkpoint.Tensor, e0, n int64, dst *[]float32, raw *[]byte) ([]float32, error) {
+	if int64(cap(*dst)) < n {
+		*dst = make([]float32, w.maxElems)
+	}
+	out := (*dst)[:n]
+	off := e0 * t.DType.Bits() / 8
+	size := n * t.DType.Bits() / 8
+	if t.DType == tensor.F32 {
+		if n == 0 {
+			return out, nil
+		}
+		view := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), size)
+		return out, t.ReadAt(view, off)
+	}
+	rb, err := w.readRaw(t, off, size, raw)
+	if err != nil {
+		return nil, err
+	}
+	switch t.DType {
+	case tensor.BF16:
+		kernel.WidenBF16(out, rb)
+	case tensor.F16:
+		kernel.WidenF16(out, rb)
+	default:
+		if err := tensor.DecodeFloat32(t.DType, out, rb); err != nil {
+			return nil, tensor.TensorErrorf(t.File, t.Name, "%v", err)
+		}
+	}
+	return out, nil
+}
+
+func (w *worker) readRaw(t *checkpoint.Tensor, off, size int64, raw *[]byte) ([]byte, error) {
+	if int64(cap(*raw)) < size {
+		*raw = make([]byte, size)
+	}
+	rb := (*raw)[:size]
+	return rb, t.ReadAt(rb, off)
+}
+
+// numeric64 is the path for F64 tensors, whose precision float32 would lose. It is
+// rare (edge cases, a few reference checkpoints), so it stays scalar.
+func (w *worker) numeric64(b block, p *partial) error {
+	j := b.job
+	n := b.e1 - b.e0
+	load := func(t *checkpoint.Tensor, raw *[]byte) ([]float64, error) {
+		rb, err := w.readRaw(t, b.e0*t.DType.Bits()/8, n*t.DType.Bits()/8, raw)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float64, n)
+		if err := tensor.DecodeFloat64(t.DType, out, rb); err != nil {
+			return nil, tensor.TensorErrorf(t.File, t.Name, "%v", err)
+		}
+		return out, nil
+	}
+	bs, err := load(j.base, &w.rawB)
+	if err != nil {
+		return err
+	}
+	vs, err := load(j.vla, &w.rawV)
+	if err != nil {
+		return err
+	}
+	for i := int64(0); i < n; i++ {
+		e := b.e0 + i
+		r, c := e/j.cols, e%j.cols
+		bv, vv := bs[i], vs[i]
+		if math.IsNaN(bv) || math.IsInf(bv, 0) || math.IsNaN(vv) || math.IsInf(vv, 0) {
+			if math.IsNaN(bv) || math.IsInf(bv, 0) {
+				p.tot.NonFiniteBase++
+			}
+			if math.IsNaN(vv) || math.IsInf(vv, 0) {
+				p.tot.NonFiniteVLA++
+			}
+			p.tot.N++
+			continue
+		}
+		d := vv - bv
+		p.tot.BB += bv * bv
+		p.tot.VV += vv * vv
+		p.tot.DD += d * d
+		p.tot.BV += bv * vv
+		p.tot.AbsD += math.Abs(d)
+		p.tot.MaxAbsD = max(p.tot.MaxAbsD, math.Abs(d))
+		p.tot.N++
+		if d != 0 {
+			p.changed++
+			p.tot.Changed++
+		}
+		if j.matrix {
+			p.rowDD[r-p.r0] += d * d
+			p.rowBB[r-p.r0] += bv * bv
+			p.colDD[c-p.c0] += d * d
+			p.colBB[c-p.c0] += bv * bv
+		}
+	}
+	return nil
+}
+
+// compareRaw handles integer, bool and complex tensors: only whether each element
+// changed is meaningful. Same dtype: compare element bytes; different integer
+// dtypes: compare values.
+func (w *worker) compareRaw(b block, p *partial) error {
+	j := b.job
+	n := b.e1 - b.e0
+	rb, err := w.readRaw(j.base, b.e0*j.base.DType.Bits()/8, n*j.base.DType.Bits()/8, &w.rawB)
+	if err != nil {
+		return err
+	}
+	rv, err := w.readRaw(j.vla, b.e0*j.vla.DType.Bits()/8, n*j.vla.DType.Bits()/8, &w.rawV)
+	if err != nil {
+		return err
+	}
+	p.tot.N += n
+	if j.base.DType == j.vla.DType {
+		size := j.base.DType.Bits() / 8
+		for i := int64(0); i < n; i++ {
+			if !bytes.Equal(rb[i*size:(i+1)*size], rv[i*size:(i+1)*size]) {
+				p.changed++
+			}
+		}
+		return nil
+	}
+	bf, vf := make([]float64, n), make([]float64, n)
+	if tensor.DecodeFloat64(j.base.DType, bf, rb) != nil || tensor.DecodeFloat64(j.vla.DType, vf, rv) != nil {
+		// Complex against real: every element counts as changed.
+		p.changed += n
+		return nil
+	}
+	for i := range bf {
+		if bf[i] != vf[i] {
+			p.changed++
+		}
+	}
+	return nil
+}
+
+// roundingFor returns how a base value would be stored in the VLA's dtype when
+// the VLA is narrower, so that "changed" means changed beyond storage rounding:
+// a frozen F32 tensor saved as BF16 has not changed.
+func roundingFor(base, vla tensor.DType) func(float32) float32 {
+	if base == vla {
+		return nil
+	}
+	switch vla {
+	case tensor.BF16:
+		return roundBF16
+	case tensor.F16:
+		return roundF16
+	}
+	return nil
+}
+
+func countChangedRounded(b, v []float32, round func(float32) float32) int64 {
+	var n int64
+	for i := range b {
+		r := round(b[i])
+		if r != v[i] && !(r != r && v[i] != v[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// roundBF16 rounds to the nearest BF16 value, ties to even, as torch's .to(bfloat16).
+func roundBF16(f float32) float32 {
+	u := math.Float32bits(f)
+	if f != f {
+		return f
+	}
+	u += 0x7FFF + (u>>16)&1
+	return math.Float32frombits(u &^ 0xFFFF)
+}
+
+// roundF16 rounds to the nearest IEEE half value, ties to even, returned as float32.
+func roundF16(f float32) float32 {
+	if f != f || math.IsInf(float64(f), 0) {
+		return f
+	}
+	a := math.Abs(float64(f))
+	if a >= 65520 { // rounds to infinity in half precision
+		return float32(math.Copysign(math.Inf(1), float64(f)))
+	}
+	// Quantum of the half value nearest a: 2^(e-10) for normals, 2^-24 below 2^-14.
+	e := math.Floor(math.Log2(a))
+	if a == 0 || e < -14 {
+		e = -14
+	}
+	q := math.Ldexp(1, int(e)-10)
+	return float32(math.Copysign(math.RoundToEven(a/q)*q, float64(f)))
+}

@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+)
+
+func runAnalyze(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("analyze", 0)
+	bases := fs.List("base", "a source of the base model (repeatable): [PREFIX=]PATH")
+	vlas := fs.List("vla", "a source of the VLA (repeatable): [PREFIX=]PATH")
+	maps := fs.List("map", "an alignment rule 'REGEX=>REPLACEMENT' applied to base names (repeatable)")
+	jsonOut := fs.String("json", "", "write the result as JSON to FILE (- for stdout)")
+	rows := fs.Bool("rows", "include per-row and per-column norms in the JSON")
+	units := fs.Bool("units", "include per-channel and per-head unit scores in the JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(*bases) == 0 || len(*vlas) == 0 {
+		return fmt.Errorf("analyze: give at least one --base and one --vla\n%s", fs.Usage())
+	}
+	res, err := analyzePair(ctx, env, *bases, *vlas, *maps)
+	if err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		out := *res
+		out.Tensors = append([]analysis.TensorStats(nil), res.Tensors...)
+		if !*rows {
+			for i := range out.Tensors {
+				t := &out.Tensors[i]
+				t.RowDelta, t.ColDelta, t.RowBase, t.ColBase = nil, nil, nil, nil
+			}
+		}
+		if !*units {
+			out.Units = nil
+		}
+		if err := writeJSON(*jsonOut, env.Stdout, &out); err != nil {
+			return err
+		}
+		if *jsonOut == "-" {
+			return nil
+		}
+	}
+	printSummary(env.Stdout, res)
+	return nil
+}
+
+// analyzePair opens both sides and runs the engine, drawing a progress bar on a
+// terminal.
+func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string) (*analysis.Result, error) {
+	base, err := checkpoint.OpenSide(bases, checkpoint.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer vla.Close()
+	opt := analysis.Options{Map: maps}
+	if env.StderrIsTTY {
+		bar := newProgressBar(env.Stderr)
+		opt.Progress = bar.update
+		defer bar.finish()
+	}
+	return analysis.Analyze(ctx, base, vla, opt)
+}
+
+// writeJSON writes v to path through a temporary file renamed into place, so a
+// failed or interrupted run never leaves half a file.
+func writeJSON(path string, stdout io.Writer, v any) error {
+	if path == "-" {
+		return json.NewEncoder(stdout).Encode(v)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := json.NewEncoder(tmp).Encode(v); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, res *analysis.Result) {
+	fmt.Fprintf(w, "aligned %d tensors (%s parameters compared); base-only %d, VLA-only %d, mismatched %d, ambiguous %d\n",
+		len(res.Tensors), groupDigits(res.Compared), len(res.BaseOnly), len(res.VLAOnly), len(res.Mismatched), len(res.Ambiguous))
+	fmt.Fprintf(w, "global relative ΔW %.4g\n", float64(res.GlobalRelDelta))
+	type group struct {
+		name   string
+		dd, bb float64
+	}
+	groups := map[string]*group{}
+	for _, t := range res.Tensors {
+		if !t.Numeric {
+			continue
+		}
+		key := t.Component + " " + t.Kind
+		g := groups[key]
+		if g == nil {
+			g = &group{name: key}
+			groups[key] = g
+		}
+		g.dd += float64(t.FroDelta) * float64(t.FroDelta)
+		g.bb += float64(t.FroBase) * float64(t.FroBase)
+	}
+	list := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		list = append(list, g)
+	}
+	rel := func(g *group) float64 {
+		if g.bb == 0 {
+			return 0
+		}
+		return math.Sqrt(g.dd / g.bb)
+	}
+	sort.Slice(list, func(a, b int) bool { return rel(list[a]) > rel(list[b]) })
+	fmt.Fprintln(w, "relative ΔW by module (most changed first):")
+	for _, g := range list {
+		fmt.Fprintf(w, "  %-32s %.4g\n", g.name, rel(g))
+	}
+	for _, m := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
+}
+
+// progressBar draws bytes done / total, rate and ETA on one terminal line.
+type progressBar struct {
+	w     io.Writer
+	start time.Time
+	last  analysis.Progress
+}
+
+func newProgressBar(w io.Writer) *progressBar { return &progressBar{w: w, start: time.Now()} }
+
+func (b *progressBar) update(p analysis.Progress) {
+	b.last = p
+	frac := 0.0
+	if p.BytesTotal > 0 {
+		frac = float64(p.BytesDone) / float64(p.BytesTotal)
+	}
+	el := time.Since(b.start).Seconds()
+	rate := float64(p.BytesDone) / max(el, 1e-9)
+	eta := "?"
+	if rate > 0 && p.BytesDone > 0 {
+		eta = time.Duration(float64(p.BytesTotal-p.BytesDone) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	const width = 30
+	filled := int(frac * width)
+	name := p.Tensor
+	if len(name) > 40 {
+		name = "…" + name[len(name)-39:]
+	}
+	fmt.Fprintf(b.w, "\r[%s%s] %5.1f%% %s/%s %s/s ETA %s %-40s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled),
+		100*frac, humanBytes(p.BytesDone), humanBytes(p.BytesTotal), humanBytes(int64(rate)), eta, name)
+}
+
+func (b *progressBar) finish() { fmt.Fprintln(b.w) }

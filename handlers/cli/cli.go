@@ -1,0 +1,71 @@
+// Package cli is deltascope's command line: the same engine the server uses,
+// for scripts and CI. Every command exits 0 on success; on failure it prints one
+// line, `deltascope: PATH: what is wrong`, on stderr and exits non-zero.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Env is what a command may touch: its streams, and whether stderr is a terminal
+// (for progress bars).
+type Env struct {
+	Stdout, Stderr io.Writer
+	StderrIsTTY    bool
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"inspect", "SRC... [--json]", "list the tensors of checkpoints: name, dtype, shape, bytes, file", runInspect},
+		{"analyze", "--base SRC... --vla SRC... [--map 'REGEX=>REPLACEMENT'...] [--json FILE] [--rows] [--units]", "compute ΔW = W_VLA − W_base per tensor, row, column, channel and head", runAnalyze},
+		{"gen", "--preset NAME --scale F --out DIR [--shape-only]", "write a synthetic base/VLA pair with the names and shapes of a real model", runGen},
+	}
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, env Env) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(env.Stdout, usage())
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			if err := c.run(ctx, env, args[1:]); err != nil {
+				fmt.Fprintf(env.Stderr, "deltascope: %s\n", oneLine(err.Error()))
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(env.Stderr, "deltascope: unknown command %q (try deltascope help)\n", args[0])
+	return 2
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("deltascope: what did fine-tuning change in my model, and what can I cut?\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  deltascope %s %s\n      %s\n", c.name, c.args, c.summary)
+	}
+	b.WriteString("\nSRC is [PREFIX=]PATH: a .safetensors file, a folder (sharded with model.safetensors.index.json,\nor plain *.safetensors files), or a torch zip pickle (.bin, .pt, .pth).\n")
+	return b.String()
+}
+
+// oneLine keeps the error contract of one line on stderr even when a message
+// carries a newline from a file name or a wrapped error.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}
