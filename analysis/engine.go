@@ -33,6 +33,9 @@ type Options struct {
 	// Results do not depend on it beyond float64 rounding; tests shrink it to
 	// exercise block seams.
 	BlockElems int64
+	// Fingerprint computes a content fingerprint of each side (every tensor's bytes,
+	// including tensors that are not compared) during the same pass.
+	Fingerprint bool
 }
 
 // Progress reports how far an analysis has read.
@@ -91,8 +94,21 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 				ShapeVLA: j.vla.Shape, Compared: true, Reason: fmt.Sprintf("dim 0 differs: compared on the first %d rows", j.rows)})
 		}
 	}
-	if err := run(ctx, jobs, opt); err != nil {
+	var fp *fingerprints
+	if opt.Fingerprint {
+		fp = newFingerprints(base, vla)
+	}
+	if err := run(ctx, jobs, fp, opt); err != nil {
 		return nil, err
+	}
+	if fp != nil {
+		var err error
+		if res.BaseFingerprint, err = fp.side(base); err != nil {
+			return nil, err
+		}
+		if res.VLAFingerprint, err = fp.side(vla); err != nil {
+			return nil, err
+		}
 	}
 
 	var dd, bb float64
@@ -158,6 +174,51 @@ type block struct {
 	job    *pairJob
 	index  int
 	e0, e1 int64 // element range of the flattened compared region
+
+	// A hash-only block (job == nil) reads bytes [off, off+size) of t that no
+	// comparison reads (unaligned tensors, rows beyond an overlap) for the fingerprint.
+	t         *checkpoint.Tensor
+	off, size int64
+}
+
+// bytes is how much a block reads from disk, for progress.
+func (b block) bytes() int64 {
+	if b.job == nil {
+		return b.size
+	}
+	return b.job.bytesOf(b.job.base, b.e1-b.e0) + b.job.bytesOf(b.job.vla, b.e1-b.e0)
+}
+
+// hashBlockBytes is the size of hash-only reads.
+const hashBlockBytes = 4 << 20
+
+// hashOnlyBlocks covers every byte of every tensor that the comparisons leave unread.
+func hashOnlyBlocks(jobs []*pairJob, fp *fingerprints) []block {
+	if fp == nil {
+		return nil
+	}
+	covered := map[*checkpoint.Tensor]int64{}
+	for _, j := range jobs {
+		covered[j.base] = j.bytesOf(j.base, j.rows*j.cols)
+		covered[j.vla] = j.bytesOf(j.vla, j.rows*j.cols)
+	}
+	ts := make([]*checkpoint.Tensor, 0, len(fp.byTensor))
+	for t := range fp.byTensor {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(a, b int) bool {
+		if ts[a].File != ts[b].File {
+			return ts[a].File < ts[b].File
+		}
+		return ts[a].Offset < ts[b].Offset
+	})
+	var out []block
+	for _, t := range ts {
+		for off := covered[t]; off < t.Size; off += hashBlockBytes {
+			out = append(out, block{t: t, off: off, size: min(hashBlockBytes, t.Size-off)})
+		}
+	}
+	return out
 }
 
 // partial is what one block found; merged into its job in block order.
@@ -249,7 +310,7 @@ func (j *pairJob) bytesOf(t *checkpoint.Tensor, elems int64) int64 {
 	return elems * t.DType.Bits() / 8
 }
 
-func run(ctx context.Context, jobs []*pairJob, opt Options) error {
+func run(ctx context.Context, jobs []*pairJob, fp *fingerprints, opt Options) error {
 	blockElems := opt.BlockElems
 	if blockElems <= 0 {
 		blockElems = defaultBlockElems
@@ -265,6 +326,10 @@ func run(ctx context.Context, jobs []*pairJob, opt Options) error {
 		if len(j.blocks) == 0 {
 			j.finish()
 		}
+	}
+	extra := hashOnlyBlocks(jobs, fp)
+	for _, b := range extra {
+		total += b.size
 	}
 	// The largest block any worker will see sizes its buffers, once.
 	var maxBlock int64
@@ -321,8 +386,16 @@ func run(ctx context.Context, jobs []*pairJob, opt Options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newWorker(maxBlock)
+			w := newWorker(maxBlock, fp)
 			for b := range queue {
+				if b.job == nil {
+					current.Store(&b.t.Name)
+					if err := w.hashOnly(b); err != nil {
+						errOnce.Do(func() { firstErr = err; cancel() })
+					}
+					done.Add(b.bytes())
+					continue
+				}
 				current.Store(&b.job.vla.Name)
 				p, err := w.process(b)
 				if err != nil {
@@ -330,7 +403,7 @@ func run(ctx context.Context, jobs []*pairJob, opt Options) error {
 					continue
 				}
 				b.job.parts[b.index] = p
-				done.Add(b.job.bytesOf(b.job.base, b.e1-b.e0) + b.job.bytesOf(b.job.vla, b.e1-b.e0))
+				done.Add(b.bytes())
 				if b.job.pending.Add(-1) == 0 {
 					b.job.finish()
 					tensors.Add(1)
@@ -345,6 +418,16 @@ feed:
 			case queue <- b:
 			case <-ctx.Done():
 				break feed
+			}
+		}
+	}
+	if ctx.Err() == nil {
+	hashing:
+		for _, b := range extra {
+			select {
+			case queue <- b:
+			case <-ctx.Done():
+				break hashing
 			}
 		}
 	}

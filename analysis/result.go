@@ -113,6 +113,9 @@ type Result struct {
 	BaseParams    int64                    `json:"base_params"`
 	VLAParams     int64                    `json:"vla_params"`
 	Compared      int64                    `json:"params_compared"`
+	// Content fingerprints of each side (hex SHA-256), when asked for.
+	BaseFingerprint string `json:"base_fingerprint,omitempty"`
+	VLAFingerprint  string `json:"vla_fingerprint,omitempty"`
 	// Global relative ΔW over every compared float tensor: ‖ΔW‖ / ‖W_base‖.
 	GlobalRelDelta Num `json:"global_rel_delta"`
 }

@@ -14,14 +14,37 @@ import (
 // largest block so that a whole analysis allocates them a single time.
 type worker struct {
 	maxElems int64
+	fp       *fingerprints
+	edges    []edge
 	rawB     []byte
 	rawV     []byte
 	b32, v32 []float32
 	b64, v64 []float64
 }
 
-func newWorker(maxElems int64) *worker {
-	return &worker{maxElems: maxElems}
+func newWorker(maxElems int64, fp *fingerprints) *worker {
+	return &worker{maxElems: maxElems, fp: fp}
+}
+
+// hash adds bytes read at byte offset off of t to t's fingerprint.
+func (w *worker) hash(t *checkpoint.Tensor, data []byte, off int64) {
+	h := w.fp.of(t)
+	if h == nil {
+		return
+	}
+	var sum wordSum
+	w.edges = hashBytes(&sum, w.edges[:0], data, off)
+	h.merge(sum, w.edges, int64(len(data)))
+}
+
+// hashOnly reads a range no comparison reads, for the fingerprint alone.
+func (w *worker) hashOnly(b block) error {
+	rb, err := w.readRaw(b.t, b.off, b.size, &w.rawB)
+	if err != nil {
+		return err
+	}
+	w.hash(b.t, rb, b.off)
+	return nil
 }
 
 func (w *worker) process(b block) (*partial, error) {
@@ -113,12 +136,17 @@ func (w *worker) load32(t *checkpoint.Tensor, e0, n int64, dst *[]float32, raw *
 			return out, nil
 		}
 		view := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), size)
-		return out, t.ReadAt(view, off)
+		if err := t.ReadAt(view, off); err != nil {
+			return nil, err
+		}
+		w.hash(t, view, off)
+		return out, nil
 	}
 	rb, err := w.readRaw(t, off, size, raw)
 	if err != nil {
 		return nil, err
 	}
+	w.hash(t, rb, off)
 	switch t.DType {
 	case tensor.BF16:
 		kernel.WidenBF16(out, rb)
@@ -150,6 +178,7 @@ func (w *worker) numeric64(b block, p *partial) error {
 		if err != nil {
 			return nil, err
 		}
+		w.hash(t, rb, b.e0*t.DType.Bits()/8)
 		out := make([]float64, n)
 		if err := tensor.DecodeFloat64(t.DType, out, rb); err != nil {
 			return nil, tensor.TensorErrorf(t.File, t.Name, "%v", err)
@@ -214,6 +243,8 @@ func (w *worker) compareRaw(b block, p *partial) error {
 	if err != nil {
 		return err
 	}
+	w.hash(j.base, rb, b.e0*j.base.DType.Bits()/8)
+	w.hash(j.vla, rv, b.e0*j.vla.DType.Bits()/8)
 	p.tot.N += n
 	if j.base.DType == j.vla.DType {
 		size := j.base.DType.Bits() / 8
