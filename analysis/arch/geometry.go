@@ -10,7 +10,9 @@ import (
 // Geometry is the attention layout of one component: query heads, key/value heads
 // (fewer under GQA, 1 under MQA) and the size of one head.
 type Geometry struct {
-	Heads, KVHeads, HeadDim int
+	Heads   int `json:"heads"`
+	KVHeads int `json:"kv_heads"`
+	HeadDim int `json:"head_dim"`
 }
 
 func (g Geometry) validate() error {
