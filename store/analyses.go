@@ -100,6 +100,17 @@ func newID() string {
 
 // CreateAnalysis queues a new analysis.
 func (db *DB) CreateAnalysis(ctx context.Context, req AnalysisRequest) (*Analysis, error) {
+	return db.create(ctx, req, StatusQueued)
+}
+
+// CreateRunning records an analysis its caller runs at once (the CLI's
+// `analyze --data`): it starts running, so no server worker sharing the
+// database can claim it.
+func (db *DB) CreateRunning(ctx context.Context, req AnalysisRequest) (*Analysis, error) {
+	return db.create(ctx, req, StatusRunning)
+}
+
+func (db *DB) create(ctx context.Context, req AnalysisRequest, st Status) (*Analysis, error) {
 	if len(req.Base) == 0 || len(req.VLA) == 0 {
 		return nil, errorf(EINVALID, "an analysis needs at least one base and one VLA source")
 	}
@@ -110,14 +121,20 @@ func (db *DB) CreateAnalysis(ctx context.Context, req AnalysisRequest) (*Analysi
 	}
 	id := newID()
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO analyses (id, request, engine_version, status, created_at)
-			VALUES (?, ?, ?, 'queued', ?)`, id, string(reqJSON), analysis.EngineVersion, db.now())
+		now := db.now()
+		var started any // NULL while queued
+		attempts := 0
+		if st == StatusRunning {
+			started, attempts = now, 1
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO analyses (id, request, engine_version, status, attempts, created_at, started_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, id, string(reqJSON), analysis.EngineVersion, st, attempts, now, started)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: create analysis: %w", err)
 	}
-	return db.Get(ctx, id)
+	return db.getFrom(ctx, db.writer, id)
 }
 
 // normalizeRequest turns nil lists into empty ones so that the stored JSON (and

@@ -86,6 +86,9 @@ func (db *DB) Finish(ctx context.Context, id string, base, vla CheckpointRecord,
 			WHERE id = ?`,
 			engine, key, owner, baseID, vlaID, now,
 			res.Compared, res.BaseParams, res.VLAParams, numArg(res.GlobalRelDelta), string(geometry), string(warnings), id)
+		if err == nil && testHookBeforeCommit != nil {
+			testHookBeforeCommit()
+		}
 		return err
 	})
 	if err != nil {
@@ -96,6 +99,10 @@ func (db *DB) Finish(ctx context.Context, id string, base, vla CheckpointRecord,
 	}
 	return nil
 }
+
+// testHookBeforeCommit, when set by a test, runs inside Finish's transaction
+// once everything is written: the crash test kills the process there.
+var testHookBeforeCommit func()
 
 // writeResult inserts every row of res under analysis id.
 func writeResult(ctx context.Context, tx *sql.Tx, id string, res *analysis.Result) error {

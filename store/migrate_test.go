@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,5 +147,60 @@ func TestMigrateToUnknownVersion(t *testing.T) {
 	}
 	if errors.Is(err, ErrNotFound) {
 		t.Fatalf("unexpected domain error %v", err)
+	}
+}
+
+func TestOpenCreatesFolderAndReadersCannotWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	db := mustOpenDir(t, dir)
+	if db.Path() != filepath.Join(dir, FileName) {
+		t.Fatalf("Path() = %s", db.Path())
+	}
+	if _, err := db.reader.ExecContext(ctx, `INSERT INTO checkpoints (fingerprint, params, bytes, created_at) VALUES ('x', 1, 1, 1)`); err == nil {
+		t.Fatal("a reader connection wrote to the database")
+	}
+}
+
+func TestIntegrityCheckFindsCorruption(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := mustOpenDir(t, dir)
+	finishSample(t, db, "fp-b", "fp-v", dir)
+	var root, pageSize int
+	if err := db.reader.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE name = 'tensor_stats_lookup'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.reader.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Scribble over one index page: the schema stays readable, the index does not.
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := (root - 1) * pageSize
+	if root < 2 || off+pageSize > len(b) {
+		t.Fatalf("index root page %d outside a %d-byte file", root, len(b))
+	}
+	for i := off; i < off+pageSize; i++ {
+		b[i] = 0xa5
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.IntegrityCheck(ctx); err == nil {
+		t.Fatal("IntegrityCheck passed on a corrupted database")
+	} else {
+		t.Log(err)
 	}
 }

@@ -94,7 +94,9 @@ func queryTensors(ctx context.Context, tx *sql.Tx, where, order string, withArra
 		var t analysis.TensorStats
 		var shapeBase, shapeVLA string
 		var nums [8]sql.NullFloat64
-		var blobs [4][]byte
+		// Decoded before the next Scan, so no copy. An empty blob reads as nil:
+		// an empty array comes back absent (both are omitted from JSON).
+		var blobs [4]sql.RawBytes
 		dest := []any{&t.Base, &t.VLA, &t.Component, &t.Layer, &t.Kind, &t.Of, &t.Rule, &t.DTypeBase, &t.DTypeVLA,
 			&shapeBase, &shapeVLA, &nums[0], &nums[1], &nums[2], &nums[3], &nums[4], &nums[5], &nums[6], &nums[7],
 			&t.Compared, &t.Overlap, &t.NonFiniteBase, &t.NonFiniteVLA, &t.Numeric}

@@ -67,10 +67,16 @@ func (t *Tensor) ReadAt(p []byte, off int64) error {
 	return &tensor.Error{Path: t.File, Tensor: t.Name, Msg: fmt.Sprintf("reading data: %v (was the file truncated after opening?)", err)}
 }
 
-// FileInfo describes one file read for a source.
+// FileInfo describes one file read for a source. Size, modification time, inode,
+// device and a hash of the file's first and last 64 KiB form a quick identity: a
+// cache can recognise unchanged files without reading them again.
 type FileInfo struct {
-	Path string `json:"path"`
-	Size int64  `json:"size"`
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	ModTimeNs int64  `json:"mtime_ns"`
+	Inode     uint64 `json:"inode"`
+	Device    uint64 `json:"device"`
+	HeadSHA   string `json:"head_sha"`
 }
 
 // Entry is a non-tensor value found in a pickle (a step counter, a note): listed

@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/checkpoint/torchzip"
@@ -190,7 +193,7 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 		return err
 	}
 	s.closers = append(s.closers, f)
-	s.Files = append(s.Files, FileInfo{Path: display, Size: size})
+	s.Files = append(s.Files, identify(f, display, size))
 	var magic [4]byte
 	n, _ := f.ReadAt(magic[:], 0)
 	isZip := n == 4 && string(magic[:]) == "PK\x03\x04"
@@ -410,4 +413,28 @@ func readConfig(dir *os.Root, name string) json.RawMessage {
 		return nil
 	}
 	return data
+}
+
+// identify records the quick identity of an open regular file.
+func identify(f *os.File, display string, size int64) FileInfo {
+	fi := FileInfo{Path: display, Size: size}
+	if info, err := f.Stat(); err == nil {
+		fi.ModTimeNs = info.ModTime().UnixNano()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			fi.Inode, fi.Device = st.Ino, uint64(st.Dev)
+		}
+	}
+	const edge = 64 << 10
+	h := sha256.New()
+	buf := make([]byte, min(size, edge))
+	if n, _ := f.ReadAt(buf, 0); n > 0 {
+		h.Write(buf[:n])
+	}
+	if size > edge {
+		if n, _ := f.ReadAt(buf, max(edge, size-edge)); n > 0 {
+			h.Write(buf[:n])
+		}
+	}
+	fi.HeadSHA = hex.EncodeToString(h.Sum(nil))
+	return fi
 }

@@ -32,9 +32,44 @@ const (
 	absBits64     = 0x7fffffffffffffff
 )
 
+// leaveAVX: every SIMD entry point ends with VZEROUPPER
+// (archsimd.ClearAVXUpperBits). Without it the dirty upper register halves slow
+// down the SSE code Go emits for everything else: measured, rowScalar ran 2×
+// slower (6.4 vs 3.3 ns/element) after an AVX-512 row in the same thread.
+
 // blockCounts are the integer statistics of the blocks seen so far.
 type blockCounts struct {
 	changed, nonFiniteBase, nonFiniteVLA int
+}
+
+// mask zeroes the elements of a block that are non-finite on either side and
+// counts the non-finite ones. Finite means magnitude bits below +Inf's: an
+// integer compare, with no NaN comparison rules. Real weights are all finite, so
+// the counting and zeroing sit behind one predictable branch: measured, doing
+// them unconditionally took 60 % of the row time.
+func (c *blockCounts) mask(b8, v8 archsimd.Float32x8, magnitude, inf archsimd.Int32x8) (archsimd.Float32x8, archsimd.Float32x8) {
+	finiteB := inf.Greater(b8.AsInt32x8().And(magnitude))
+	finiteV := inf.Greater(v8.AsInt32x8().And(magnitude))
+	ok := finiteB.And(finiteV)
+	if ok.ToBits() == 0xff {
+		return b8, v8
+	}
+	c.nonFiniteBase += bits.OnesCount8(^finiteB.ToBits())
+	c.nonFiniteVLA += bits.OnesCount8(^finiteV.ToBits())
+	return b8.Masked(ok), v8.Masked(ok)
+}
+
+// sumLanes adds the eight int32 lane counters. Each lane counts at most one
+// element per block of 8, and blocks is called per row segment, so a lane
+// overflows only past 2^34 elements (64 GiB of float32 per side) in one call.
+func sumLanes(x archsimd.Int32x8) int {
+	var a [8]int32
+	x.Store(&a)
+	total := 0
+	for _, n := range a {
+		total += int(n)
+	}
+	return total
 }
 
 // withPaddedTail runs blocks on the whole blocks of 8 elements, then on the
@@ -67,6 +102,7 @@ type avx2Acc struct {
 }
 
 func rowAVX2(b, v []float32, colDD, colBB []float64) rowSums {
+	defer archsimd.ClearAVXUpperBits() // see leaveAVX
 	var acc avx2Acc
 	withPaddedTail(b, v, colDD, colBB, acc.blocks)
 	s := rowSums{changed: int64(acc.changed), nonFiniteBase: int64(acc.nonFiniteBase), nonFiniteVLA: int64(acc.nonFiniteVLA)}
@@ -94,17 +130,11 @@ func (a *avx2Acc) blocks(b, v []float32, colDD, colBB []float64) {
 	bbLo, bbHi, vvLo, vvHi, ddLo, ddHi := a.bbLo, a.bbHi, a.vvLo, a.vvHi, a.ddLo, a.ddHi
 	bvLo, bvHi, adLo, adHi, mxLo, mxHi := a.bvLo, a.bvHi, a.adLo, a.adHi, a.mxLo, a.mxHi
 	c := a.blockCounts
+	var changed archsimd.Int32x8 // per-lane counts, flushed into c below
 	for i := 0; i+8 <= n; i += 8 {
 		b8, v8 := archsimd.LoadFloat32x8((*[8]float32)(b[i:i+8])), archsimd.LoadFloat32x8((*[8]float32)(v[i:i+8]))
-		// Finite: magnitude bits below +Inf's (an integer compare, no NaN rules).
-		finiteB := inf.Greater(b8.AsInt32x8().And(magnitude))
-		finiteV := inf.Greater(v8.AsInt32x8().And(magnitude))
-		// OnesCount32 compiles to POPCNT; OnesCount8 would be a table lookup.
-		c.nonFiniteBase += bits.OnesCount32(uint32(^finiteB.ToBits()))
-		c.nonFiniteVLA += bits.OnesCount32(uint32(^finiteV.ToBits()))
-		ok := finiteB.And(finiteV)
-		b8, v8 = b8.Masked(ok), v8.Masked(ok)
-		c.changed += bits.OnesCount32(uint32(b8.NotEqual(v8).ToBits()))
+		b8, v8 = c.mask(b8, v8, magnitude, inf)
+		changed = changed.Sub(b8.NotEqual(v8).ToInt32x8()) // a true lane is −1
 
 		bLo, vLo := b8.GetLo().ConvertToFloat64(), v8.GetLo().ConvertToFloat64()
 		dLo := vLo.Sub(bLo)
@@ -138,6 +168,7 @@ func (a *avx2Acc) blocks(b, v []float32, colDD, colBB []float64) {
 	}
 	a.bbLo, a.bbHi, a.vvLo, a.vvHi, a.ddLo, a.ddHi = bbLo, bbHi, vvLo, vvHi, ddLo, ddHi
 	a.bvLo, a.bvHi, a.adLo, a.adHi, a.mxLo, a.mxHi = bvLo, bvHi, adLo, adHi, mxLo, mxHi
+	c.changed += sumLanes(changed)
 	a.blockCounts = c
 }
 
@@ -156,6 +187,7 @@ type avx512Acc struct {
 }
 
 func rowAVX512(b, v []float32, colDD, colBB []float64) rowSums {
+	defer archsimd.ClearAVXUpperBits() // see leaveAVX
 	var acc avx512Acc
 	withPaddedTail(b, v, colDD, colBB, acc.blocks)
 	s := rowSums{changed: int64(acc.changed), nonFiniteBase: int64(acc.nonFiniteBase), nonFiniteVLA: int64(acc.nonFiniteVLA)}
@@ -177,15 +209,11 @@ func (a *avx512Acc) blocks(b, v []float32, colDD, colBB []float64) {
 	absMask := archsimd.BroadcastUint64x8(absBits64)
 	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	c := a.blockCounts
+	var changed archsimd.Int32x8 // per-lane counts, flushed into c below
 	for i := 0; i+8 <= n; i += 8 {
 		b8, v8 := archsimd.LoadFloat32x8((*[8]float32)(b[i:i+8])), archsimd.LoadFloat32x8((*[8]float32)(v[i:i+8]))
-		finiteB := inf.Greater(b8.AsInt32x8().And(magnitude))
-		finiteV := inf.Greater(v8.AsInt32x8().And(magnitude))
-		c.nonFiniteBase += bits.OnesCount32(uint32(^finiteB.ToBits()))
-		c.nonFiniteVLA += bits.OnesCount32(uint32(^finiteV.ToBits()))
-		ok := finiteB.And(finiteV)
-		b8, v8 = b8.Masked(ok), v8.Masked(ok)
-		c.changed += bits.OnesCount32(uint32(b8.NotEqual(v8).ToBits()))
+		b8, v8 = c.mask(b8, v8, magnitude, inf)
+		changed = changed.Sub(b8.NotEqual(v8).ToInt32x8()) // a true lane is −1
 
 		bd, vd := b8.ConvertToFloat64(), v8.ConvertToFloat64()
 		d := vd.Sub(bd)
@@ -203,6 +231,7 @@ func (a *avx512Acc) blocks(b, v []float32, colDD, colBB []float64) {
 		archsimd.LoadFloat64x8(p).Add(sqB).Store(p)
 	}
 	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
+	c.changed += sumLanes(changed)
 	a.blockCounts = c
 }
 
@@ -222,6 +251,7 @@ func widenBF16AVX2(dst []float32, src []byte) {
 		codes := archsimd.LoadUint8x16((*[16]uint8)(src[2*i : 2*i+16])).AsUint16x8()
 		codes.ExtendToUint32().ShiftAllLeft(16).AsFloat32x8().Store((*[8]float32)(dst[i : i+8]))
 	}
+	archsimd.ClearAVXUpperBits() // see leaveAVX
 	widenBF16Scalar(dst[i:], src[2*i:])
 }
 
@@ -248,5 +278,6 @@ func widenF16AVX2(dst []float32, src []byte) {
 		out := normal.Merge(special, exp.NotEqual(expMask)).Merge(sub, exp.NotEqual(zero))
 		out.Or(sign).AsFloat32x8().Store((*[8]float32)(dst[i : i+8]))
 	}
+	archsimd.ClearAVXUpperBits() // see leaveAVX
 	widenF16Scalar(dst[i:], src[2*i:])
 }

@@ -1,0 +1,252 @@
+package prune
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// Files a checkpoint export adds beside the VLA's own.
+const (
+	RecipeFile = "deltascope_recipe.json" // the recipe, replayable (both exports)
+	WidthsFile = "widths.json"            // per-layer widths, a config patch (sliced export)
+)
+
+// WriteMasked writes into dir (which must not exist) a copy of the VLA's files —
+// same names, shards, index, config.json and dtypes — in which the pruned rows
+// and columns are zero and every other byte is identical, headers included, so
+// that unchanged loading code evaluates the pruned model. Small companion files
+// of a folder source (config, index, tokenizer, remote code: regular files up to
+// 64 MiB that are not weights) are copied verbatim; a single-file source brings
+// the config.json beside it. RecipeFile is added. The folder appears whole or
+// not at all: it is written under a temporary name and renamed.
+func WriteMasked(dir string, m *Mask, vla *checkpoint.Side) error {
+	return writeCheckpoint(dir, m, vla, false)
+}
+
+// WriteSliced writes into dir (which must not exist) a checkpoint with the same
+// files as the VLA where the pruned rows and columns are physically removed:
+// same tensor names, order, dtypes and file metadata, smaller shapes; the shard
+// index is rewritten with the new total_size, other companion files are copied,
+// and WidthsFile holds the per-layer widths, since widths are no longer uniform
+// across layers. Its parameter count is Mask.Params.After.
+func WriteSliced(dir string, m *Mask, vla *checkpoint.Side) error {
+	return writeCheckpoint(dir, m, vla, true)
+}
+
+const (
+	maxCompanionBytes = 64 << 20
+	blockBytes        = 8 << 20
+	maxRowBytes       = 64 << 20
+)
+
+func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (err error) {
+	if vla == nil || len(vla.Sources) == 0 {
+		return errors.New("no VLA checkpoint to export from")
+	}
+	if err := checkAgainst(m, vla); err != nil {
+		return err
+	}
+	for _, src := range vla.Sources {
+		if src.Format == checkpoint.FormatTorchZip {
+			return tensor.Errorf(src.Path, "masked and sliced exports copy safetensors files; this VLA source is a torch pickle (convert it to safetensors first, or export masks or indices)")
+		}
+	}
+	byName := make(map[string]*checkpoint.Tensor, len(vla.Tensors))
+	for _, t := range vla.Tensors {
+		byName[t.Name] = t
+	}
+	for _, t := range m.Tensors {
+		ct := byName[t.Name]
+		if ct.DType.Bits() < 8 || ct.DType.Bits()%8 != 0 {
+			return tensor.TensorErrorf(ct.File, ct.Name, "%v packs several elements per byte; pruned rows and columns cannot be cut out of it", ct.DType)
+		}
+		if !sliced && ct.DType == tensor.F8_E8M0 {
+			return tensor.TensorErrorf(ct.File, ct.Name, "F8_E8M0 has no zero; a masked copy cannot zero it (use the sliced export)")
+		}
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return tensor.Errorf(dir, "already exists; choose a new folder for the export")
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return tensor.Errorf(dir, "%v", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	buf := make([]byte, blockBytes)
+	seen := map[string]string{}
+	for _, src := range vla.Sources {
+		out := tmp
+		if len(vla.Sources) > 1 {
+			name := filepath.Base(src.Path)
+			if prev, dup := seen[name]; dup {
+				return tensor.Errorf(src.Path, "has the same base name as %s; the export puts each source in a folder of that name", prev)
+			}
+			seen[name] = src.Path
+			out = filepath.Join(tmp, name)
+		}
+		if err := exportSource(src, out, m, sliced, &buf); err != nil {
+			return err
+		}
+	}
+	if err := writeSmall(filepath.Join(tmp, RecipeFile), func(w io.Writer) error { return WriteRecipe(w, m.Recipe) }); err != nil {
+		return err
+	}
+	if sliced {
+		patch := map[string]any{"recipe": m.Recipe.Name, "params_before": m.Params.Before, "params_after": m.Params.After, "widths": m.Widths}
+		if err := writeSmall(filepath.Join(tmp, WidthsFile), func(w io.Writer) error { return writeIndented(w, patch) }); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return tensor.Errorf(dir, "%v", err)
+	}
+	return nil
+}
+
+func writeIndented(w io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
+
+// writeSmall creates path and fills it with fill.
+func writeSmall(path string, fill func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return tensor.Errorf(path, "%v", err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := fill(bw); err != nil {
+		f.Close()
+		return tensor.Errorf(path, "writing: %v", err)
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return tensor.Errorf(path, "writing: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		return tensor.Errorf(path, "writing: %v", err)
+	}
+	return nil
+}
+
+// exportSource writes one source's files into out.
+func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf *[]byte) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return tensor.Errorf(out, "%v", err)
+	}
+	folder := src.Format == checkpoint.FormatSharded || src.Format == checkpoint.FormatFolder
+	written := map[string]bool{}
+	var dataTotal int64
+	for _, f := range src.Files {
+		rel := filepath.Base(f.Path)
+		if folder {
+			r, err := filepath.Rel(src.Path, f.Path)
+			if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+				return tensor.Errorf(f.Path, "is not inside its checkpoint folder %s", src.Path)
+			}
+			rel = r
+		}
+		dst := filepath.Join(out, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return tensor.Errorf(dst, "%v", err)
+		}
+		n, err := exportFile(f, dst, src.Prefix, m, sliced, buf)
+		if err != nil {
+			return err
+		}
+		dataTotal += n
+		written[rel] = true
+	}
+	// Companions: a folder's small non-weight files; a file's config.json.
+	srcDir, names := filepath.Dir(src.Path), []string{"config.json"}
+	if folder {
+		srcDir, names = src.Path, nil
+		ents, err := os.ReadDir(src.Path)
+		if err != nil {
+			return tensor.Errorf(src.Path, "%v", err)
+		}
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+	}
+	for _, name := range names {
+		if written[name] || isWeightFile(name) {
+			continue
+		}
+		p := filepath.Join(srcDir, name)
+		info, err := os.Stat(p)
+		if err != nil || !info.Mode().IsRegular() || info.Size() > maxCompanionBytes {
+			continue
+		}
+		if sliced && name == checkpoint.IndexName {
+			if err := rewriteIndex(p, filepath.Join(out, name), dataTotal); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := copyFile(p, filepath.Join(out, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isWeightFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".gguf", ".h5", ".msgpack", ".npz":
+		return true
+	}
+	return false
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return tensor.Errorf(from, "%v", err)
+	}
+	defer in.Close()
+	return writeSmall(to, func(w io.Writer) error {
+		_, err := io.Copy(w, io.LimitReader(in, maxCompanionBytes))
+		return err
+	})
+}
+
+// rewriteIndex copies a shard index with metadata.total_size set to the sliced
+// data size; the weight map is unchanged, since every tensor stays in its file.
+func rewriteIndex(from, to string, total int64) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return tensor.Errorf(from, "%v", err)
+	}
+	var idx map[string]json.RawMessage
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return tensor.Errorf(from, "not a valid index: %v", err)
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := idx["metadata"]; ok {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return tensor.Errorf(from, "metadata is not an object: %v", err)
+		}
+	}
+	meta["total_size"] = json.RawMessage(fmt.Sprint(total))
+	raw, _ := json.Marshal(meta)
+	idx["metadata"] = raw
+	return writeSmall(to, func(w io.Writer) error { return writeIndented(w, idx) })
+}

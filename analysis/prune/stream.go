@@ -1,0 +1,160 @@
+package prune
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// exportFile streams one safetensors file of the VLA into dst, masked (pruned
+// cells zeroed, header verbatim) or sliced (pruned cells removed, header
+// rewritten), one block of whole rows at a time. It returns the data bytes written.
+func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
+	in, err := os.Open(fi.Path)
+	if err != nil {
+		return 0, tensor.Errorf(fi.Path, "%v", err)
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return 0, tensor.Errorf(fi.Path, "%v", err)
+	}
+	if st.Size() != fi.Size {
+		return 0, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", st.Size(), fi.Size)
+	}
+	h, err := safetensors.ReadHeader(in, st.Size(), fi.Path, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, tensor.Errorf(dst, "%v", err)
+	}
+	defer out.Close()
+	bw := bufio.NewWriterSize(out, 1<<20)
+	var data io.Writer = bw
+	var sw *safetensors.Writer
+	if sliced {
+		decl := make([]safetensors.WriteTensor, len(h.Entries))
+		for i, e := range h.Entries {
+			decl[i] = safetensors.WriteTensor{Name: e.Name, DType: e.DType, Shape: e.Shape}
+			if t := m.Tensor(prefix + e.Name); t != nil {
+				decl[i].Shape = t.KeptShape()
+			}
+		}
+		if sw, err = safetensors.NewWriter(bw, decl, h.Metadata); err != nil {
+			return 0, tensor.Errorf(dst, "%v", err)
+		}
+		data = sw
+	} else if _, err := io.Copy(bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
+		return 0, tensor.Errorf(dst, "writing: %v", err)
+	}
+	var total int64
+	for i := range h.Entries {
+		e := &h.Entries[i]
+		src := io.NewSectionReader(in, h.DataOffset+e.Begin, e.Bytes())
+		t := m.Tensor(prefix + e.Name)
+		var n int64
+		if t == nil {
+			n, err = io.Copy(data, src)
+		} else {
+			n, err = streamMasked(data, src, e, t, sliced, buf)
+		}
+		if err != nil {
+			return 0, tensor.TensorErrorf(fi.Path, e.Name, "exporting: %v", err)
+		}
+		total += n
+	}
+	if sw != nil {
+		if err := sw.Close(); err != nil {
+			return 0, tensor.Errorf(dst, "%v", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, tensor.Errorf(dst, "writing: %v", err)
+	}
+	if err := out.Close(); err != nil {
+		return 0, tensor.Errorf(dst, "writing: %v", err)
+	}
+	return total, nil
+}
+
+// streamMasked copies one masked tensor, rows in blocks: pruned rows and the
+// pruned columns of kept rows are zeroed (masked) or dropped (sliced). A vector
+// (a bias) is a column of one-element rows.
+func streamMasked(w io.Writer, src *io.SectionReader, e *safetensors.Entry, t *TensorMask, sliced bool, buf *[]byte) (int64, error) {
+	if !slices.Equal(e.Shape, t.Shape) {
+		return 0, errors.New("shape differs from the mask's")
+	}
+	es := e.DType.Bits() / 8
+	rows, cols := t.Shape[0], int64(1)
+	if len(t.Shape) == 2 {
+		cols = t.Shape[1]
+	}
+	rowBytes := cols * es
+	if rowBytes > maxRowBytes {
+		return 0, errors.New("rows are too long to stream")
+	}
+	if int64(len(*buf)) < rowBytes {
+		*buf = make([]byte, rowBytes) // bounded by maxRowBytes
+	}
+	pruned := make([]bool, rows) // rows ≤ the tensor's validated element count
+	for _, r := range t.Rows {
+		pruned[r] = true
+	}
+	// Runs of kept columns, for slicing: [start, end) in elements.
+	var runs [][2]int64
+	if sliced {
+		start := int64(0)
+		for _, c := range t.Cols {
+			if int64(c) > start {
+				runs = append(runs, [2]int64{start, int64(c)})
+			}
+			start = int64(c) + 1
+		}
+		if start < cols {
+			runs = append(runs, [2]int64{start, cols})
+		}
+	}
+	perBlock := int64(len(*buf)) / rowBytes
+	var written int64
+	for r0 := int64(0); r0 < rows; r0 += perBlock {
+		n := min(perBlock, rows-r0)
+		b := (*buf)[:n*rowBytes]
+		if _, err := src.ReadAt(b, r0*rowBytes); err != nil {
+			return written, err
+		}
+		keep := int64(0) // sliced: bytes compacted to the front of b
+		for i := range n {
+			row := b[i*rowBytes : (i+1)*rowBytes]
+			switch {
+			case sliced && pruned[r0+i]:
+			case sliced:
+				for _, run := range runs {
+					keep += int64(copy(b[keep:], row[run[0]*es:run[1]*es]))
+				}
+			case pruned[r0+i]:
+				clear(row)
+			default:
+				for _, c := range t.Cols {
+					clear(row[int64(c)*es : (int64(c)+1)*es])
+				}
+			}
+		}
+		if !sliced {
+			keep = int64(len(b))
+		}
+		k, err := w.Write(b[:keep])
+		written += int64(k)
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/prune"
+)
+
+// Export kinds of `deltascope mask`.
+var maskExports = []string{"recipe", "indices", "masks", "masked", "sliced"}
+
+// runMask resolves a recipe (a file or a built-in preset) against an analysis
+// of the pair and writes one export. File exports (recipe, indices, masks) and
+// folder exports (masked, sliced) appear whole or not at all.
+func runMask(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("mask", 0)
+	bases := fs.List("base", "a source of the base model (repeatable): [PREFIX=]PATH")
+	vlas := fs.List("vla", "a source of the VLA (repeatable): [PREFIX=]PATH")
+	maps := fs.List("map", "an alignment rule 'REGEX=>REPLACEMENT' applied to base names (repeatable)")
+	recipeFile := fs.String("recipe", "", "a recipe JSON file (as written by --export recipe)")
+	preset := fs.String("preset", "", "a built-in recipe: "+strings.Join(prune.Presets(), ", "))
+	export := fs.String("export", "", "what to write: "+strings.Join(maskExports, "|"))
+	out := fs.String("out", "", "output file (recipe, indices, masks) or new folder (masked, sliced)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case len(*bases) == 0 || len(*vlas) == 0:
+		return fmt.Errorf("mask: give at least one --base and one --vla\n%s", fs.Usage())
+	case (*recipeFile == "") == (*preset == ""):
+		return fmt.Errorf("mask: give exactly one of --recipe FILE and --preset NAME\n%s", fs.Usage())
+	case !slices.Contains(maskExports, *export):
+		return fmt.Errorf("mask: --export %q must be one of %s", *export, strings.Join(maskExports, ", "))
+	case *out == "":
+		return fmt.Errorf("mask: --out PATH is required")
+	}
+	if _, err := os.Lstat(*out); err == nil {
+		return fmt.Errorf("%s: already exists; choose a new path", *out)
+	}
+	recipe, err := loadMaskRecipe(*recipeFile, *preset)
+	if err != nil {
+		return err
+	}
+
+	res, err := analyzePair(ctx, env, *bases, *vlas, *maps)
+	if err != nil {
+		return err
+	}
+	base, err := checkpoint.OpenSide(*bases, checkpoint.Options{})
+	if err != nil {
+		return err
+	}
+	baseFP := prune.LayoutFingerprint(base)
+	base.Close()
+	vla, err := checkpoint.OpenSide(*vlas, checkpoint.Options{})
+	if err != nil {
+		return err
+	}
+	defer vla.Close()
+	vlaFP := prune.LayoutFingerprint(vla)
+	if strings.HasPrefix(recipe.VLAFingerprint, "layout-sha256:") && recipe.VLAFingerprint != vlaFP {
+		fmt.Fprintf(env.Stderr, "warning: the recipe was composed on a VLA with another layout (%s)\n", recipe.VLAFingerprint)
+	}
+	recipe.BaseFingerprint, recipe.VLAFingerprint, recipe.EngineVersion = baseFP, vlaFP, analysis.EngineVersion
+
+	named := make([]arch.Named, len(vla.Tensors))
+	for i, t := range vla.Tensors {
+		named[i] = arch.Named{Name: t.Name, Shape: t.Shape}
+	}
+	m, err := prune.ResolveWith(res, recipe, prune.Options{VLATensors: named})
+	if err != nil {
+		return err
+	}
+
+	switch *export {
+	case "recipe":
+		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteRecipe(w, m.Recipe) })
+	case "indices":
+		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteIndices(w, m) })
+	case "masks":
+		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteMasks(w, m, vla) })
+	case "masked":
+		err = prune.WriteMasked(*out, m, vla)
+	case "sliced":
+		err = prune.WriteSliced(*out, m, vla)
+	}
+	if err != nil {
+		return err
+	}
+	p := m.Params
+	fmt.Fprintf(env.Stdout, "%s: %s parameters → %s (−%.2f%%); wrote %s %s\n", recipe.Name, groupDigits(p.Before), groupDigits(p.After),
+		100*float64(p.Before-p.After)/float64(max(p.Before, 1)), *export, *out)
+	for _, w := range m.Warnings {
+		fmt.Fprintf(env.Stdout, "warning: %s\n", w)
+	}
+	if *export == "masks" {
+		fmt.Fprintf(env.Stdout, "\nApply in PyTorch:\n\n%s", prune.MaskSnippet(filepath.Base(*out)))
+	}
+	return nil
+}
+
+func loadMaskRecipe(file, preset string) (prune.Recipe, error) {
+	if preset != "" {
+		return prune.Preset(preset)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return prune.Recipe{}, fmt.Errorf("%s: %v", file, maskPathErr(err))
+	}
+	defer f.Close()
+	r, err := prune.ReadRecipe(f)
+	if err != nil {
+		return prune.Recipe{}, fmt.Errorf("%s: %v", file, err)
+	}
+	return r, nil
+}
+
+func maskPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// writeMaskFile fills a temporary file beside path and renames it into place, so a
+// failed or interrupted export never leaves half a file.
+func writeMaskFile(path string, fill func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, maskPathErr(err))
+	}
+	defer os.Remove(tmp.Name())
+	if err := fill(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("%s: %v", path, maskPathErr(err))
+	}
+	return nil
+}
