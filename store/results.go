@@ -196,8 +196,9 @@ func (db *DB) Result(ctx context.Context, id string) (*analysis.Result, error) {
 			Geometry:      s.Geometry,
 			Warnings:      s.Warnings,
 			BaseParams:    s.BaseParams, VLAParams: s.VLAParams, Compared: s.ParamsCompared,
-			GlobalRelDelta: s.GlobalRelDelta,
-			BaseOnly:       []string{}, VLAOnly: []string{}, Mismatched: []analysis.Mismatch{}, Ambiguous: []analysis.Ambiguity{},
+			GlobalRelDelta:  s.GlobalRelDelta,
+			BaseFingerprint: a.BaseFingerprint, VLAFingerprint: a.VLAFingerprint,
+			BaseOnly: []string{}, VLAOnly: []string{}, Mismatched: []analysis.Mismatch{}, Ambiguous: []analysis.Ambiguity{},
 		}
 		if res.Warnings == nil {
 			res.Warnings = []string{}
@@ -265,4 +266,22 @@ func wrapRead(id string, err error) error {
 		return err
 	}
 	return fmt.Errorf("store: analysis %s: %w", id, err)
+}
+
+// Alignment returns the alignment lists of a done analysis (base-only, VLA-only,
+// mismatched, ambiguous) in an otherwise empty Result: cheap next to Result,
+// which reads every array.
+func (db *DB) Alignment(ctx context.Context, id string) (*analysis.Result, error) {
+	res := &analysis.Result{BaseOnly: []string{}, VLAOnly: []string{}, Mismatched: []analysis.Mismatch{}, Ambiguous: []analysis.Ambiguity{}}
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		owner, err := dataOwner(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return readIssues(ctx, tx, owner, res)
+	})
+	if err != nil {
+		return nil, wrapRead(id, err)
+	}
+	return res, nil
 }

@@ -173,6 +173,8 @@ func finishSample(tb testing.TB, db *DB, baseFP, vlaFP, dir string) (*Analysis, 
 	tb.Helper()
 	a := startAnalysis(tb, db, sampleRequest)
 	res := sampleResult()
+	// As the engine does: the result carries the fingerprints of its sides.
+	res.BaseFingerprint, res.VLAFingerprint = baseFP, vlaFP
 	if err := db.Finish(context.Background(), a.ID, record(baseFP, dir+"/base", 100, 7), record(vlaFP, dir+"/vla", 200, 8), res); err != nil {
 		tb.Fatal(err)
 	}

@@ -20,7 +20,17 @@ type hfConfig struct {
 	VisionConfig        json.RawMessage `json:"vision_config"`
 	TimmModelIDs        []*string       `json:"timm_model_ids"`
 	PaliGemmaVariant    string          `json:"paligemma_variant"`
+	// VisionBackbones is written by deltascope's generator (scaled widths make
+	// the timm ids' stock geometry wrong): one config per encoder, by prefix.
+	VisionBackbones []visionBackbone `json:"vision_backbones"`
 	ActionExpertVariant string          `json:"action_expert_variant"`
+}
+
+type visionBackbone struct {
+	Prefix  string `json:"prefix"`
+	Heads   *int   `json:"num_attention_heads"`
+	HeadDim *int   `json:"head_dim"`
+	Hidden  *int   `json:"hidden_size"`
 }
 
 // maxConfigBytes bounds what is parsed: real config.json files are a few kB (OpenVLA's
@@ -106,6 +116,15 @@ func configGeometries(data []byte, which int) (map[string]Geometry, []string) {
 		} else {
 			warns = append(warns, fmt.Sprintf("%s: timm model %q has no known attention geometry", label, *id))
 		}
+	}
+	for _, vb := range top.VisionBackbones {
+		comp := Classify(vb.Prefix+"blocks.0.attn.qkv.weight", nil).Component
+		if comp != CompDINOv2 && comp != CompSigLIP {
+			warns = append(warns, fmt.Sprintf("%s: vision backbone prefix %q not recognised; ignored", label, vb.Prefix))
+			continue
+		}
+		g, err := hfConfig{Heads: vb.Heads, HeadDim: vb.HeadDim, Hidden: vb.Hidden}.geometry()
+		put(comp, g, err)
 	}
 	// A plain text or vision model config.
 	if len(top.TextConfig) == 0 && len(top.VisionConfig) == 0 && top.Heads != nil {

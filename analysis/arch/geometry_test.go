@@ -236,3 +236,21 @@ func FuzzGeometries(f *testing.F) {
 		}
 	})
 }
+
+// deltascope's generator scales widths but keeps timm ids; its per-backbone
+// entries must win over the ids' stock geometry.
+func TestGeneratorVisionBackbones(t *testing.T) {
+	cfg := []byte(`{"timm_model_ids": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
+		"vision_backbones": [
+			{"prefix": "vision_backbone.featurizer.", "num_attention_heads": 16, "head_dim": 4, "hidden_size": 64},
+			{"prefix": "vision_backbone.fused_featurizer.", "num_attention_heads": 16, "head_dim": 4, "hidden_size": 64}]}`)
+	tensors := []Named{
+		{"vision_backbone.featurizer.blocks.0.attn.qkv.weight", []int64{192, 64}},
+		{"vision_backbone.fused_featurizer.blocks.0.attn.qkv.weight", []int64{192, 64}},
+	}
+	geo, warns := Geometries([][]byte{cfg}, tensors, nil)
+	want := Geometry{Heads: 16, KVHeads: 16, HeadDim: 4}
+	if geo[CompDINOv2] != want || geo[CompSigLIP] != want {
+		t.Errorf("geometry %v, want %v for both encoders (warnings %v)", geo, want, warns)
+	}
+}

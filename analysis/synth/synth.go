@@ -11,9 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 )
 
@@ -141,4 +144,31 @@ func (m *model) addIndex(path string, files []fileSpec, names []string, vla bool
 	b.WriteString("\n  }\n}\n")
 	m.extra[path] = b.Bytes()
 	return nil
+}
+
+// ReadPair reads dir/pair.json, written by Generate, and returns its specs with
+// paths made absolute under dir, ready for analysis from any working folder.
+func ReadPair(dir string) (*Pair, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "pair.json"))
+	if err != nil {
+		return nil, err
+	}
+	var p Pair
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, "pair.json"), err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, specs := range [][]string{p.Base, p.VLA} {
+		for i, spec := range specs {
+			prefix, path := checkpoint.ParseSpec(spec)
+			if prefix != "" {
+				prefix += "="
+			}
+			specs[i] = prefix + filepath.Join(abs, path)
+		}
+	}
+	return &p, nil
 }

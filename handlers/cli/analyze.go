@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/store"
 )
 
 func runAnalyze(ctx context.Context, env Env, args []string) error {
@@ -24,13 +27,20 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	jsonOut := fs.String("json", "", "write the result as JSON to FILE (- for stdout)")
 	rows := fs.Bool("rows", "include per-row and per-column norms in the JSON")
 	units := fs.Bool("units", "include per-channel and per-head unit scores in the JSON")
+	data := fs.String("data", "", "cache results in the database in DIR (the one `serve --data` uses)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if len(*bases) == 0 || len(*vlas) == 0 {
 		return fmt.Errorf("analyze: give at least one --base and one --vla\n%s", fs.Usage())
 	}
-	res, err := analyzePair(ctx, env, *bases, *vlas, *maps)
+	var res *analysis.Result
+	var err error
+	if *data != "" {
+		res, err = analyzeCached(ctx, env, *data, *bases, *vlas, *maps)
+	} else {
+		res, err = analyzePair(ctx, env, *bases, *vlas, *maps, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -59,24 +69,89 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 
 // analyzePair opens both sides and runs the engine, drawing a progress bar on a
 // terminal.
-func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string) (*analysis.Result, error) {
-	base, err := checkpoint.OpenSide(bases, checkpoint.Options{})
+func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, fingerprint bool) (*analysis.Result, error) {
+	base, vla, err := openPair(bases, vlas)
 	if err != nil {
 		return nil, err
 	}
 	defer base.Close()
+	defer vla.Close()
+	return analyzeSides(ctx, env, base, vla, maps, fingerprint)
+}
+
+func openPair(bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) {
+	base, err := checkpoint.OpenSide(bases, checkpoint.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
 	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{})
 	if err != nil {
-		return nil, err
+		base.Close()
+		return nil, nil, err
 	}
-	defer vla.Close()
-	opt := analysis.Options{Map: maps}
+	return base, vla, nil
+}
+
+func analyzeSides(ctx context.Context, env Env, base, vla *checkpoint.Side, maps []string, fingerprint bool) (*analysis.Result, error) {
+	opt := analysis.Options{Map: maps, Fingerprint: fingerprint}
 	if env.StderrIsTTY {
 		bar := newProgressBar(env.Stderr)
 		opt.Progress = bar.update
 		defer bar.finish()
 	}
 	return analysis.Analyze(ctx, base, vla, opt)
+}
+
+// analyzeCached answers from the database when the same files (same quick
+// identities, same rules, same engine) were analysed before, and stores a new
+// result otherwise, where `serve --data DIR` finds it too.
+func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps []string) (*analysis.Result, error) {
+	db, err := store.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	base, vla, err := openPair(absSpecs(bases), absSpecs(vlas))
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	defer vla.Close()
+	if a, err := db.FindCached(ctx, jobs.Identities(base), jobs.Identities(vla), maps); err == nil {
+		return db.Result(ctx, a.ID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	a, err := db.CreateRunning(ctx, store.AnalysisRequest{Base: absSpecs(bases), VLA: absSpecs(vlas), Map: maps})
+	if err != nil {
+		return nil, err
+	}
+	res, err := analyzeSides(ctx, env, base, vla, maps, true)
+	if err != nil {
+		db.Fail(context.WithoutCancel(ctx), a.ID, err.Error())
+		return nil, err
+	}
+	if err := db.Finish(ctx, a.ID, jobs.Record(base, res.BaseFingerprint), jobs.Record(vla, res.VLAFingerprint), res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// absSpecs makes spec paths absolute, so the stored request means the same files
+// to a server started from another folder.
+func absSpecs(specs []string) []string {
+	out := make([]string, len(specs))
+	for i, spec := range specs {
+		prefix, p := checkpoint.ParseSpec(spec)
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if prefix != "" {
+			p = prefix + "=" + p
+		}
+		out[i] = p
+	}
+	return out
 }
 
 // writeJSON writes v to path through a temporary file renamed into place, so a

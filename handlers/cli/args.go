@@ -15,6 +15,7 @@ type flagSet struct {
 	lists   map[string]*[]string
 	bools   map[string]*bool
 	floats  map[string]*float64
+	ints    map[string]*int
 	usage   map[string]string
 	order   []string
 	args    []string // positionals
@@ -23,7 +24,7 @@ type flagSet struct {
 
 func newFlagSet(cmd string, positionals int) *flagSet {
 	return &flagSet{cmd: cmd, strs: map[string]*string{}, lists: map[string]*[]string{}, bools: map[string]*bool{},
-		floats: map[string]*float64{}, usage: map[string]string{}, allowed: positionals}
+		floats: map[string]*float64{}, ints: map[string]*int{}, usage: map[string]string{}, allowed: positionals}
 }
 
 func (f *flagSet) String(name, def, usage string) *string {
@@ -43,6 +44,13 @@ func (f *flagSet) List(name, usage string) *[]string {
 func (f *flagSet) Bool(name, usage string) *bool {
 	p := new(bool)
 	f.bools[name] = p
+	f.describe(name, usage)
+	return p
+}
+
+func (f *flagSet) Int(name string, def int, usage string) *int {
+	p := &def
+	f.ints[name] = p
 	f.describe(name, usage)
 	return p
 }
@@ -99,7 +107,8 @@ func (f *flagSet) Parse(args []string) error {
 		_, isStr := f.strs[name]
 		_, isList := f.lists[name]
 		_, isFloat := f.floats[name]
-		if !isStr && !isList && !isFloat {
+		_, isInt := f.ints[name]
+		if !isStr && !isList && !isFloat && !isInt {
 			return fmt.Errorf("%s: unknown flag %s", f.cmd, a)
 		}
 		if !hasValue {
@@ -114,6 +123,12 @@ func (f *flagSet) Parse(args []string) error {
 			*f.strs[name] = value
 		case isList:
 			*f.lists[name] = append(*f.lists[name], value)
+		case isInt:
+			v, err := strconv.Atoi(value)
+			if err != nil {
+				return fmt.Errorf("--%s: %q is not a whole number", name, value)
+			}
+			*f.ints[name] = v
 		case isFloat:
 			v, err := strconv.ParseFloat(value, 64)
 			if err != nil {

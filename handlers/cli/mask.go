@@ -51,7 +51,7 @@ func runMask(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	res, err := analyzePair(ctx, env, *bases, *vlas, *maps)
+	res, err := analyzePair(ctx, env, *bases, *vlas, *maps, false)
 	if err != nil {
 		return err
 	}

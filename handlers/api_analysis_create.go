@@ -1,0 +1,131 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/store"
+)
+
+type createAnalysisRequest struct {
+	Base []string `json:"base"`
+	VLA  []string `json:"vla"`
+	Map  []string `json:"map"`
+}
+
+type createAnalysisResponse struct {
+	ID     string       `json:"id"`
+	Status store.Status `json:"status"`
+	// Cached is true when the same files were analysed before: the id is that
+	// analysis, already done.
+	Cached bool `json:"cached"`
+}
+
+// apiAnalysisCreate queues an analysis of checkpoints already on the server.
+// Both sides are opened (headers only) before anything is queued, so a path
+// outside the roots is refused with 403 and a malformed file with 400 at once.
+func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.decodeAnalysisRequest(w, r)
+	if !ok {
+		return
+	}
+	base, err := checkpoint.OpenSide(req.Base, s.openOptions())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	defer base.Close()
+	vla, err := checkpoint.OpenSide(req.VLA, s.openOptions())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	defer vla.Close()
+	if a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map); err == nil {
+		writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status, Cached: true})
+		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		s.apiError(w, r, err)
+		return
+	}
+	a, err := s.db.CreateAnalysis(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map})
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.jobs.Wake()
+	w.Header().Set("Location", "/api/analyses/"+a.ID)
+	writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status})
+}
+
+// decodeAnalysisRequest reads and checks the body shared by create and preview,
+// resolving relative paths against the roots. It answers the error itself.
+func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (createAnalysisRequest, bool) {
+	var req createAnalysisRequest
+	if !s.decodeJSON(w, r, &req) {
+		return req, false
+	}
+	if len(req.Base) == 0 || len(req.VLA) == 0 {
+		badRequest(w, `give at least one source in "base" and one in "vla"`)
+		return req, false
+	}
+	for _, m := range req.Map {
+		if _, err := arch.ParseMapRule(m); err != nil {
+			badRequest(w, fmt.Sprintf("map rule %q: %v", m, err))
+			return req, false
+		}
+	}
+	if len(s.cfg.Roots) == 0 {
+		forbidden(w, "this server has no --root folders")
+		return req, false
+	}
+	req.Base, req.VLA = s.resolveSpecs(req.Base), s.resolveSpecs(req.VLA)
+	return req, true
+}
+
+// decodeJSON reads a bounded JSON body with no unknown fields into v.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("request body larger than %d bytes", tooBig.Limit)})
+			return false
+		}
+		badRequest(w, "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// resolveSpecs makes relative paths absolute against the first root that has
+// them (or the first root), so the job finds them whatever its working folder.
+func (s *Server) resolveSpecs(specs []string) []string {
+	out := make([]string, len(specs))
+	for i, spec := range specs {
+		prefix, p := checkpoint.ParseSpec(spec)
+		if !filepath.IsAbs(p) && len(s.cfg.Roots) > 0 {
+			resolved := filepath.Join(s.cfg.Roots[0], p)
+			for _, root := range s.cfg.Roots {
+				if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+					resolved = filepath.Join(root, p)
+					break
+				}
+			}
+			p = resolved
+		}
+		if prefix != "" {
+			p = prefix + "=" + p
+		}
+		out[i] = p
+	}
+	return out
+}

@@ -1,0 +1,159 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+type fileEntry struct {
+	Name string `json:"name"`
+	Path string `json:"path"` // relative to the root
+	Dir  bool   `json:"dir"`
+	Size int64  `json:"size"`
+	Kind string `json:"kind"`
+}
+
+type filesResponse struct {
+	Roots   []string    `json:"roots"`
+	Root    int         `json:"root"`
+	Path    string      `json:"path"`
+	Entries []fileEntry `json:"entries"`
+	Next    string      `json:"next"`
+}
+
+const (
+	defaultFilesPage = 200
+	maxFilesPage     = 1000
+)
+
+// apiFiles lists one folder under a root, a page at a time: a folder of 100 k
+// files is streamed through, never read whole. Everything goes through os.Root,
+// so neither ".." nor a symlink can show anything outside the roots.
+func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	idx, err := strconv.Atoi(q.Get("root"))
+	if q.Get("root") == "" {
+		idx, err = 0, nil
+	}
+	if err != nil || idx < 0 || idx >= len(s.cfg.Roots) {
+		badRequest(w, "root must be the index of a server root")
+		return
+	}
+	rel := path.Clean("/" + q.Get("path"))[1:]
+	if rel == "" {
+		rel = "."
+	}
+	skip, limit := 0, defaultFilesPage
+	if v := q.Get("cursor"); v != "" {
+		if skip, err = strconv.Atoi(v); err != nil || skip < 0 {
+			badRequest(w, "bad cursor")
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > maxFilesPage {
+			badRequest(w, "limit must be 1 to 1000")
+			return
+		}
+	}
+	root, err := os.OpenRoot(s.cfg.Roots[idx])
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	defer root.Close()
+	dir, err := root.Open(rel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			notFound(w, "no such folder")
+		} else {
+			forbidden(w, "cannot open that folder")
+		}
+		return
+	}
+	defer dir.Close()
+	entries, more, err := readDirPage(dir, skip, limit)
+	if err != nil {
+		badRequest(w, "not a folder")
+		return
+	}
+	resp := filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: make([]fileEntry, 0, len(entries))}
+	for _, e := range entries {
+		fe := fileEntry{Name: e.Name(), Path: path.Join(rel, e.Name()), Dir: e.IsDir()}
+		if info, err := e.Info(); err == nil {
+			fe.Size = info.Size()
+			if info.Mode()&fs.ModeSymlink != 0 {
+				// Resolve through the root: a link leading out is shown as such and cannot be opened.
+				if target, err := root.Stat(fe.Path); err == nil {
+					fe.Dir, fe.Size = target.IsDir(), target.Size()
+				} else {
+					fe.Kind = "outside"
+				}
+			}
+		}
+		if fe.Kind == "" {
+			fe.Kind = fileKind(fe.Name, fe.Dir)
+		}
+		resp.Entries = append(resp.Entries, fe)
+	}
+	slices.SortFunc(resp.Entries, func(a, b fileEntry) int {
+		if a.Dir != b.Dir {
+			if a.Dir {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if more {
+		resp.Next = strconv.Itoa(skip + limit)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// readDirPage returns entries [skip, skip+limit) of the folder in directory
+// order, reading it in bounded batches.
+func readDirPage(dir *os.File, skip, limit int) ([]fs.DirEntry, bool, error) {
+	var page []fs.DirEntry
+	seen := 0
+	for {
+		batch, err := dir.ReadDir(256)
+		for _, e := range batch {
+			if seen >= skip && len(page) < limit {
+				page = append(page, e)
+			} else if len(page) == limit {
+				return page, true, nil
+			}
+			seen++
+		}
+		if err == io.EOF || (err == nil && len(batch) == 0) {
+			return page, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+func fileKind(name string, dir bool) string {
+	switch {
+	case dir:
+		return "dir"
+	case strings.HasSuffix(name, ".safetensors.index.json"):
+		return "index"
+	case strings.HasSuffix(name, ".safetensors"):
+		return "safetensors"
+	case name == "config.json":
+		return "config"
+	case strings.HasSuffix(name, ".bin"), strings.HasSuffix(name, ".pt"), strings.HasSuffix(name, ".pth"):
+		return "pickle"
+	}
+	return "other"
+}

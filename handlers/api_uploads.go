@@ -1,0 +1,287 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/store"
+)
+
+// Uploads follow the shape of the tus protocol: create with a declared size,
+// append chunks at an explicit offset, ask for the offset after a dropped
+// connection. Bytes are written to disk as they arrive (never buffered whole)
+// and the offset is recorded only after they are synced, so whatever happens
+// the upload resumes from a confirmed offset.
+
+type createUploadRequest struct {
+	Session string `json:"session"`
+	Side    string `json:"side"`
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+}
+
+type uploadView struct {
+	*store.Upload
+	SpecPath string `json:"spec_path"` // absolute path of the file, for POST /api/analyses
+	SideDir  string `json:"side_dir"`  // absolute path of the side's folder
+}
+
+func (s *Server) uploadView(u *store.Upload) uploadView {
+	side := filepath.Join(s.cfg.UploadDir, u.Session, u.Side)
+	return uploadView{Upload: u, SpecPath: filepath.Join(side, filepath.FromSlash(u.Path)), SideDir: side}
+}
+
+// uploadFile is the file's path relative to the upload folder.
+func uploadFile(u *store.Upload) string {
+	return path.Join(u.Session, u.Side, u.Path)
+}
+
+func validSession(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanUploadPath accepts a relative path of plain names (sub-folders allowed).
+func cleanUploadPath(p string) (string, error) {
+	if p == "" || len(p) > 512 || strings.ContainsRune(p, 0) || strings.HasPrefix(p, "/") || strings.Contains(p, `\`) {
+		return "", fmt.Errorf("path must be a relative file name")
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", fmt.Errorf("path must not contain empty, . or .. parts")
+		}
+	}
+	return p, nil
+}
+
+func (s *Server) uploadRoot(w http.ResponseWriter) (*os.Root, bool) {
+	if s.cfg.UploadDir == "" {
+		forbidden(w, "uploads are disabled on this server")
+		return nil, false
+	}
+	if err := os.MkdirAll(s.cfg.UploadDir, 0o755); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{"cannot create the upload folder"})
+		return nil, false
+	}
+	root, err := os.OpenRoot(s.cfg.UploadDir)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{"cannot open the upload folder"})
+		return nil, false
+	}
+	return root, true
+}
+
+func (s *Server) apiUploadCreate(w http.ResponseWriter, r *http.Request) {
+	var req createUploadRequest
+	if !s.decodeJSON(w, r, &req) {
+		return
+	}
+	if req.Side != "base" && req.Side != "vla" {
+		badRequest(w, `side must be "base" or "vla"`)
+		return
+	}
+	p, err := cleanUploadPath(req.Path)
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
+	if req.Size < 0 {
+		badRequest(w, "size must not be negative")
+		return
+	}
+	if req.Size > s.cfg.MaxUploadBytes {
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("%s is %d bytes; this server accepts files up to %d bytes", p, req.Size, s.cfg.MaxUploadBytes)})
+		return
+	}
+	if req.Session == "" {
+		req.Session = store.NewUploadSession()
+	} else if !validSession(req.Session) {
+		badRequest(w, "bad session id")
+		return
+	}
+	root, ok := s.uploadRoot(w)
+	if !ok {
+		return
+	}
+	defer root.Close()
+	rel := path.Join(req.Session, req.Side, p)
+	if err := root.MkdirAll(path.Dir(rel), 0o755); err != nil {
+		badRequest(w, "cannot create the folder for "+p)
+		return
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		conflict(w, p+" is already being uploaded in this session")
+		return
+	}
+	if err != nil {
+		badRequest(w, "cannot create "+p)
+		return
+	}
+	f.Close()
+	u, err := s.db.CreateUpload(r.Context(), req.Session, req.Side, p, req.Size)
+	if err != nil {
+		root.Remove(rel)
+		s.apiError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/uploads/"+u.ID)
+	writeJSON(w, http.StatusCreated, s.uploadView(u))
+}
+
+func (s *Server) apiUploadGet(w http.ResponseWriter, r *http.Request) {
+	u, err := s.db.GetUpload(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.uploadView(u))
+}
+
+func (s *Server) apiUploadHead(w http.ResponseWriter, r *http.Request) {
+	u, err := s.db.GetUpload(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(u.Received, 10))
+	w.Header().Set("Upload-Length", strconv.FormatInt(u.Size, 10))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) lockUpload(id string) func() {
+	m, _ := s.uploadLocks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// apiUploadPatch appends the body at Upload-Offset.
+func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if ct := r.Header.Get("Content-Type"); ct != "application/offset+octet-stream" {
+		writeJSON(w, http.StatusUnsupportedMediaType, errorBody{"Content-Type must be application/offset+octet-stream"})
+		return
+	}
+	offset, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil || offset < 0 {
+		badRequest(w, "Upload-Offset header must be a non-negative number")
+		return
+	}
+	defer s.lockUpload(id)()
+	u, err := s.db.GetUpload(r.Context(), id)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if u.Complete || offset != u.Received {
+		writeJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf("the upload is at offset %d", u.Received), "offset": u.Received})
+		return
+	}
+	root, ok := s.uploadRoot(w)
+	if !ok {
+		return
+	}
+	defer root.Close()
+	f, err := root.OpenFile(uploadFile(u), os.O_WRONLY, 0)
+	if err != nil {
+		s.apiError(w, r, fmt.Errorf("upload %s: %w", id, err))
+		return
+	}
+	defer f.Close()
+	// Cut whatever an interrupted chunk left past the confirmed offset.
+	if err := f.Truncate(u.Received); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	remaining := u.Size - u.Received
+	n, copyErr := io.Copy(&offsetWriter{f: f, off: u.Received}, io.LimitReader(r.Body, remaining+1))
+	if n > remaining {
+		f.Truncate(u.Received)
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("more bytes than the declared size %d", u.Size)})
+		return
+	}
+	var pathErr *os.PathError
+	if copyErr != nil && errors.As(copyErr, &pathErr) {
+		// A write failed (disk full...): drop the chunk, keep the confirmed part.
+		f.Truncate(u.Received)
+		status := http.StatusInternalServerError
+		if errors.Is(copyErr, syscall.ENOSPC) {
+			status = http.StatusInsufficientStorage
+		}
+		s.log.Warn("upload write failed", "upload", id, "err", copyErr)
+		writeJSON(w, status, errorBody{fmt.Sprintf("writing %s failed: %v", u.Path, pathErr.Err)})
+		return
+	}
+	// A dropped connection still confirms what arrived: the client resumes there.
+	if err := f.Sync(); err != nil {
+		f.Truncate(u.Received)
+		writeJSON(w, http.StatusInsufficientStorage, errorBody{fmt.Sprintf("syncing %s failed: %v", u.Path, err)})
+		return
+	}
+	if err := s.db.AdvanceUpload(r.Context(), id, u.Received, u.Received+n); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	w.Header().Set("Upload-Offset", strconv.FormatInt(u.Received+n, 10))
+	if copyErr != nil {
+		return // the client is gone
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// offsetWriter writes at increasing offsets with WriteAt, so a chunk lands
+// exactly where the confirmed offset says, whatever the file position.
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (o *offsetWriter) Write(p []byte) (int, error) {
+	n, err := o.f.WriteAt(p, o.off)
+	o.off += int64(n)
+	return n, err
+}
+
+func (s *Server) apiUploadDelete(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	defer s.lockUpload(id)()
+	u, err := s.db.GetUpload(r.Context(), id)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	root, ok := s.uploadRoot(w)
+	if !ok {
+		return
+	}
+	defer root.Close()
+	if err := root.Remove(uploadFile(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.apiError(w, r, err)
+		return
+	}
+	if err := s.db.DeleteUpload(r.Context(), id); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/handlers"
+	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/store"
+)
+
+// shutdownGrace is how long in-flight requests get after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func runServe(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("serve", 0)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback unless you mean it)")
+	data := fs.String("data", "deltascope-data", "folder for the database, uploads and the demo")
+	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path (repeatable)")
+	auth := fs.String("auth", "none", "authentication: none (loopback only)")
+	workers := fs.Int("workers", 1, "analyses computed at once (each already uses every core)")
+	interrupted := fs.String("interrupted", "resume", "what to do with analyses a crash interrupted: resume or fail")
+	noDemo := fs.Bool("no-demo", "do not create the demo analysis on first start")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *auth != "none" {
+		return fmt.Errorf("serve: --auth %q: only \"none\" is available in this version", *auth)
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("serve: --addr %q: %v", *addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("serve: --addr %s is not a loopback address; without accounts anyone who reaches it could read your checkpoints", *addr)
+	}
+	if *interrupted != "resume" && *interrupted != "fail" {
+		return fmt.Errorf("serve: --interrupted must be resume or fail")
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+
+	db, err := store.Open(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if n, err := db.RecoverInterrupted(ctx, *interrupted == "resume"); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("analyses interrupted by the last stop", "count", n, "action", *interrupted)
+	}
+	demoDir, uploadDir := filepath.Join(*data, "demo"), filepath.Join(*data, "uploads")
+	allowed := append([]string{uploadDir, demoDir}, *roots...)
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Log: log})
+	srv := handlers.New(db, runner, handlers.Config{Roots: allowed, UploadDir: uploadDir, Log: log})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: %v", err)
+	}
+	httpSrv := &http.Server{Handler: srv.Routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(env.Stdout, "deltascope serving on http://%s\n", ln.Addr())
+
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); runner.Run(runCtx) }()
+	serveErr := make(chan error, 1)
+	go func() { defer wg.Done(); serveErr <- httpSrv.Serve(ln) }()
+	if !*noDemo {
+		go ensureDemo(runCtx, db, runner, demoDir, log)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		stopRunner()
+		return fmt.Errorf("serve: %v", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("requests still running at shutdown", "err", err)
+	}
+	stopRunner()
+	wg.Wait()
+	return nil
+}
+
+// ensureDemo gives a newcomer real heatmaps at once: on a database with no
+// analyses it generates a small OpenVLA-shaped pair (full layer and module
+// structure, widths scaled down) and queues its analysis.
+func ensureDemo(ctx context.Context, db *store.DB, runner *jobs.Runner, dir string, log *slog.Logger) {
+	list, err := db.List(ctx, 1)
+	if err != nil || len(list) > 0 {
+		return
+	}
+	pairFile := filepath.Join(dir, "pair.json")
+	if _, err := os.Stat(pairFile); errors.Is(err, os.ErrNotExist) {
+		log.Info("generating the demo pair", "dir", dir)
+		tmp := dir + ".tmp"
+		os.RemoveAll(tmp)
+		if _, err := synth.Generate(ctx, synth.Options{Preset: "openvla-7b", Scale: 0.05, Out: tmp, Seed: 1}); err != nil {
+			log.Error("demo pair", "err", err)
+			return
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			log.Error("demo pair", "err", err)
+			return
+		}
+	}
+	pair, err := synth.ReadPair(dir)
+	if err != nil {
+		log.Error("demo pair", "err", err)
+		return
+	}
+	if _, err := db.CreateAnalysis(ctx, store.AnalysisRequest{Base: pair.Base, VLA: pair.VLA}); err != nil {
+		log.Error("demo analysis", "err", err)
+		return
+	}
+	runner.Wake()
+}

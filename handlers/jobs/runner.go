@@ -1,0 +1,223 @@
+// Package jobs runs analyses in the background: a bounded pool of workers claims
+// queued analyses from the store, reads both sides, computes the divergence and
+// stores the result in one transaction. Progress is written to the store as it
+// goes, so any page or API client (and a restarted server) sees the same state.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/store"
+)
+
+// Options configure a Runner.
+type Options struct {
+	// Roots confines every checkpoint path a job may open.
+	Roots []string
+	// Workers is the number of analyses run at once (default 1: one analysis
+	// already uses every core).
+	Workers int
+	// ProgressEvery throttles progress writes (default 250 ms).
+	ProgressEvery time.Duration
+	Log           *slog.Logger
+	// Limits bound what a checkpoint may declare.
+	Limits checkpoint.Limits
+}
+
+// Runner owns the worker pool.
+type Runner struct {
+	db   *store.DB
+	opt  Options
+	wake chan struct{}
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	// Listeners are told whenever an analysis's row changed (progress, end),
+	// so that server-sent events can push without polling the database.
+	listeners map[chan string]struct{}
+}
+
+// New makes a Runner; call Run to start it.
+func New(db *store.DB, opt Options) *Runner {
+	if opt.Workers <= 0 {
+		opt.Workers = 1
+	}
+	if opt.ProgressEvery <= 0 {
+		opt.ProgressEvery = 250 * time.Millisecond
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	return &Runner{db: db, opt: opt, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, listeners: map[chan string]struct{}{}}
+}
+
+// Wake tells an idle worker that a job was queued.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe returns a channel that receives the id of every analysis whose
+// state changes, until cancel is called. Slow readers miss events, never block
+// the workers: they re-read the store anyway.
+func (r *Runner) Subscribe() (<-chan string, func()) {
+	ch := make(chan string, 16)
+	r.mu.Lock()
+	r.listeners[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.listeners, ch)
+		r.mu.Unlock()
+	}
+}
+
+func (r *Runner) notify(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.listeners {
+		select {
+		case ch <- id:
+		default:
+		}
+	}
+}
+
+// Cancel stops a queued or running analysis.
+func (r *Runner) Cancel(ctx context.Context, id string) error {
+	if _, err := r.db.Cancel(ctx, id); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if cancel := r.running[id]; cancel != nil {
+		cancel()
+	}
+	r.mu.Unlock()
+	r.notify(id)
+	return nil
+}
+
+// Running is the number of analyses being computed now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
+}
+
+// Run works until ctx is cancelled. Analyses interrupted by that are put back in
+// the queue, to resume at the next start: a SIGTERM never leaves a job "running".
+func (r *Runner) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range r.opt.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx)
+		}()
+	}
+	wg.Wait()
+	// Our jobs stopped with ctx; requeue them for the next start.
+	if n, err := r.db.RecoverInterrupted(context.WithoutCancel(ctx), true); err != nil {
+		r.opt.Log.Error("requeue interrupted analyses", "err", err)
+	} else if n > 0 {
+		r.opt.Log.Info("analyses requeued for the next start", "count", n)
+	}
+}
+
+func (r *Runner) work(ctx context.Context) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		a, err := r.db.ClaimNext(ctx)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			select {
+			case <-ctx.Done():
+			case <-r.wake:
+			case <-tick.C:
+			}
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				r.opt.Log.Error("claim analysis", "err", err)
+				time.Sleep(time.Second)
+			}
+			continue
+		}
+		r.runOne(ctx, a)
+	}
+}
+
+func (r *Runner) runOne(parent context.Context, a *store.Analysis) {
+	ctx, cancel := context.WithCancel(parent)
+	r.mu.Lock()
+	r.running[a.ID] = cancel
+	r.mu.Unlock()
+	defer func() {
+		cancel()
+		r.mu.Lock()
+		delete(r.running, a.ID)
+		r.mu.Unlock()
+		r.notify(a.ID)
+	}()
+	log := r.opt.Log.With("analysis", a.ID)
+	start := time.Now()
+	log.Info("analysis started", "base", a.Request.Base, "vla", a.Request.VLA)
+	r.notify(a.ID)
+	err := r.compute(ctx, a)
+	switch {
+	case err == nil:
+		log.Info("analysis done", "seconds", time.Since(start).Seconds())
+	case parent.Err() != nil:
+		log.Info("analysis interrupted by shutdown; it resumes at the next start")
+	case ctx.Err() != nil:
+		log.Info("analysis cancelled")
+	default:
+		log.Warn("analysis failed", "err", err)
+		if ferr := r.db.Fail(context.WithoutCancel(ctx), a.ID, err.Error()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
+			log.Error("record failure", "err", ferr)
+		}
+	}
+}
+
+// compute reads both sides and stores the result.
+func (r *Runner) compute(ctx context.Context, a *store.Analysis) error {
+	opt := checkpoint.Options{Roots: r.opt.Roots, Limits: r.opt.Limits}
+	base, err := checkpoint.OpenSide(a.Request.Base, opt)
+	if err != nil {
+		return fmt.Errorf("base: %w", err)
+	}
+	defer base.Close()
+	vla, err := checkpoint.OpenSide(a.Request.VLA, opt)
+	if err != nil {
+		return fmt.Errorf("VLA: %w", err)
+	}
+	defer vla.Close()
+	var last time.Time
+	res, err := analysis.Analyze(ctx, base, vla, analysis.Options{
+		Map:         a.Request.Map,
+		Fingerprint: true,
+		Progress: func(p analysis.Progress) {
+			if time.Since(last) < r.opt.ProgressEvery && p.BytesDone < p.BytesTotal {
+				return
+			}
+			last = time.Now()
+			if err := r.db.UpdateProgress(ctx, a.ID, p.BytesDone, p.BytesTotal, p.Tensor); err == nil {
+				r.notify(a.ID)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return r.db.Finish(ctx, a.ID, Record(base, res.BaseFingerprint), Record(vla, res.VLAFingerprint), res)
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
+
+// logRequests writes one structured line per request.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
+		next.ServeHTTP(ww, r)
+		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"bytes", ww.BytesWritten(), "ms", time.Since(start).Milliseconds(), "request_id", requestID(r))
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 and a log line with the stack,
+// so one bad request never takes the server down.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic", "value", v, "stack", string(debug.Stack()), "request_id", requestID(r))
+				writeJSON(w, http.StatusInternalServerError, errorBody{"internal error; see the server log"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// Routes is the one route table of the server.
+func (s *Server) Routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics)
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+
+	s.pageRoutes(r)
+
+	r.Route("/api", func(r chi.Router) {
+		r.Get("/analyses", s.apiAnalysisList)
+		r.Post("/analyses", s.apiAnalysisCreate)
+		r.Get("/analyses/{id}", s.apiAnalysisGet)
+		r.Delete("/analyses/{id}", s.apiAnalysisCancel)
+		r.Post("/analyses/{id}/cancel", s.apiAnalysisCancel)
+		r.Get("/analyses/{id}/tensors", s.apiAnalysisTensors)
+		r.Get("/analyses/{id}/units", s.apiAnalysisUnits)
+		r.Get("/analyses/{id}/events", s.apiAnalysisEvents)
+		r.Post("/preview", s.apiPreview)
+		r.Get("/files", s.apiFiles)
+		r.Post("/uploads", s.apiUploadCreate)
+		r.Head("/uploads/{id}", s.apiUploadHead)
+		r.Get("/uploads/{id}", s.apiUploadGet)
+		r.Patch("/uploads/{id}", s.apiUploadPatch)
+		r.Delete("/uploads/{id}", s.apiUploadDelete)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such API route") })
+	})
+	return r
+}

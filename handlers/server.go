@@ -1,0 +1,71 @@
+// Package handlers is deltascope's HTTP layer: one route table (routes.go), one
+// handler per file, and thin handlers that parse a request, call the store or the
+// job runner, and write a response.
+package handlers
+
+import (
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/store"
+)
+
+// Config is what the server needs besides its store and runner.
+type Config struct {
+	// Roots are the folders whose checkpoints may be analysed by server path.
+	Roots []string
+	// MaxJSONBody bounds request bodies of the JSON API (default 1 MiB).
+	MaxJSONBody int64
+	// Limits bound what a checkpoint may declare.
+	Limits checkpoint.Limits
+	// UploadDir receives browser uploads (it should also be one of Roots, so
+	// uploaded checkpoints can be analysed). Empty disables uploads.
+	UploadDir string
+	// MaxUploadBytes bounds one uploaded file (default 64 GiB).
+	MaxUploadBytes int64
+	Log            *slog.Logger
+}
+
+// Server holds the dependencies of every handler.
+type Server struct {
+	db   *store.DB
+	jobs *jobs.Runner
+	cfg  Config
+	log  *slog.Logger
+	// uploadLocks serialises the chunks of one upload: two clients resuming the
+	// same file must not interleave writes.
+	uploadLocks sync.Map // upload id → *sync.Mutex
+}
+
+// New makes a Server.
+func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
+	if cfg.MaxJSONBody <= 0 {
+		cfg.MaxJSONBody = 1 << 20
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 64 << 30
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	roots := make([]string, 0, len(cfg.Roots))
+	for _, r := range cfg.Roots {
+		if abs, err := filepath.Abs(r); err == nil {
+			roots = append(roots, abs)
+		}
+	}
+	cfg.Roots = roots
+	if cfg.UploadDir != "" {
+		if abs, err := filepath.Abs(cfg.UploadDir); err == nil {
+			cfg.UploadDir = abs
+		}
+	}
+	return &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log}
+}
+
+func (s *Server) openOptions() checkpoint.Options {
+	return checkpoint.Options{Roots: s.cfg.Roots, Limits: s.cfg.Limits}
+}
