@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
+	"github.com/deltascope/deltascope/analysis/checkpoint/torchzip"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -238,6 +242,17 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInsufficientStorage, errorBody{fmt.Sprintf("syncing %s failed: %v", u.Path, err)})
 		return
 	}
+	if u.Received+n == u.Size {
+		// The last chunk: check the file before accepting it, so a broken
+		// checkpoint is refused here, with its reason, and leaves nothing behind.
+		if err := s.validateUpload(root, u); err != nil {
+			f.Close()
+			root.Remove(uploadFile(u))
+			s.db.DeleteUpload(context.WithoutCancel(r.Context()), id)
+			s.apiError(w, r, err)
+			return
+		}
+	}
 	if err := s.db.AdvanceUpload(r.Context(), id, u.Received, u.Received+n); err != nil {
 		s.apiError(w, r, err)
 		return
@@ -247,6 +262,37 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 		return // the client is gone
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// validateUpload parses the header of a finished checkpoint file (safetensors or
+// torch pickle); other files (index, config, tokenizer) are checked when the
+// analysis opens the folder.
+func (s *Server) validateUpload(root *os.Root, u *store.Upload) error {
+	name := uploadFile(u)
+	display := path.Join(u.Side, u.Path)
+	lim := s.openOptions().Limits
+	if lim.MaxHeaderBytes == 0 {
+		lim = checkpoint.DefaultLimits
+	}
+	switch {
+	case strings.HasSuffix(u.Path, ".safetensors"):
+		f, err := root.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = safetensors.ReadHeader(f, u.Size, display, lim.MaxHeaderBytes, lim.MaxTensors)
+		return err
+	case strings.HasSuffix(u.Path, ".bin"), strings.HasSuffix(u.Path, ".pt"), strings.HasSuffix(u.Path, ".pth"):
+		f, err := root.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = torchzip.Read(f, u.Size, display, lim.MaxPickleBytes, lim.MaxTensors)
+		return err
+	}
+	return nil
 }
 
 // offsetWriter writes at increasing offsets with WriteAt, so a chunk lands

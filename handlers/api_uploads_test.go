@@ -233,3 +233,35 @@ func TestPreviewAndEvents(t *testing.T) {
 		t.Errorf("last event %q", last)
 	}
 }
+
+// A broken checkpoint is refused when its last byte arrives, with the reason,
+// and leaves no file and no row behind.
+func TestUploadMalformedIsRefused(t *testing.T) {
+	s := newTestServer(t)
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"short.safetensors", []byte{1, 2, 3}, "base/short.safetensors: file is 3 bytes, too short"},
+		{"huge-header.safetensors", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, '{', '}'}, "base/huge-header.safetensors"},
+		{"not-a-zip.bin", []byte("definitely not a torch file"), "base/not-a-zip.bin"},
+	} {
+		u := s.createUpload(t, "", "base", c.name, int64(len(c.data)))
+		resp, err := s.patch(t, u["id"].(string), 0, strings.NewReader(string(c.data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", c.name, resp.StatusCode, body, c.want)
+		}
+		if _, err := os.Stat(u["spec_path"].(string)); !os.IsNotExist(err) {
+			t.Errorf("%s: the refused file is still on disk", c.name)
+		}
+		if code, _ := s.do(t, "GET", "/api/uploads/"+u["id"].(string), ""); code != 404 {
+			t.Errorf("%s: the refused upload is still recorded (%d)", c.name, code)
+		}
+	}
+}
