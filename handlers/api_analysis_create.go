@@ -49,12 +49,14 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	defer vla.Close()
 	if a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map); err == nil {
+		s.stats.cacheHits.Add(1)
 		writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status, Cached: true})
 		return
 	} else if !errors.Is(err, store.ErrNotFound) {
 		s.apiError(w, r, err)
 		return
 	}
+	s.stats.cacheMisses.Add(1)
 	a, err := s.db.CreateAnalysis(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map})
 	if err != nil {
 		s.apiError(w, r, err)

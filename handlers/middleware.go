@@ -16,6 +16,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
+		s.stats.requests.Add(1)
+		switch {
+		case ww.Status() >= 500:
+			s.stats.serverError.Add(1)
+		case ww.Status() >= 400:
+			s.stats.clientError.Add(1)
+		}
 		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
 			"bytes", ww.BytesWritten(), "ms", time.Since(start).Milliseconds(), "request_id", requestID(r))
 	})

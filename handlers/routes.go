@@ -14,6 +14,7 @@ func (s *Server) Routes() http.Handler {
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Get("/metrics", s.metrics)
 
 	s.pageRoutes(r)
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/handlers/jobs"
@@ -38,6 +39,7 @@ type Server struct {
 	// uploadLocks serialises the chunks of one upload: two clients resuming the
 	// same file must not interleave writes.
 	uploadLocks sync.Map // upload id → *sync.Mutex
+	stats       counters
 }
 
 // New makes a Server.
@@ -63,7 +65,7 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 			cfg.UploadDir = abs
 		}
 	}
-	return &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log}
+	return &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
 }
 
 func (s *Server) openOptions() checkpoint.Options {

@@ -226,6 +226,12 @@ func TestAPIAnalysisLifecycle(t *testing.T) {
 	if b["cache_key"] != a["cache_key"] || b["result_of"] != id {
 		t.Errorf("copy: cache_key %v result_of %v; want %v and %s", b["cache_key"], b["result_of"], a["cache_key"], id)
 	}
+
+	_, m := s.do(t, "GET", "/metrics", "")
+	jobs := m["jobs"].(map[string]any)
+	if m["cache_hits"] != 1.0 || m["cache_misses"] != 2.0 || jobs["done"] != 2.0 || m["analyses"].(map[string]any)["done"] != 2.0 || m["queue_length"] != 0.0 {
+		t.Errorf("metrics %v", m)
+	}
 }
 
 func TestAPICancel(t *testing.T) {

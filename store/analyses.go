@@ -390,3 +390,22 @@ func unmarshalNullable(s sql.NullString, v any) error {
 	}
 	return json.Unmarshal([]byte(s.String), v)
 }
+
+// CountByStatus counts analyses in each state (for the status page).
+func (db *DB) CountByStatus(ctx context.Context) (map[Status]int, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT status, count(*) FROM analyses GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count analyses: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: count analyses: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}

@@ -31,11 +31,25 @@ type Options struct {
 	Limits checkpoint.Limits
 }
 
+// Stats count what the runner did since it started.
+type Stats struct {
+	Running        int     `json:"running"`
+	Done           int64   `json:"done"`
+	Failed         int64   `json:"failed"`
+	Cancelled      int64   `json:"cancelled"`
+	Interrupted    int64   `json:"interrupted"`
+	ComputeSeconds float64 `json:"compute_seconds"` // of analyses that finished
+	LastSeconds    float64 `json:"last_seconds"`
+}
+
 // Runner owns the worker pool.
 type Runner struct {
 	db   *store.DB
 	opt  Options
 	wake chan struct{}
+
+	statsMu sync.Mutex
+	stats   Stats
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
@@ -113,6 +127,21 @@ func (r *Runner) Running() int {
 	return len(r.running)
 }
 
+// Stats returns the counters.
+func (r *Runner) Stats() Stats {
+	r.statsMu.Lock()
+	s := r.stats
+	r.statsMu.Unlock()
+	s.Running = r.Running()
+	return s
+}
+
+func (r *Runner) count(f func(*Stats)) {
+	r.statsMu.Lock()
+	f(&r.stats)
+	r.statsMu.Unlock()
+}
+
 // Run works until ctx is cancelled. Analyses interrupted by that are put back in
 // the queue, to resume at the next start: a SIGTERM never leaves a job "running".
 func (r *Runner) Run(ctx context.Context) {
@@ -176,13 +205,18 @@ func (r *Runner) runOne(parent context.Context, a *store.Analysis) {
 	err := r.compute(ctx, a)
 	switch {
 	case err == nil:
-		log.Info("analysis done", "seconds", time.Since(start).Seconds())
+		secs := time.Since(start).Seconds()
+		log.Info("analysis done", "seconds", secs)
+		r.count(func(s *Stats) { s.Done++; s.ComputeSeconds += secs; s.LastSeconds = secs })
 	case parent.Err() != nil:
 		log.Info("analysis interrupted by shutdown; it resumes at the next start")
+		r.count(func(s *Stats) { s.Interrupted++ })
 	case ctx.Err() != nil:
 		log.Info("analysis cancelled")
+		r.count(func(s *Stats) { s.Cancelled++ })
 	default:
 		log.Warn("analysis failed", "err", err)
+		r.count(func(s *Stats) { s.Failed++ })
 		if ferr := r.db.Fail(context.WithoutCancel(ctx), a.ID, err.Error()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
 			log.Error("record failure", "err", ferr)
 		}
