@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -163,11 +164,18 @@ type pairJob struct {
 	numeric    bool  // both sides real floats
 	wide       bool  // a side is F64: decode to float64
 	blocks     []block
-	parts      []*partial
 	pending    atomic.Int64
-	tot        kernel.Totals
-	changed    int64
 	stats      TensorStats
+
+	// Block partials are merged in block order as soon as they can be, so that
+	// only the few finished out of order wait (not a whole tensor's worth of
+	// per-column arrays), and the sums do not depend on which worker was faster.
+	mu                         sync.Mutex
+	parts                      []*partial // finished, not yet merged
+	next                       int        // the next block to merge
+	tot                        kernel.Totals
+	changed                    int64
+	rowDD, rowBB, colDD, colBB []float64
 }
 
 type block struct {
@@ -386,23 +394,27 @@ func run(ctx context.Context, jobs []*pairJob, fp *fingerprints, opt Options) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Workers read mapped files: a file truncated under us faults, and
+			// must become an error, not a crash (see worker.run).
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			w := newWorker(maxBlock, fp)
+			defer w.releaseMapped(true)
 			for b := range queue {
 				if b.job == nil {
 					current.Store(&b.t.Name)
-					if err := w.hashOnly(b); err != nil {
+					if _, err := w.run(b); err != nil {
 						errOnce.Do(func() { firstErr = err; cancel() })
 					}
 					done.Add(b.bytes())
 					continue
 				}
 				current.Store(&b.job.vla.Name)
-				p, err := w.process(b)
+				p, err := w.run(b)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					continue
 				}
-				b.job.parts[b.index] = p
+				b.job.merge(b.index, p)
 				done.Add(b.bytes())
 				if b.job.pending.Add(-1) == 0 {
 					b.job.finish()
@@ -445,25 +457,63 @@ feed:
 	return nil
 }
 
-// finish merges the block partials in block order and derives the statistics.
+// merge records block i's partial and folds every partial that is now next in
+// block order into the job's sums, recycling their arrays.
+func (j *pairJob) merge(i int, p *partial) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.parts[i] = p
+	for ; j.next < len(j.parts) && j.parts[j.next] != nil; j.next++ {
+		p := j.parts[j.next]
+		j.parts[j.next] = nil
+		j.tot.Merge(&p.tot)
+		j.changed += p.changed
+		if j.matrix {
+			if j.rowDD == nil {
+				j.rowDD, j.rowBB = make([]float64, j.rows), make([]float64, j.rows)
+				j.colDD, j.colBB = make([]float64, j.cols), make([]float64, j.cols)
+			}
+			addInto(j.rowDD[p.r0:], p.rowDD)
+			addInto(j.rowBB[p.r0:], p.rowBB)
+			addInto(j.colDD[p.c0:], p.colDD)
+			addInto(j.colBB[p.c0:], p.colBB)
+		}
+		partials.Put(p)
+	}
+}
+
+// partials recycles block partials: allocating their column arrays afresh for
+// every block was a measurable share of the run.
+var partials = sync.Pool{New: func() any { return new(partial) }}
+
+// newPartial returns a zeroed partial with row and column arrays of the given
+// lengths (none for a tensor without per-row output).
+func newPartial(r0, c0 int64, rows, cols int64) *partial {
+	p := partials.Get().(*partial)
+	rowDD, rowBB, colDD, colBB := p.rowDD, p.rowBB, p.colDD, p.colBB
+	*p = partial{r0: r0, c0: c0}
+	p.rowDD, p.rowBB = zeroed(rowDD, rows), zeroed(rowBB, rows)
+	p.colDD, p.colBB = zeroed(colDD, cols), zeroed(colBB, cols)
+	return p
+}
+
+func zeroed(s []float64, n int64) []float64 {
+	if int64(cap(s)) < n {
+		return make([]float64, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// finish derives the statistics from the merged sums (every block merged).
 func (j *pairJob) finish() {
-	var rowDD, rowBB, colDD, colBB []float64
-	if j.matrix {
+	rowDD, rowBB, colDD, colBB := j.rowDD, j.rowBB, j.colDD, j.colBB
+	if j.matrix && rowDD == nil { // no blocks: an empty tensor
 		rowDD, rowBB = make([]float64, j.rows), make([]float64, j.rows)
 		colDD, colBB = make([]float64, j.cols), make([]float64, j.cols)
 	}
-	for _, p := range j.parts {
-		j.tot.Merge(&p.tot)
-		j.changed += p.changed
-		if !j.matrix {
-			continue
-		}
-		addInto(rowDD[p.r0:], p.rowDD)
-		addInto(rowBB[p.r0:], p.rowBB)
-		addInto(colDD[p.c0:], p.colDD)
-		addInto(colBB[p.c0:], p.colBB)
-	}
-	j.parts = nil
+	j.parts, j.rowDD, j.rowBB, j.colDD, j.colBB = nil, nil, nil, nil, nil
 	t := &j.tot
 	s := &j.stats
 	s.Compared = j.rows * j.cols

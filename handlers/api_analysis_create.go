@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -57,6 +58,10 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.cacheMisses.Add(1)
+	if counts, err := s.db.CountByStatus(r.Context()); err == nil && counts[store.StatusQueued] >= s.guard.g.MaxQueuedAnalyses {
+		tooManyRequests(w, fmt.Sprintf("%d analyses are already waiting (limit %d); try again when some have finished", counts[store.StatusQueued], s.guard.g.MaxQueuedAnalyses))
+		return
+	}
 	a, err := s.db.CreateAnalysis(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map})
 	if err != nil {
 		s.apiError(w, r, err)
@@ -94,12 +99,22 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 
 // decodeJSON reads a bounded JSON body with no unknown fields into v.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A body that trickles in is cut off after BodyTimeout; the deadline is
+	// lifted afterwards so it cannot touch a response that streams for long.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.guard.g.BodyTimeout))
+	defer rc.SetReadDeadline(time.Time{})
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("request body larger than %d bytes", tooBig.Limit)})
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("request body larger than %d bytes (the server's --max-json-body)", tooBig.Limit)})
+			return false
+		}
+		if isTimeout(err) {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestTimeout, errorBody{fmt.Sprintf("the request body did not arrive within %v", s.guard.g.BodyTimeout)})
 			return false
 		}
 		badRequest(w, "request body: "+err.Error())

@@ -79,16 +79,16 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer dir.Close()
-	entries, more, err := readDirPage(dir, skip, limit)
+	names, more, err := readDirPage(dir, skip, limit)
 	if err != nil {
 		badRequest(w, "not a folder")
 		return
 	}
-	resp := filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: make([]fileEntry, 0, len(entries))}
-	for _, e := range entries {
-		fe := fileEntry{Name: e.Name(), Path: path.Join(rel, e.Name()), Dir: e.IsDir()}
-		if info, err := e.Info(); err == nil {
-			fe.Size = info.Size()
+	resp := filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: make([]fileEntry, 0, len(names))}
+	for _, name := range names {
+		fe := fileEntry{Name: name, Path: path.Join(rel, name)}
+		if info, err := root.Lstat(fe.Path); err == nil {
+			fe.Dir, fe.Size = info.IsDir(), info.Size()
 			if info.Mode()&fs.ModeSymlink != 0 {
 				// Resolve through the root: a link leading out is shown as such and cannot be opened.
 				if target, err := root.Stat(fe.Path); err == nil {
@@ -118,16 +118,17 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// readDirPage returns entries [skip, skip+limit) of the folder in directory
-// order, reading it in bounded batches.
-func readDirPage(dir *os.File, skip, limit int) ([]fs.DirEntry, bool, error) {
-	var page []fs.DirEntry
+// readDirPage returns the names [skip, skip+limit) of the folder in directory
+// order, reading it in bounded batches. Names only: skipping costs no stat per
+// entry, which matters 100 pages into a folder of 100 k files.
+func readDirPage(dir *os.File, skip, limit int) ([]string, bool, error) {
+	var page []string
 	seen := 0
 	for {
-		batch, err := dir.ReadDir(256)
-		for _, e := range batch {
+		batch, err := dir.Readdirnames(1024)
+		for _, name := range batch {
 			if seen >= skip && len(page) < limit {
-				page = append(page, e)
+				page = append(page, name)
 			} else if len(page) == limit {
 				return page, true, nil
 			}

@@ -160,8 +160,13 @@ func (s *Server) apiUploadGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.uploadView(u))
 }
 
+// apiUploadHead waits for a chunk still being received (a dropped connection
+// the server has not yet noticed, a stalled one being cut), so the offset it
+// gives is where the next chunk must start.
 func (s *Server) apiUploadHead(w http.ResponseWriter, r *http.Request) {
-	u, err := s.db.GetUpload(r.Context(), chi.URLParam(r, "id"))
+	id := chi.URLParam(r, "id")
+	defer s.lockUpload(id)()
+	u, err := s.db.GetUpload(r.Context(), id)
 	if err != nil {
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -191,6 +196,12 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "Upload-Offset header must be a non-negative number")
 		return
 	}
+	release, refusal := s.guard.acquireUpload(r)
+	if refusal != "" {
+		tooManyRequests(w, refusal)
+		return
+	}
+	defer release()
 	defer s.lockUpload(id)()
 	u, err := s.db.GetUpload(r.Context(), id)
 	if err != nil {
@@ -206,7 +217,7 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer root.Close()
-	f, err := root.OpenFile(uploadFile(u), os.O_WRONLY, 0)
+	f, err := s.guard.openUpload(root, uploadFile(u))
 	if err != nil {
 		s.apiError(w, r, fmt.Errorf("upload %s: %w", id, err))
 		return
@@ -218,28 +229,23 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	remaining := u.Size - u.Received
-	n, copyErr := io.Copy(&offsetWriter{f: f, off: u.Received}, io.LimitReader(r.Body, remaining+1))
+	body, stopBody := s.guard.uploadBody(w, r)
+	out := &offsetWriter{f: f, off: u.Received}
+	n, copyErr := io.Copy(out, io.LimitReader(body, remaining+1))
+	stopBody()
 	if n > remaining {
 		f.Truncate(u.Received)
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("more bytes than the declared size %d", u.Size)})
 		return
 	}
-	var pathErr *os.PathError
-	if copyErr != nil && errors.As(copyErr, &pathErr) {
-		// A write failed (disk full...): drop the chunk, keep the confirmed part.
-		f.Truncate(u.Received)
-		status := http.StatusInternalServerError
-		if errors.Is(copyErr, syscall.ENOSPC) {
-			status = http.StatusInsufficientStorage
-		}
-		s.log.Warn("upload write failed", "upload", id, "err", copyErr)
-		writeJSON(w, status, errorBody{fmt.Sprintf("writing %s failed: %v", u.Path, pathErr.Err)})
-		return
+	writeErr := out.err
+	if writeErr == nil && (copyErr == nil || n > 0) {
+		// A dropped, stalled or drained connection still confirms what arrived:
+		// the client resumes there.
+		writeErr = f.Sync()
 	}
-	// A dropped connection still confirms what arrived: the client resumes there.
-	if err := f.Sync(); err != nil {
-		f.Truncate(u.Received)
-		writeJSON(w, http.StatusInsufficientStorage, errorBody{fmt.Sprintf("syncing %s failed: %v", u.Path, err)})
+	if writeErr != nil {
+		s.uploadWriteFailed(w, r, root, f, u, writeErr)
 		return
 	}
 	if u.Received+n == u.Size {
@@ -253,15 +259,52 @@ func (s *Server) apiUploadPatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.db.AdvanceUpload(r.Context(), id, u.Received, u.Received+n); err != nil {
+	if err := s.db.AdvanceUpload(context.WithoutCancel(r.Context()), id, u.Received, u.Received+n); err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	w.Header().Set("Upload-Offset", strconv.FormatInt(u.Received+n, 10))
-	if copyErr != nil {
-		return // the client is gone
+	confirmed := u.Received + n
+	w.Header().Set("Upload-Offset", strconv.FormatInt(confirmed, 10))
+	switch {
+	case copyErr == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(copyErr, errDraining):
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "10")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": fmt.Sprintf("the server is restarting; %s is saved up to byte %d, resume from there", u.Path, confirmed), "offset": confirmed})
+	case isTimeout(copyErr):
+		writeJSON(w, http.StatusRequestTimeout, map[string]any{"error": fmt.Sprintf("no bytes arrived for %v; %s is saved up to byte %d, resume from there", s.guard.g.UploadStall, u.Path, confirmed), "offset": confirmed})
+	default:
+		// The client is gone; nobody reads this.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "reading the chunk: " + copyErr.Error(), "offset": confirmed})
 	}
-	w.WriteHeader(http.StatusNoContent)
+}
+
+// uploadWriteFailed answers a failed write or sync. A full disk removes the
+// partial file and its row: keeping gigabytes on a full disk blocks every other
+// upload, and the message tells the user what to do. Other write errors drop
+// only the failed chunk, so the upload resumes from its confirmed offset.
+func (s *Server) uploadWriteFailed(w http.ResponseWriter, r *http.Request, root *os.Root, f uploadWriter, u *store.Upload, err error) {
+	log := s.reqLog(r).With("upload", u.ID, "path", u.Path)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		f.Close()
+		root.Remove(uploadFile(u))
+		s.db.DeleteUpload(context.WithoutCancel(r.Context()), u.ID)
+		log.Warn("disk full: upload removed", "err", err)
+		writeJSON(w, http.StatusInsufficientStorage, errorBody{fmt.Sprintf("%s: the server's disk is full; the partial upload was removed: free space on the server and upload the file again", path.Join(u.Side, u.Path))})
+		return
+	}
+	f.Truncate(u.Received)
+	log.Error("upload write failed", "err", err)
+	writeJSON(w, http.StatusInternalServerError, errorBody{fmt.Sprintf("%s: writing failed (%v); resume from offset %d", path.Join(u.Side, u.Path), plainErr(err), u.Received)})
+}
+
+func plainErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // validateUpload parses the header of a finished checkpoint file (safetensors or
@@ -297,14 +340,20 @@ func (s *Server) validateUpload(root *os.Root, u *store.Upload) error {
 
 // offsetWriter writes at increasing offsets with WriteAt, so a chunk lands
 // exactly where the confirmed offset says, whatever the file position.
+// The first write error is kept in err, to tell a failing disk from a failing
+// client after io.Copy.
 type offsetWriter struct {
-	f   *os.File
+	f   io.WriterAt
 	off int64
+	err error
 }
 
 func (o *offsetWriter) Write(p []byte) (int, error) {
 	n, err := o.f.WriteAt(p, o.off)
 	o.off += int64(n)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
 	return n, err
 }
 

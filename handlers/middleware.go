@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -10,9 +11,16 @@ import (
 
 func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
 
+// reqLog is the server's logger with the request's id, so every line a request
+// writes can be found with the id the client saw in X-Request-Id.
+func (s *Server) reqLog(r *http.Request) *slog.Logger {
+	return s.log.With("request_id", requestID(r))
+}
+
 // logRequests writes one structured line per request.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", requestID(r))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)

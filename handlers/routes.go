@@ -11,11 +11,16 @@ import (
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics)
+	// Security headers first so refusals carry them too; then CSRF, then who
+	// the request is from and what it may do (auth.go: requiredRole is the
+	// policy of every route, public ones included).
+	r.Use(s.securityHeaders, s.crossOriginProtection, s.authenticate, s.authorize)
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Get("/metrics", s.metrics)
 
+	s.authRoutes(r)
 	s.pageRoutes(r)
 
 	r.Route("/api", func(r chi.Router) {
@@ -34,6 +39,8 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/uploads/{id}", s.apiUploadGet)
 		r.Patch("/uploads/{id}", s.apiUploadPatch)
 		r.Delete("/uploads/{id}", s.apiUploadDelete)
+		s.userRoutes(r)
+		s.recipeRoutes(r)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such API route") })
 	})
 	return r

@@ -28,6 +28,19 @@ type Config struct {
 	// MaxUploadBytes bounds one uploaded file (default 64 GiB).
 	MaxUploadBytes int64
 	Log            *slog.Logger
+	// Auth decides who may do what: AuthNone (the zero value; every request acts
+	// as an admin, so serve allows it on loopback only) or AuthAccounts.
+	Auth AuthMode
+	// SecureCookies marks the session cookie Secure even when the request came
+	// over plain HTTP (behind a TLS-terminating proxy); TLS requests always are.
+	SecureCookies bool
+	// SessionTTL is how long a login lasts (default 7 days).
+	SessionTTL time.Duration
+	// TrustedOrigins may send state-changing browser requests besides the
+	// server's own origin, e.g. "https://deltascope.lab.example".
+	TrustedOrigins []string
+	// Guard bounds queues, concurrent uploads and slow clients (limits.go).
+	Guard Guard
 }
 
 // Server holds the dependencies of every handler.
@@ -40,6 +53,8 @@ type Server struct {
 	// same file must not interleave writes.
 	uploadLocks sync.Map // upload id → *sync.Mutex
 	stats       counters
+	auth        *authState // login limiter and cross-origin protection
+	guard       *guardState
 }
 
 // New makes a Server.
@@ -65,7 +80,10 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 			cfg.UploadDir = abs
 		}
 	}
-	return &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
+	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
+	s.auth = newAuthState(&s.cfg, s.log)
+	s.guard = newGuardState(&s.cfg.Guard)
+	return s
 }
 
 func (s *Server) openOptions() checkpoint.Options {

@@ -47,7 +47,7 @@ func OpenSource(spec string, opt Options) (*Source, error) {
 	if p == "" {
 		return nil, errorf(spec, "empty path")
 	}
-	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}}
+	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map}
 	if err := src.open(opt); err != nil {
 		src.Close()
 		return nil, err
@@ -122,6 +122,9 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 			continue
 		}
 		root, err := os.OpenRoot(rabs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", errorf(p, "no such file or folder")
+		}
 		if err != nil {
 			continue
 		}
@@ -129,6 +132,9 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 		parent := filepath.Dir(rel)
 		dir, err := root.OpenRoot(parent)
 		root.Close()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", errorf(p, "no such file or folder")
+		}
 		if err != nil {
 			return nil, "", &tensor.Error{Path: p, Msg: "outside the allowed folders: " + plainFSError(err), Forbidden: true}
 		}
@@ -224,8 +230,15 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 	for k, v := range h.Metadata {
 		s.Metadata[k] = v
 	}
+	// Map only once the header is valid: every tensor then lies inside the file.
+	var m *mapping
+	if s.mapped {
+		if m = mapFile(f, size); m != nil {
+			s.closers = append(s.closers, m)
+		}
+	}
 	for _, e := range h.Entries {
-		s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: h.DataOffset + e.Begin, Size: e.End - e.Begin, f: f})
+		s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: h.DataOffset + e.Begin, Size: e.End - e.Begin, f: f, m: m})
 	}
 	return nil
 }

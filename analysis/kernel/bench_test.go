@@ -75,3 +75,29 @@ func benchImpls() []impl {
 	}
 	return append(out, scalarImpl)
 }
+
+// BenchmarkRowRaw reads the pair from its stored bytes, as the engine does with
+// mapped files: BF16 on both sides (a BF16 fine-tune of a BF16 base) and F32
+// base against BF16 VLA (π0.5, OpenVLA). Bytes/s count both sides' stored bytes.
+func BenchmarkRowRaw(b *testing.B) {
+	const n = 2048
+	rng := rand.New(rand.NewPCG(9, n))
+	base, vla := finitePair(rng, n)
+	colDD, colBB := make([]float64, n), make([]float64, n)
+	for _, enc := range []struct {
+		name   string
+		be, ve Encoding
+	}{{"bf16xbf16", BF16, BF16}, {"f32xbf16", F32, BF16}, {"f32xf32", F32, F32}} {
+		braw, vraw := encode(enc.be, base), encode(enc.ve, vla)
+		for _, im := range benchImpls() {
+			b.Run(fmt.Sprintf("%s/%s", enc.name, im.name), func(b *testing.B) {
+				b.SetBytes(int64(len(braw) + len(vraw)))
+				var t Totals
+				for b.Loop() {
+					rowRawWith(im, &t, enc.be, braw, enc.ve, vraw, colDD, colBB)
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+			})
+		}
+	}
+}

@@ -1,16 +1,21 @@
 // Package kernel is the inner loop of the divergence engine: it folds one row of
-// a base/VLA tensor pair, already decoded to float32, into float64 statistics,
-// and widens the hot 16-bit dtypes to float32.
+// a base/VLA tensor pair into float64 statistics, reading F32 and BF16 elements
+// straight from file bytes (RowRaw, widening in registers) or float32 values
+// already decoded (Row), and widens the 16-bit dtypes to float32.
 //
 // Two implementations exist: a SIMD one (simd_amd64.go, built only with
 // GOEXPERIMENT=simd on amd64 and chosen at run time when the CPU has the
-// instructions it uses) and a scalar one that is always compiled. They agree bit
+// instructions it uses; it widens BF16 in registers, 16 elements a step on
+// AVX-512 when both sides are BF16) and a scalar one that is always compiled
+// (it decodes stored bytes a chunk at a time into stack buffers). They agree bit
 // for bit: both add element k of a row into lane k mod 8 of eight float64
 // accumulators per sum, reduce the lanes with the same tree (reduceLanes), never
 // fuse a multiply into an add, and zero elements that are not finite on either
 // side before any arithmetic. Results therefore do not depend on which machine
 // or build computed them.
 package kernel
+
+import "encoding/binary"
 
 // Totals are tensor-wide sums, accumulated in float64.
 type Totals struct {
@@ -42,6 +47,48 @@ func (t *Totals) Merge(o *Totals) {
 	t.N += o.N
 }
 
+// Encoding is how the elements handed to RowRaw are stored: little-endian, as
+// in safetensors and torch files.
+type Encoding uint8
+
+const (
+	F32  Encoding = iota // IEEE single
+	BF16                 // the top 16 bits of an IEEE single
+)
+
+// Size is the number of bytes per element.
+func (e Encoding) Size() int {
+	switch e {
+	case F32:
+		return 4
+	case BF16:
+		return 2
+	}
+	panic("kernel: unknown Encoding")
+}
+
+// decode returns element i of p.
+func (e Encoding) decode(p []byte, i int) float32 {
+	if e == BF16 {
+		return float32frombits(uint32(binary.LittleEndian.Uint16(p[2*i:])) << 16)
+	}
+	return float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+}
+
+// RowRaw is Row on elements still in their stored encoding: b holds n elements
+// encoded as be, v the same n encoded as ve. The result is bit for bit that of
+// widening both to float32 and calling Row, without writing the float32 values
+// anywhere: the engine hands it slices of the mapped files, so a row goes from
+// the page cache to the statistics in one pass. It panics if the lengths
+// disagree (a caller bug, not bad input).
+func RowRaw(t *Totals, be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) (rowDD, rowBB float64) {
+	n := len(b) / be.Size()
+	if len(b) != n*be.Size() || len(v) != n*ve.Size() || len(colDD) < n || len(colBB) < n {
+		panic("kernel.RowRaw: b, v, colDD and colBB must hold the same number of elements")
+	}
+	return rowRawWith(active, t, be, b, ve, v, colDD[:n], colBB[:n])
+}
+
 // Row adds one row segment: b and v hold the same n elements; colDD[i] += d_i²,
 // colBB[i] += b_i² for i < n (the caller passes the column accumulators already
 // offset to the segment's first column). It returns the segment's Σd² and Σb²
@@ -61,7 +108,15 @@ func Row(t *Totals, b, v []float32, colDD, colBB []float64) (rowDD, rowBB float6
 
 // rowWith is Row on a given code path (tests run every path through it).
 func rowWith(im impl, t *Totals, b, v []float32, colDD, colBB []float64) (rowDD, rowBB float64) {
-	s := im.row(b, v, colDD, colBB)
+	return addSums(t, im.rowF32(b, v[:len(b)], colDD, colBB), len(b))
+}
+
+func rowRawWith(im impl, t *Totals, be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) (rowDD, rowBB float64) {
+	return addSums(t, im.row(be, b, ve, v, colDD, colBB), len(colDD))
+}
+
+// addSums adds one segment of n elements into t and returns its row sums.
+func addSums(t *Totals, s rowSums, n int) (rowDD, rowBB float64) {
 	t.BB += s.bb
 	t.VV += s.vv
 	t.DD += s.dd
@@ -71,7 +126,7 @@ func rowWith(im impl, t *Totals, b, v []float32, colDD, colBB []float64) (rowDD,
 	t.Changed += s.changed
 	t.NonFiniteBase += s.nonFiniteBase
 	t.NonFiniteVLA += s.nonFiniteVLA
-	t.N += int64(len(b))
+	t.N += int64(n)
 	return s.dd, s.bb
 }
 
@@ -98,6 +153,20 @@ func checkWiden(name string, dst []float32, src []byte) {
 	}
 }
 
+// ChangedBeyondBF16 counts the elements of an F32 base row b that a BF16 VLA
+// row v (the same n elements) changed beyond storage rounding: element i counts
+// unless rounding b[i] to the nearest BF16 (ties to even, as torch's
+// .to(torch.bfloat16)) gives v[i]'s value, with −0 equal to +0 and any NaN
+// equal to any NaN; a NaN base stays that NaN. A frozen F32 tensor saved as
+// BF16 thus counts no change. It panics unless len(b) == 2*len(v) and len(v)
+// is even.
+func ChangedBeyondBF16(b, v []byte) int64 {
+	if len(v)%2 != 0 || len(b) != 2*len(v) {
+		panic("kernel.ChangedBeyondBF16: b must hold F32 codes for v's BF16 codes")
+	}
+	return active.changedBF16(b, v)
+}
+
 // Implementation names the code path Row and the widening functions use on this
 // machine and build: "avx512", "avx2" or "scalar". Worth logging next to timings.
 func Implementation() string { return active.name }
@@ -109,15 +178,19 @@ type rowSums struct {
 }
 
 // impl is one complete code path. The row and widen functions may assume their
-// arguments have already been length-checked by the exported wrappers.
+// arguments have already been length-checked by the exported wrappers; row
+// reads len(colDD) elements from b and v, encoded as be and ve.
 type impl struct {
 	name      string
-	row       func(b, v []float32, colDD, colBB []float64) rowSums
+	row       func(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) rowSums
+	rowF32    func(b, v []float32, colDD, colBB []float64) rowSums // Row's float32 rows
 	widenBF16 func(dst []float32, src []byte)
 	widenF16  func(dst []float32, src []byte)
+	// changedBF16 is ChangedBeyondBF16.
+	changedBF16 func(b, v []byte) int64
 }
 
-var scalarImpl = impl{name: "scalar", row: rowScalar, widenBF16: widenBF16Scalar, widenF16: widenF16Scalar}
+var scalarImpl = impl{name: "scalar", row: rowScalar, rowF32: rowScalarF32, widenBF16: widenBF16Scalar, widenF16: widenF16Scalar, changedBF16: changedBF16Scalar}
 
 // simdImpls are the SIMD paths this build and CPU can run, best first.
 var simdImpls = detectSIMD()

@@ -440,3 +440,18 @@ func FuzzRowPathsAgree(f *testing.F) {
 		}
 	})
 }
+
+// encode stores f in e's encoding; BF16 keeps the top 16 bits (truncation is
+// fine: the tests need BF16 codes, not rounded values).
+func encode(e Encoding, f []float32) []byte {
+	out := make([]byte, len(f)*e.Size())
+	for i, x := range f {
+		u := math.Float32bits(x)
+		if e == BF16 {
+			binary.LittleEndian.PutUint16(out[2*i:], uint16(u>>16))
+		} else {
+			binary.LittleEndian.PutUint32(out[4*i:], u)
+		}
+	}
+	return out
+}

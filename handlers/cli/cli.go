@@ -18,6 +18,8 @@ import (
 type Env struct {
 	Stdout, Stderr io.Writer
 	StderrIsTTY    bool
+	// Stdin feeds `user add --password-stdin`; nil means os.Stdin.
+	Stdin io.Reader
 }
 
 type command struct {
@@ -30,8 +32,9 @@ func commands() []command {
 		{"inspect", "SRC... [--json]", "list the tensors of checkpoints: name, dtype, shape, bytes, file", runInspect},
 		{"analyze", "--base SRC... --vla SRC... [--map 'REGEX=>REPLACEMENT'...] [--json FILE] [--rows] [--units]", "compute ΔW = W_VLA − W_base per tensor, row, column, channel and head", runAnalyze},
 		{"mask", "--base SRC... --vla SRC... (--recipe FILE | --preset NAME) --export recipe|indices|masks|masked|sliced --out PATH", "resolve a pruning recipe to masks and export them", runMask},
-		{"serve", "[--addr 127.0.0.1:8080] [--data DIR] [--root DIR...]", "run the dashboard and the JSON API", runServe},
+		{"serve", "[--addr 127.0.0.1:8080] [--data DIR] [--root DIR...] [--auth none|accounts [--secure-cookies]]", "run the dashboard and the JSON API", runServe},
 		{"gen", "--preset NAME --scale F --out DIR [--shape-only]", "write a synthetic base/VLA pair with the names and shapes of a real model", runGen},
+		{"user", "add|list|token|passwd|role|delete NAME ... (see deltascope user)", "manage the accounts of serve --auth accounts: passwords, roles and personal API tokens", runUser},
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,22 +25,20 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback unless you mean it)")
 	data := fs.String("data", "deltascope-data", "folder for the database, uploads and the demo")
 	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path (repeatable)")
-	auth := fs.String("auth", "none", "authentication: none (loopback only)")
+	auth := addAuthFlags(fs)
 	workers := fs.Int("workers", 1, "analyses computed at once (each already uses every core)")
 	interrupted := fs.String("interrupted", "resume", "what to do with analyses a crash interrupted: resume or fail")
 	noDemo := fs.Bool("no-demo", "do not create the demo analysis on first start")
+	limits := addLimitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *auth != "none" {
-		return fmt.Errorf("serve: --auth %q: only \"none\" is available in this version", *auth)
-	}
-	host, _, err := net.SplitHostPort(*addr)
+	cfg, err := limits.config()
 	if err != nil {
-		return fmt.Errorf("serve: --addr %q: %v", *addr, err)
+		return err
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("serve: --addr %s is not a loopback address; without accounts anyone who reaches it could read your checkpoints", *addr)
+	if err := auth.apply(*addr, &cfg); err != nil { // auth none listens on loopback only
+		return err
 	}
 	if *interrupted != "resume" && *interrupted != "fail" {
 		return fmt.Errorf("serve: --interrupted must be resume or fail")
@@ -53,6 +50,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	auth.warn(ctx, db, *addr, log)
 	if n, err := db.RecoverInterrupted(ctx, *interrupted == "resume"); err != nil {
 		return err
 	} else if n > 0 {
@@ -60,20 +58,22 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	demoDir, uploadDir := filepath.Join(*data, "demo"), filepath.Join(*data, "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
-	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Log: log})
-	srv := handlers.New(db, runner, handlers.Config{Roots: allowed, UploadDir: uploadDir, Log: log})
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Log: log, Limits: cfg.Limits})
+	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
+	srv := handlers.New(db, runner, cfg)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %v", err)
 	}
-	httpSrv := &http.Server{Handler: srv.Routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpSrv := srv.HTTPServer(srv.Routes()) // timeouts, and uploads confirm what arrived at shutdown
 	fmt.Fprintf(env.Stdout, "deltascope serving on http://%s\n", ln.Addr())
 
 	runCtx, stopRunner := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); runner.Run(runCtx) }()
+	go func() { defer wg.Done(); srv.SweepUploadsEvery(runCtx, time.Hour) }()
 	serveErr := make(chan error, 1)
 	go func() { defer wg.Done(); serveErr <- httpSrv.Serve(ln) }()
 	if !*noDemo {

@@ -1,0 +1,524 @@
+// deltascope's one script: draws charts from the option JSON the server embeds
+// (<script type="application/json">), follows a running analysis, and drives
+// the new-analysis page (resumable uploads, server file picker, preview).
+// Nothing here is inline in a page, so a strict Content-Security-Policy holds;
+// text that came from files (tensor names) only ever reaches the DOM through
+// textContent or echarts.format.encodeHTML.
+(function () {
+  'use strict';
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  // h builds an element; children are nodes or strings (set as text).
+  function h(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v == null) continue;
+      if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const k of kids) if (k != null) e.append(k);
+    return e;
+  }
+
+  function fmtBytes(n) {
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    n = Number(n) || 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toPrecision(3) : String(n)) + ' ' + u[i];
+  }
+  function fmtNum(x) {
+    if (x == null || Number.isNaN(x)) return '–';
+    if (x === 0) return '0';
+    const a = Math.abs(x);
+    return a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(4))) : x.toExponential(3);
+  }
+  function fmtDuration(s) {
+    if (!isFinite(s) || s < 0) return '–';
+    s = Math.round(s);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
+
+  // Rate measures bytes per second over the last few seconds, for ETAs.
+  class Rate {
+    constructor() { this.samples = []; }
+    add(bytes) {
+      const now = performance.now() / 1000;
+      this.samples.push([now, bytes]);
+      while (this.samples.length > 2 && now - this.samples[0][0] > 8) this.samples.shift();
+    }
+    perSecond() {
+      const s = this.samples;
+      if (s.length < 2) return NaN;
+      const dt = s[s.length - 1][0] - s[0][0];
+      return dt > 0.2 ? (s[s.length - 1][1] - s[0][1]) / dt : NaN;
+    }
+  }
+
+  // ---------------------------------------------------------------- charts
+
+  const charts = new Map(); // DOM id → ECharts instance
+
+  function heatTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (p) => {
+      const v = p.value;
+      let x = meta.x_labels[v[0]];
+      if (meta.bin_width > 1) {
+        x = x + '–' + (Number(x) + meta.bin_width - 1) + ' (maximum of the bin)';
+      }
+      const name = meta.names && meta.names[v[0] + ',' + v[1]];
+      return (name ? '<b>' + esc(name) + '</b><br>' : '') +
+        esc(meta.x_name + ' ' + x) + '<br>' + esc(meta.y_name + ' ' + meta.y_labels[v[1]]) + '<br>' +
+        esc(meta.value) + ': <b>' + esc(fmtNum(v[3])) + '</b>';
+    };
+  }
+
+  // xyTooltip replaces ECharts' default, whose colour markers are style
+  // attributes the Content-Security-Policy would refuse.
+  function xyTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (ps) => {
+      ps = [].concat(ps);
+      const p = ps[0];
+      if (Array.isArray(p.value)) { // scatter: [x, y, index]
+        return esc('#' + p.value[2]) + '<br>' + esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' +
+          esc(meta.y_name + ' ' + fmtNum(p.value[1]));
+      }
+      return esc(meta.x_name + ' ' + p.axisValueLabel) + '<br>' +
+        ps.map((q) => esc(q.seriesName) + ': <b>' + esc(fmtNum(Number(q.value))) + '</b>').join('<br>');
+    };
+  }
+
+  function drawChart(box) {
+    if (!document.body.contains(box) || (charts.has(box.id) && charts.get(box.id).getDom() === box)) return;
+    const script = document.getElementById(box.dataset.chart);
+    if (!script) return;
+    const spec = JSON.parse(script.textContent);
+    const meta = spec.meta;
+    box.style.height = (meta.height || 300) + 'px';
+    const chart = echarts.init(box, null, { renderer: 'canvas' });
+    const opt = spec.option;
+    opt.tooltip = Object.assign({}, opt.tooltip, {
+      formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : xyTooltip(meta),
+    });
+    chart.on('finished', () => { box.dataset.drawn = '1'; });
+    chart.setOption(opt);
+    if (meta.link_base && meta.names) {
+      chart.on('click', (p) => {
+        const name = p.value && meta.names[p.value[0] + ',' + p.value[1]];
+        if (!name) return;
+        const n = encodeURIComponent(name);
+        window.location.href = meta.link_base + n + '?' + (meta.link_query ? meta.link_query + '&' : '') + 'sel=' + n;
+      });
+    }
+    charts.set(box.id, chart);
+  }
+
+  // initCharts draws the first chart at once and each next one in its own
+  // task, so the first is on screen and clickable while the rest still draw.
+  function initCharts(root) {
+    if (!window.echarts) return;
+    for (const [id, c] of charts) { // charts swapped out by htmx
+      if (!document.body.contains(c.getDom())) { c.dispose(); charts.delete(id); }
+    }
+    const boxes = $$('[data-chart]', root);
+    const next = () => {
+      const box = boxes.shift();
+      if (!box) return;
+      drawChart(box);
+      if (boxes.length) setTimeout(next, 0);
+    };
+    next();
+  }
+
+  function downloadPNG(id) {
+    const c = charts.get(id);
+    if (!c) return;
+    const a = h('a', { href: c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' }), download: id + '.png' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('[data-png]');
+    if (b) downloadPNG(b.dataset.png);
+  });
+  window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
+  document.addEventListener('htmx:afterSettle', () => initCharts(document));
+
+  // ------------------------------------------------------------- job page
+
+  const terminal = new Set(['done', 'failed', 'cancelled']);
+
+  function initJob() {
+    const box = $('[data-job]');
+    if (!box) return;
+    const field = (f) => $('[data-field="' + f + '"]', box);
+    if (terminal.has(field('status').textContent)) return;
+    const rate = new Rate();
+    const set = (f, t) => { const e = field(f); if (e) e.textContent = t; };
+
+    function update(a) {
+      set('status', a.status);
+      field('bar').value = Math.round((a.progress || 0) * 1000);
+      set('bytes', fmtBytes(a.bytes_done) + ' of ' + fmtBytes(a.bytes_total));
+      set('percent', ((a.progress || 0) * 100).toFixed(1) + ' %');
+      set('tensor', a.current_tensor || (a.status === 'queued' ? 'waiting for a worker' : ''));
+      if (a.status === 'running') {
+        rate.add(a.bytes_done);
+        const r = rate.perSecond();
+        set('rate', isFinite(r) ? fmtBytes(r) + '/s' : '–');
+        set('eta', isFinite(r) && r > 0 ? fmtDuration((a.bytes_total - a.bytes_done) / r) : '–');
+      }
+      // The server renders every end state (overview, error, cancelled).
+      if (terminal.has(a.status)) window.location.reload();
+    }
+
+    let polling = false;
+    function poll() {
+      if (polling) return;
+      polling = true;
+      const tick = () => fetch(box.dataset.state, { headers: { Accept: 'application/json' } })
+        .then((r) => r.json()).then((a) => { update(a); if (!terminal.has(a.status)) setTimeout(tick, 1000); })
+        .catch(() => setTimeout(tick, 3000));
+      tick();
+    }
+    if (!window.EventSource) { poll(); return; }
+    const es = new EventSource(box.dataset.events);
+    es.addEventListener('progress', (e) => update(JSON.parse(e.data)));
+    // EventSource reconnects by itself after a dropped connection; it gives up
+    // (CLOSED) only on an HTTP error, and then polling takes over.
+    es.addEventListener('error', () => { if (es.readyState === EventSource.CLOSED) poll(); });
+  }
+
+  // ------------------------------------------------------- new analysis page
+
+  const CHUNK = 8 << 20; // bytes per PATCH: small enough to resume cheaply
+  const STATE_KEY = 'deltascope.new';
+
+  function initNew() {
+    const page = $('[data-new]');
+    if (!page) return;
+    const errorBox = $('[data-error]', page);
+    const saved = (() => { try { return JSON.parse(localStorage.getItem(STATE_KEY)) || {}; } catch (e) { return {}; } })();
+    // state survives a reload: chosen sources, rules, and the upload ids to
+    // resume (a browser cannot keep the File itself; the user re-selects it).
+    const state = Object.assign({ session: '', sources: { base: [], vla: [] }, rules: [], uploads: {} }, saved);
+    const save = () => localStorage.setItem(STATE_KEY, JSON.stringify(state));
+
+    function showError(msg) {
+      errorBox.textContent = msg || '';
+      errorBox.hidden = !msg;
+    }
+
+    async function api(method, url, body) {
+      const r = await fetch(url, {
+        method, headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(data.error || (method + ' ' + url + ': HTTP ' + r.status));
+      return data;
+    }
+
+    // ---- sources
+    function renderSources(side) {
+      const ul = $('[data-side="' + side + '"] [data-sources]', page);
+      ul.replaceChildren(...state.sources[side].map((s, i) => h('li', {},
+        h('code', { text: s.spec }),
+        h('label', {}, 'prefix ', h('input', {
+          type: 'text', value: s.prefix || '', placeholder: 'none', 'aria-label': 'Prefix for ' + s.spec,
+          oninput: (e) => { s.prefix = e.target.value.trim(); save(); },
+        })),
+        h('button', { type: 'button', class: 'small', 'aria-label': 'Remove ' + s.spec, onclick: () => { state.sources[side].splice(i, 1); save(); renderSources(side); } }, 'Remove'),
+      )));
+      if (!state.sources[side].length) ul.append(h('li', { class: 'empty', text: 'No sources yet.' }));
+    }
+    function addSource(side, spec, from) {
+      if (state.sources[side].some((s) => s.spec === spec)) return;
+      state.sources[side].push({ spec, prefix: '', from: from || 'server' });
+      save();
+      renderSources(side);
+    }
+
+    // Uploaded files become sources: a folder holding an index JSON is one
+    // sharded source; other safetensors files and pickles are one each;
+    // config.json and the like only sit beside them.
+    function syncUploadSources(side) {
+      const done = Object.values(state.uploads).filter((u) => u.side === side && u.done && u.session === state.session);
+      const dirOf = (p) => p.slice(0, p.lastIndexOf('/'));
+      const indexDirs = new Set(done.filter((u) => /\.index\.json$/.test(u.spec_path)).map((u) => dirOf(u.spec_path)));
+      const specs = [...indexDirs];
+      for (const u of done) {
+        if (/\.(safetensors|bin|pt|pth)$/.test(u.spec_path) && !indexDirs.has(dirOf(u.spec_path))) specs.push(u.spec_path);
+      }
+      const keep = state.sources[side].filter((s) => s.from !== 'upload' || specs.includes(s.spec));
+      for (const spec of specs) if (!keep.some((s) => s.spec === spec)) keep.push({ spec, prefix: '', from: 'upload' });
+      state.sources[side] = keep;
+      save();
+      renderSources(side);
+    }
+
+    // ---- uploads
+    const queue = [];
+    let uploading = false;
+
+    function patch(id, offset, blob, onProgress) {
+      return new Promise((resolve, reject) => {
+        const x = new XMLHttpRequest();
+        x.open('PATCH', '/api/uploads/' + encodeURIComponent(id));
+        x.setRequestHeader('Upload-Offset', String(offset));
+        x.setRequestHeader('Content-Type', 'application/offset+octet-stream');
+        x.upload.onprogress = (e) => onProgress(offset + e.loaded);
+        x.onload = () => {
+          if (x.status === 204) { resolve(Number(x.getResponseHeader('Upload-Offset'))); return; }
+          let body = {};
+          try { body = JSON.parse(x.responseText); } catch (e) { /* not JSON */ }
+          const err = new Error(body.error || 'HTTP ' + x.status);
+          if (typeof body.offset === 'number') err.offset = body.offset;
+          err.retry = x.status >= 500 || x.status === 408 || x.status === 409 || x.status === 429;
+          reject(err);
+        };
+        x.onerror = () => { const err = new Error('connection lost'); err.retry = true; reject(err); };
+        x.send(blob);
+      });
+    }
+
+    async function serverOffset(id) {
+      const r = await fetch('/api/uploads/' + encodeURIComponent(id), { method: 'HEAD' });
+      if (r.status === 404) return -1;
+      if (!r.ok) throw Object.assign(new Error('HTTP ' + r.status), { retry: true });
+      return Number(r.headers.get('Upload-Offset'));
+    }
+
+    function uploadRow(side, rel, size) {
+      const bar = h('progress', { max: String(Math.max(size, 1)), value: '0', 'aria-label': 'Upload of ' + rel });
+      const info = h('span', { class: 'info', text: 'waiting' });
+      const li = h('li', { 'data-upload': rel }, h('span', { class: 'name', text: rel }), bar, info);
+      $('[data-side="' + side + '"] [data-uploads]', page).append(li);
+      return { li, bar, info };
+    }
+
+    async function uploadOne(job) {
+      const { side, file, rel, row } = job;
+      const key = side + '|' + rel + '|' + file.size;
+      const rate = new Rate();
+      let u = state.uploads[key];
+      let offset = 0;
+      const show = (n) => {
+        row.bar.value = n;
+        rate.add(n);
+        const r = rate.perSecond();
+        row.info.textContent = fmtBytes(n) + ' of ' + fmtBytes(file.size) +
+          (isFinite(r) && r > 0 ? ' · ' + fmtBytes(r) + '/s · ' + fmtDuration((file.size - n) / r) + ' left' : '');
+      };
+      if (u && u.session === state.session) {
+        offset = await serverOffset(u.id).catch(() => 0);
+        if (offset < 0) { u = null; offset = 0; }
+      } else {
+        u = null;
+      }
+      if (!u) {
+        const created = await api('POST', '/api/uploads', { session: state.session, side, path: rel, size: file.size });
+        state.session = created.session;
+        u = state.uploads[key] = { id: created.id, session: created.session, side, rel, size: file.size, spec_path: created.spec_path, done: false };
+        offset = created.offset || 0;
+        save();
+      }
+      let delay = 1000;
+      while (offset < file.size) {
+        show(offset);
+        try {
+          offset = await patch(u.id, offset, file.slice(offset, offset + CHUNK), show);
+          delay = 1000;
+        } catch (err) {
+          if (!err.retry) throw err;
+          row.info.textContent = err.message + ' · retrying in ' + Math.round(delay / 1000) + ' s';
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 30000);
+          // Ask the server where it is: the connection may have dropped
+          // after it wrote part of the chunk.
+          offset = typeof err.offset === 'number' ? err.offset : await serverOffset(u.id).catch(() => offset);
+          if (offset < 0) throw new Error('the server forgot this upload; select the file again');
+        }
+      }
+      show(file.size);
+      row.info.textContent = fmtBytes(file.size) + ' · done';
+      row.li.dataset.done = '1';
+      u.done = true;
+      save();
+      syncUploadSources(side);
+    }
+
+    async function runQueue() {
+      if (uploading) return;
+      uploading = true;
+      while (queue.length) {
+        const job = queue.shift();
+        try {
+          await uploadOne(job);
+        } catch (err) {
+          job.row.info.textContent = 'failed: ' + err.message;
+          job.row.li.dataset.failed = '1';
+          showError(job.rel + ': ' + err.message);
+        }
+      }
+      uploading = false;
+    }
+
+    function addFiles(side, files) {
+      showError('');
+      for (const file of files) {
+        const rel = file.webkitRelativePath || file.name;
+        $$('[data-side="' + side + '"] [data-uploads] li', page).filter((li) => li.dataset.upload === rel).forEach((li) => li.remove());
+        queue.push({ side, file, rel, row: uploadRow(side, rel, file.size) });
+      }
+      runQueue();
+    }
+
+    // Uploads a reload interrupted: the user re-selects the files to resume.
+    function showInterrupted() {
+      for (const u of Object.values(state.uploads)) {
+        if (u.done || u.session !== state.session) continue;
+        const row = uploadRow(u.side, u.rel, u.size);
+        row.info.textContent = 'interrupted; select this file again to resume';
+        serverOffset(u.id).then((off) => { if (off >= 0) { row.bar.value = off; row.info.textContent = fmtBytes(off) + ' of ' + fmtBytes(u.size) + ' · interrupted; select this file again to resume'; } }).catch(() => {});
+      }
+    }
+
+    // ---- server file browser
+    async function browse(side, root, path, cursor) {
+      const box = $('[data-side="' + side + '"] [data-browser]', page);
+      box.hidden = false;
+      let data;
+      try {
+        const q = new URLSearchParams({ root: String(root), path, limit: '100' });
+        if (cursor) q.set('cursor', cursor);
+        data = await api('GET', '/api/files?' + q);
+      } catch (err) {
+        box.replaceChildren(h('p', { class: 'error', text: err.message }));
+        return;
+      }
+      const rootPath = data.roots[data.root] || '';
+      const specOf = (e) => rootPath.replace(/\/$/, '') + '/' + e.path;
+      const list = cursor ? $('ul', box) : h('ul', { class: 'files' });
+      if (!cursor) {
+        const head = h('div', { class: 'browser-head' });
+        if (data.roots.length > 1) {
+          const sel = h('select', { 'aria-label': 'Root folder', onchange: (e) => browse(side, Number(e.target.value), '', '') });
+          data.roots.forEach((r, i) => sel.append(h('option', { value: String(i), selected: i === data.root }, r)));
+          head.append(sel);
+        }
+        head.append(h('code', { text: rootPath + (data.path ? '/' + data.path : '') }));
+        if (data.path) {
+          const up = data.path.includes('/') ? data.path.slice(0, data.path.lastIndexOf('/')) : '';
+          head.append(h('button', { type: 'button', class: 'small', onclick: () => browse(side, data.root, up, '') }, 'Up'));
+        }
+        if (data.path) head.append(h('button', { type: 'button', class: 'small', onclick: () => addSource(side, rootPath.replace(/\/$/, '') + '/' + data.path) }, 'Add this folder'));
+        head.append(h('button', { type: 'button', class: 'small', onclick: () => { box.hidden = true; } }, 'Close'));
+        box.replaceChildren(head, list);
+      }
+      for (const e of data.entries) {
+        list.append(h('li', {},
+          e.dir ? h('button', { type: 'button', class: 'link', onclick: () => browse(side, data.root, e.path, '') }, e.name + '/')
+            : h('span', { text: e.name }),
+          h('span', { class: 'meta', text: e.dir ? 'folder' : e.kind + ' · ' + fmtBytes(e.size) }),
+          h('button', { type: 'button', class: 'small', onclick: () => addSource(side, specOf(e)) }, 'Add'),
+        ));
+      }
+      $$('.more', box).forEach((b) => b.remove());
+      if (data.next) box.append(h('button', { type: 'button', class: 'small more', onclick: () => browse(side, data.root, data.path, data.next) }, 'More'));
+    }
+
+    // ---- rules
+    const rulesBody = $('[data-rules]', page);
+    function renderRules() {
+      rulesBody.replaceChildren(...state.rules.map((r, i) => h('tr', {},
+        h('td', {}, h('input', { type: 'text', value: r.re, 'aria-label': 'Regex of rule ' + (i + 1), oninput: (e) => { r.re = e.target.value; save(); } })),
+        h('td', {}, h('input', { type: 'text', value: r.repl, 'aria-label': 'Replacement of rule ' + (i + 1), oninput: (e) => { r.repl = e.target.value; save(); } })),
+        h('td', {}, h('button', { type: 'button', class: 'small', onclick: () => { state.rules.splice(i, 1); save(); renderRules(); } }, 'Remove')),
+      )));
+    }
+    $('[data-add-rule]', page).addEventListener('click', () => { state.rules.push({ re: '', repl: '' }); save(); renderRules(); });
+
+    function request() {
+      const specs = (side) => state.sources[side].map((s) => (s.prefix ? s.prefix + '=' + s.spec : s.spec));
+      return { base: specs('base'), vla: specs('vla'), map: state.rules.filter((r) => r.re).map((r) => r.re + '=>' + r.repl) };
+    }
+
+    // ---- preview and start
+    const out = $('[data-preview-out]', page);
+    function nameList(title, names) {
+      return h('details', { open: names.length > 0 && names.length <= 20 }, h('summary', { text: title + ' (' + names.length + ')' }),
+        h('ul', { class: 'names' }, ...names.map((n) => h('li', {}, h('code', { text: n })))));
+    }
+    $('[data-preview]', page).addEventListener('click', async () => {
+      showError('');
+      out.replaceChildren(h('p', { text: 'Reading headers…' }));
+      try {
+        const p = await api('POST', '/api/preview', request());
+        out.replaceChildren(
+          h('h2', { text: 'Alignment preview' }),
+          h('p', { 'data-testid': 'aligned', text: p.aligned + ' tensors align (' + p.base_tensors + ' in the base, ' + p.vla_tensors + ' in the VLA).' }),
+          h('p', { class: 'note', text: 'By rule: ' + Object.entries(p.pairs_by_rule || {}).map(([k, v]) => k + ' ' + v).join(', ') }),
+          nameList('Only in the base', p.base_only),
+          nameList('Only in the VLA', p.vla_only),
+          nameList('Mismatched shapes', p.mismatched.map((m) => m.base + ' → ' + m.vla + ': ' + m.shape_base.join('×') + ' vs ' + m.shape_vla.join('×') + ' (' + m.reason + ')')),
+          nameList('Ambiguous', p.ambiguous.map((a) => a.name + ' (' + a.side + '): ' + a.candidates.join(', '))),
+        );
+      } catch (err) {
+        out.replaceChildren();
+        showError(err.message);
+      }
+    });
+    $('[data-start]', page).addEventListener('click', async (e) => {
+      showError('');
+      e.target.disabled = true;
+      try {
+        const a = await api('POST', '/api/analyses', request());
+        localStorage.removeItem(STATE_KEY); // the next analysis starts afresh
+        window.location.href = '/analyses/' + encodeURIComponent(a.id);
+      } catch (err) {
+        showError(err.message);
+        e.target.disabled = false;
+      }
+    });
+
+    // ---- wiring per side
+    for (const side of ['base', 'vla']) {
+      const sec = $('[data-side="' + side + '"]', page);
+      for (const input of $$('[data-files], [data-folder]', sec)) {
+        input.addEventListener('change', () => { addFiles(side, Array.from(input.files)); input.value = ''; });
+      }
+      const drop = $('[data-drop]', sec);
+      drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+      drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+      drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); addFiles(side, Array.from(e.dataTransfer.files)); });
+      $('[data-browse]', sec).addEventListener('click', () => browse(side, 0, '', ''));
+      $('[data-add-path]', sec).addEventListener('submit', (e) => {
+        e.preventDefault();
+        const input = e.target.elements.path;
+        if (input.value.trim()) addSource(side, input.value.trim());
+        input.value = '';
+      });
+      renderSources(side);
+    }
+    renderRules();
+    showInterrupted();
+  }
+
+  function init() {
+    initCharts(document);
+    initJob();
+    initNew();
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();

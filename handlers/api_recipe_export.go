@@ -1,0 +1,309 @@
+package handlers
+
+import (
+	"archive/tar"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/prune"
+)
+
+// Export kinds: the five of `deltascope mask --export`, plus the Python
+// snippet that applies a masks file.
+var exportKinds = []string{"recipe", "indices", "masks", "masks-snippet", "masked", "sliced"}
+
+// apiRecipeExport downloads an export of a saved recipe.
+func (s *Server) apiRecipeExport(w http.ResponseWriter, r *http.Request) {
+	kind, ok := exportKind(w, r)
+	if !ok {
+		return
+	}
+	rec, ok := s.savedRecipe(w, r)
+	if !ok {
+		return
+	}
+	rc, err := recipeOf(rec)
+	if err != nil {
+		s.recipeAPIError(w, r, err)
+		return
+	}
+	s.export(w, r, kind, rc)
+}
+
+// apiInlineExport downloads an export of a recipe sent in the body (JSON, or
+// the form field "recipe" so that a plain HTML form can start a download the
+// browser streams to disk).
+func (s *Server) apiInlineExport(w http.ResponseWriter, r *http.Request) {
+	kind, ok := exportKind(w, r)
+	if !ok {
+		return
+	}
+	rc, err := s.readRecipeBody(w, r)
+	if err != nil {
+		recipeBodyError(w, err)
+		return
+	}
+	s.export(w, r, kind, rc)
+}
+
+func exportKind(w http.ResponseWriter, r *http.Request) (string, bool) {
+	kind := r.URL.Query().Get("kind")
+	if !slices.Contains(exportKinds, kind) {
+		badRequest(w, "export: ?kind= must be one of "+strings.Join(exportKinds, ", "))
+		return "", false
+	}
+	return kind, true
+}
+
+// export resolves the recipe and streams one export. Everything that can be
+// refused (the recipe, the analysis, the VLA files) is checked before the
+// first byte, so those errors are JSON; a failure after it aborts the
+// connection, so that no client takes a truncated file for a whole one.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc prune.Recipe) {
+	id := chi.URLParam(r, "id")
+	m, b, err := s.resolve(r, id, rc)
+	if err != nil {
+		s.recipeAPIError(w, r, err)
+		return
+	}
+	name := fileStem(m.Recipe.Name)
+	w.Header().Set("X-Params-Before", strconv.FormatInt(m.Params.Before, 10))
+	w.Header().Set("X-Params-After", strconv.FormatInt(m.Params.After, 10))
+	switch kind {
+	case "recipe":
+		s.streamFile(w, r, name+".recipe.json", "application/json", func(w io.Writer) error { return prune.WriteRecipe(w, m.Recipe) })
+		return
+	case "indices":
+		s.streamFile(w, r, name+".indices.json", "application/json", func(w io.Writer) error { return prune.WriteIndices(w, m) })
+		return
+	case "masks-snippet":
+		snippet := prune.MaskSnippet(name + ".masks.safetensors")
+		s.streamFile(w, r, name+".apply_masks.py", "text/x-python; charset=utf-8", func(w io.Writer) error {
+			_, err := io.WriteString(w, snippet)
+			return err
+		})
+		return
+	}
+
+	vla, err := checkpoint.OpenSide(b.analysis.Request.VLA, s.openOptions())
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	defer vla.Close()
+	if kind == "masks" {
+		s.streamFile(w, r, name+".masks.safetensors", "application/octet-stream", func(w io.Writer) error { return prune.WriteMasks(w, m, vla) })
+		return
+	}
+
+	// masked / sliced: a checkpoint folder, written to disk first (the writers
+	// need to seek), then sent as a tar read back from disk.
+	select {
+	case s.recipeState().exports <- struct{}{}:
+		defer func() { <-s.recipeState().exports }()
+	case <-r.Context().Done():
+		return
+	}
+	tmp, err := s.exportTempDir()
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	defer os.RemoveAll(tmp)
+	folder := name + "." + kind
+	out := filepath.Join(tmp, folder)
+	if kind == "masked" {
+		err = prune.WriteMasked(out, m, vla)
+	} else {
+		err = prune.WriteSliced(out, m, vla)
+	}
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if err := streamTar(w, out, folder, folder+".tar"); err != nil {
+		s.apiError(w, r, err)
+	}
+}
+
+// exportTempDir makes a fresh folder for one export under the data folder
+// (beside the database: the same disk the server was given room on).
+func (s *Server) exportTempDir() (string, error) {
+	parent := filepath.Join(filepath.Dir(s.db.Path()), "exports")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	// Folders a killed server left behind: no export streams for a day.
+	if old, _ := filepath.Glob(filepath.Join(parent, "export-*")); len(old) > 0 {
+		for _, p := range old {
+			if info, err := os.Stat(p); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+				os.RemoveAll(p)
+			}
+		}
+	}
+	return os.MkdirTemp(parent, "export-*")
+}
+
+// fileStem turns a recipe name into a safe file name stem.
+func fileStem(name string) string {
+	var b strings.Builder
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			b.WriteRune(c)
+		case c == ' ' || c == '.':
+			b.WriteByte('_')
+		}
+		if b.Len() >= 80 {
+			break
+		}
+	}
+	if strings.Trim(b.String(), "_") == "" {
+		return "recipe"
+	}
+	return b.String()
+}
+
+func setDownloadHeaders(h http.Header, filename, ctype string) {
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+}
+
+// lazyDownload sends the download headers with the first byte, so that an
+// error before it can still be a JSON error.
+type lazyDownload struct {
+	w               http.ResponseWriter
+	filename, ctype string
+	started         bool
+}
+
+func (d *lazyDownload) Write(p []byte) (int, error) {
+	if !d.started {
+		d.started = true
+		setDownloadHeaders(d.w.Header(), d.filename, d.ctype)
+		d.w.WriteHeader(http.StatusOK)
+	}
+	return d.w.Write(p)
+}
+
+// streamFile writes one file export straight to the response.
+func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, filename, ctype string, fill func(io.Writer) error) {
+	d := &lazyDownload{w: w, filename: filename, ctype: ctype}
+	if err := fill(d); err != nil {
+		if !d.started {
+			s.apiError(w, r, err)
+			return
+		}
+		s.log.Warn("export aborted midway", "file", filename, "err", err, "request_id", requestID(r))
+		panic(http.ErrAbortHandler)
+	}
+	if !d.started {
+		d.Write(nil)
+	}
+}
+
+type tarEntry struct {
+	path string // on disk
+	hdr  *tar.Header
+}
+
+// streamTar sends the files under dir as a tar whose entries are named
+// prefix/<relative path>, with an exact Content-Length, reading each file from
+// disk as it goes. An error before the first byte is returned; after it, the
+// connection is aborted.
+func streamTar(w http.ResponseWriter, dir, prefix, filename string) error {
+	var entries []tarEntry
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, tarEntry{path: p, hdr: &tar.Header{
+			Typeflag: tar.TypeReg, Name: prefix + "/" + filepath.ToSlash(rel), Size: info.Size(), Mode: 0o644,
+			ModTime: info.ModTime().Truncate(time.Second),
+		}})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	length, err := tarLength(entries)
+	if err != nil {
+		return err
+	}
+	setDownloadHeaders(w.Header(), filename, "application/x-tar")
+	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(http.StatusOK)
+
+	tw := tar.NewWriter(w)
+	for _, e := range entries {
+		if err := copyTarEntry(tw, e); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func copyTarEntry(tw *tar.Writer, e tarEntry) error {
+	f, err := os.Open(e.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := tw.WriteHeader(e.hdr); err != nil {
+		return err
+	}
+	n, err := io.Copy(tw, f)
+	if err == nil && n != e.hdr.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// tarLength is the exact size of the tar of entries: each header as
+// archive/tar writes it (PAX records included), each file padded to 512
+// bytes, and the two zero blocks of the end.
+func tarLength(entries []tarEntry) (int64, error) {
+	var n int64
+	for _, e := range entries {
+		var c countWriter
+		if err := tar.NewWriter(&c).WriteHeader(e.hdr); err != nil {
+			return 0, err
+		}
+		n += c.n + (e.hdr.Size+511)/512*512
+	}
+	return n + 1024, nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}

@@ -1,0 +1,300 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/deltascope/deltascope/store"
+)
+
+// AuthMode says how the server decides who a request comes from.
+type AuthMode string
+
+const (
+	// AuthNone treats every request as an admin's. Only safe on loopback, which
+	// `serve` enforces.
+	AuthNone AuthMode = "none"
+	// AuthAccounts requires a login session (browser) or a personal API token
+	// (scripts) on everything but the login page and the health checks.
+	AuthAccounts AuthMode = "accounts"
+)
+
+// ParseAuthMode accepts none or accounts.
+func ParseAuthMode(s string) (AuthMode, error) {
+	switch m := AuthMode(s); m {
+	case AuthNone, AuthAccounts:
+		return m, nil
+	}
+	return "", fmt.Errorf("auth mode %q: must be none or accounts", s)
+}
+
+func (m AuthMode) accounts() bool { return m == AuthAccounts }
+
+// defaultSessionTTL is how long a login lasts unless Config.SessionTTL says.
+const defaultSessionTTL = 7 * 24 * time.Hour
+
+// sessionCookie holds the login session's secret.
+const sessionCookie = "deltascope_session"
+
+// authState is the auth feature's per-server state.
+type authState struct {
+	csrf   *http.CrossOriginProtection
+	logins *loginLimiter
+}
+
+func newAuthState(cfg *Config, log *slog.Logger) *authState {
+	if cfg.Auth == "" {
+		cfg.Auth = AuthNone
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = defaultSessionTTL
+	}
+	a := &authState{csrf: http.NewCrossOriginProtection(), logins: newLoginLimiter(loginFailuresAllowed, loginWindow, loginLimiterCapacity)}
+	for _, o := range cfg.TrustedOrigins {
+		// serve checks origins with CheckTrustedOrigin first; here a bad one can
+		// only be logged, and trusting nothing is the safe outcome.
+		if err := a.csrf.AddTrustedOrigin(o); err != nil {
+			log.Error("ignoring trusted origin", "origin", o, "err", err)
+		}
+	}
+	a.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forbidden(w, "cross-origin request refused: state-changing requests must come from this server's own pages or carry an API token")
+	}))
+	return a
+}
+
+// CheckTrustedOrigin reports whether origin is acceptable as Config.TrustedOrigins
+// entry ("scheme://host[:port]", nothing else).
+func CheckTrustedOrigin(origin string) error {
+	return http.NewCrossOriginProtection().AddTrustedOrigin(origin)
+}
+
+// principal is who a request acts as.
+type principal struct {
+	// User is the account; nil when auth is none.
+	User *store.User
+	Role store.Role
+	// Via is how the request was authenticated: none, session or token.
+	Via string
+}
+
+type principalKey struct{}
+
+// currentPrincipal returns who the request acts as, or nil for an anonymous
+// request in accounts mode.
+func currentPrincipal(r *http.Request) *principal {
+	p, _ := r.Context().Value(principalKey{}).(*principal)
+	return p
+}
+
+// currentUser is the account a request acts as: nil when anonymous or when
+// auth is none. Handlers that record an author (comments, recipes, reviews)
+// store its ID.
+func currentUser(r *http.Request) *store.User {
+	if p := currentPrincipal(r); p != nil {
+		return p.User
+	}
+	return nil
+}
+
+// authenticate finds who the request comes from and records it in the
+// context; it refuses nothing except a malformed or unknown API token (a script
+// that sends a bad token should hear so, not be treated as anonymous).
+// authorize then decides.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.Auth.accounts() {
+			next.ServeHTTP(w, withPrincipal(r, &principal{Role: store.RoleAdmin, Via: "none"}))
+			return
+		}
+		if h := r.Header.Get("Authorization"); h != "" {
+			scheme, token, _ := strings.Cut(h, " ")
+			if !strings.EqualFold(scheme, "Bearer") || token == "" {
+				s.unauthorized(w, "the Authorization header must be \"Bearer <token>\"")
+				return
+			}
+			u, err := s.db.TokenUser(r.Context(), strings.TrimSpace(token))
+			if errors.Is(err, store.ErrNotFound) {
+				s.unauthorized(w, "unknown, revoked or expired API token")
+				return
+			}
+			if err != nil {
+				s.apiError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, withPrincipal(r, &principal{User: u, Role: u.Role, Via: "token"}))
+			return
+		}
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			u, err := s.db.SessionUser(r.Context(), c.Value)
+			switch {
+			case err == nil:
+				r = withPrincipal(r, &principal{User: u, Role: u.Role, Via: "session"})
+			case !errors.Is(err, store.ErrNotFound):
+				s.apiError(w, r, err)
+				return
+			}
+			// An expired or unknown session is simply anonymous: the browser is
+			// sent to the login page, which replaces the cookie.
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func withPrincipal(r *http.Request, p *principal) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+}
+
+// publicPaths answer without a login: the login page itself, its style sheet,
+// logout (harmless, and it must work with an expired session) and the health
+// checks that load balancers and supervisors poll.
+var publicPaths = map[string]bool{
+	"/login":     true,
+	"/login.css": true,
+	"/logout":    true,
+	"/healthz":   true,
+	"/readyz":    true,
+}
+
+// requiredRole is the access policy of every route, in one place, so that a
+// route added anywhere in the table is protected by default:
+//   - the public paths above: nobody;
+//   - /api/users (user management): admin;
+//   - reads (GET, HEAD, OPTIONS): viewer;
+//   - every other method (state changes: analyses, uploads, preview, recipes,
+//     review status): editor.
+//
+// Requests that viewers may send although they are not reads (resolving a
+// recipe; comments, later) get an entry in viewerWriteRoutes.
+func requiredRole(r *http.Request) (store.Role, bool) {
+	p := r.URL.Path
+	switch {
+	case publicPaths[p]:
+		return "", false
+	case p == "/api/users" || strings.HasPrefix(p, "/api/users/"):
+		return store.RoleAdmin, true
+	case isSafeMethod(r.Method) || viewerWrites(r):
+		return store.RoleViewer, true
+	}
+	return store.RoleEditor, true
+}
+
+// viewerWriteRoutes are the non-read requests a viewer may make: ones that
+// change nothing (resolving a recipe to see its parameter count is a POST only
+// because a recipe is too big for a query string) and, once that feature
+// lands, their own comments. "*" matches one path segment.
+var viewerWriteRoutes = []struct{ method, pattern string }{
+	{http.MethodPost, "/api/analyses/*/resolve"},
+}
+
+func viewerWrites(r *http.Request) bool {
+	for _, rt := range viewerWriteRoutes {
+		if r.Method == rt.method && matchSegments(rt.pattern, r.URL.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchSegments matches a path against a pattern whose "*" segments match
+// any one non-empty segment.
+func matchSegments(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != xs[i] && (ps[i] != "*" || xs[i] == "") {
+			return false
+		}
+	}
+	return true
+}
+
+func isSafeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// authorize applies requiredRole. Anonymous browsers asking for a page are
+// sent to the login page; anything else anonymous gets 401, and a user whose
+// role is too low 403.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		min, needed := requiredRole(r)
+		if !needed {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !s.allow(w, r, min) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireRole guards a route group with a minimum role. authorize already
+// applies the policy to every route; groups that matter most (user management)
+// repeat it here so that the check does not depend on path matching alone.
+func (s *Server) requireRole(min store.Role) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.allow(w, r, min) {
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// allow answers the request with a refusal and returns false unless its
+// principal has at least role min.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, min store.Role) bool {
+	p := currentPrincipal(r)
+	if p == nil {
+		if r.Header.Get("HX-Request") != "" {
+			// An htmx fragment request: a redirect would swap the login page
+			// into the fragment, so ask htmx to navigate the whole page instead.
+			w.Header().Set("HX-Redirect", "/login")
+		}
+		if wantsPage(r) {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		} else {
+			s.unauthorized(w, "sign in first: log in at /login or send \"Authorization: Bearer <token>\"")
+		}
+		return false
+	}
+	if !p.Role.AtLeast(min) {
+		who := "you are"
+		if p.User != nil {
+			who = p.User.Name + " is"
+		}
+		forbidden(w, fmt.Sprintf("this needs the %s role; %s a %s", min, who, p.Role))
+		return false
+	}
+	return true
+}
+
+// wantsPage tells a browser navigating to a page (redirect it to log in) from
+// an API client (tell it 401).
+func wantsPage(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+		return false
+	}
+	// Browsers navigating to a page always accept text/html; curl and
+	// monitoring scripts (say, polling /metrics) do not ask for it.
+	return r.Header.Get("Authorization") == "" && r.Header.Get("HX-Request") == "" &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="deltascope"`)
+	writeJSON(w, http.StatusUnauthorized, errorBody{msg})
+}

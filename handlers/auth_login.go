@@ -1,0 +1,197 @@
+package handlers
+
+import (
+	"errors"
+	"html/template"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/store"
+)
+
+// authRoutes registers the login page, its style sheet and logout. They are
+// public (see publicPaths); in auth=none mode they send the browser home.
+func (s *Server) authRoutes(r chi.Router) {
+	r.Get("/login", s.loginPage)
+	r.Post("/login", s.loginSubmit)
+	r.Post("/logout", s.logout)
+	r.Get("/login.css", serveLoginCSS)
+}
+
+// maxLoginForm bounds the login form body: a name, a password and a path.
+const maxLoginForm = 16 << 10
+
+type loginView struct {
+	Message string
+	Name    string
+	Next    string
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if !s.cfg.Auth.accounts() || currentPrincipal(r) != nil {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	renderLogin(w, http.StatusOK, loginView{Next: next})
+}
+
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Auth.accounts() {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginForm)
+	if err := r.ParseForm(); err != nil {
+		renderLogin(w, http.StatusBadRequest, loginView{Message: "Could not read the login form.", Next: "/"})
+		return
+	}
+	name, password := r.PostForm.Get("name"), r.PostForm.Get("password")
+	view := loginView{Name: name, Next: safeNext(r.PostForm.Get("next"))}
+	addrKey, nameKey := clientAddress(r), "name:"+strings.ToLower(truncate(name, 64))
+
+	if wait, blocked := s.auth.logins.blocked(addrKey, nameKey); blocked {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		view.Message = "Too many failed logins. Try again in " + strconv.Itoa(secs) + " seconds."
+		renderLogin(w, http.StatusTooManyRequests, view)
+		return
+	}
+	u, err := s.db.CheckPassword(r.Context(), name, password)
+	if errors.Is(err, store.ErrBadCredentials) {
+		s.auth.logins.fail(addrKey, nameKey)
+		s.log.Warn("login failed", "name", truncate(name, 64), "addr", addrKey, "request_id", requestID(r))
+		view.Message = "Wrong user name or password."
+		renderLogin(w, http.StatusUnauthorized, view)
+		return
+	}
+	if err != nil {
+		s.log.Error("login", "err", err, "request_id", requestID(r))
+		view.Message = "Login failed on the server; see its log."
+		renderLogin(w, http.StatusInternalServerError, view)
+		return
+	}
+	s.auth.logins.forget(nameKey)
+
+	// A fresh secret at every login: a session id planted before login
+	// (session fixation) is never promoted.
+	secret, expires, err := s.db.CreateSession(r.Context(), u.ID, s.cfg.SessionTTL)
+	if err != nil {
+		s.log.Error("login: create session", "err", err, "request_id", requestID(r))
+		view.Message = "Login failed on the server; see its log."
+		renderLogin(w, http.StatusInternalServerError, view)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: secret, Path: "/",
+		Expires: expires, MaxAge: int(s.cfg.SessionTTL.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(r),
+	})
+	s.log.Info("login", "name", u.Name, "role", u.Role, "request_id", requestID(r))
+	http.Redirect(w, r, view.Next, http.StatusSeeOther)
+}
+
+// logout ends the session on the server (so a copied cookie stops working
+// too) and clears the cookie.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.db.DeleteSession(r.Context(), c.Value); err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(r)})
+	if !s.cfg.Auth.accounts() {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) secureCookies(r *http.Request) bool { return r.TLS != nil || s.cfg.SecureCookies }
+
+// safeNext keeps the after-login redirect on this server: only a local path
+// ("/analyses/x?y"), never "//evil.example" or "https://evil.example", which
+// would make the login page an open redirect.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n\t") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Path == "/login" || u.Path == "/logout" {
+		return "/"
+	}
+	return next
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func renderLogin(w http.ResponseWriter, code int, v loginView) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	loginTemplate.Execute(w, v)
+}
+
+// loginTemplate is standalone (the dashboard's layout needs a login to see):
+// no inline script or style, so it works under the strict CSP.
+var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · deltascope</title>
+<link rel="stylesheet" href="/login.css">
+</head>
+<body>
+<main class="login">
+<h1>deltascope</h1>
+<p class="lede">Sign in to review divergence maps and pruning recipes.</p>
+{{if .Message}}<p class="message" role="alert">{{.Message}}</p>{{end}}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{{.Next}}">
+<label for="name">User name</label>
+<input id="name" name="name" autocomplete="username" required autofocus value="{{.Name}}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+<p class="hint">No account yet? An admin creates one with <code>deltascope user add NAME --role viewer</code>.</p>
+</main>
+</body>
+</html>
+`))
+
+const loginCSS = `body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f4f5f7;color:#1d2330;
+font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+.login{width:min(22rem,92vw);background:#fff;border:1px solid #dde1e8;border-radius:10px;padding:2rem;
+box-shadow:0 4px 18px rgba(20,30,50,.08)}
+h1{margin:0 0 .25rem;font-size:1.5rem;letter-spacing:.01em}
+.lede,.hint{color:#5b6475;margin:.25rem 0 1.25rem}
+.hint{font-size:.85rem;margin:1.25rem 0 0}
+form{display:grid;gap:.4rem}
+label{font-weight:600;font-size:.9rem;margin-top:.4rem}
+input{font:inherit;padding:.5rem .6rem;border:1px solid #c5cbd6;border-radius:6px}
+input:focus{outline:2px solid #3d6cf0;outline-offset:1px}
+button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem;border:0;border-radius:6px;background:#3d6cf0;color:#fff;cursor:pointer}
+button:hover{background:#2f59d4}
+.message{background:#fdecec;color:#8a1c1c;border:1px solid #f3c2c2;border-radius:6px;padding:.5rem .7rem}
+code{font-size:.85em;background:#f0f2f5;padding:.05rem .3rem;border-radius:4px}
+`
+
+func serveLoginCSS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write([]byte(loginCSS))
+}

@@ -1,0 +1,205 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Guard bounds what clients may hold of the server: queue places, upload
+// connections, and time. Every zero field takes its default (DefaultGuard).
+type Guard struct {
+	// MaxQueuedAnalyses refuses a new analysis with 429 while this many wait.
+	MaxQueuedAnalyses int
+	// MaxUploads bounds upload chunks (PATCH requests) being received at once,
+	// server-wide; MaxUploadsPerClient bounds them per client address, so one
+	// client cannot take every slot. Both answer 429 when hit.
+	MaxUploads          int
+	MaxUploadsPerClient int
+	// HeaderTimeout is the time a client has to send its request line and
+	// headers (slowloris); IdleTimeout how long a keep-alive connection waits.
+	HeaderTimeout time.Duration
+	IdleTimeout   time.Duration
+	// BodyTimeout is the time a client has to send a JSON body.
+	BodyTimeout time.Duration
+	// UploadStall is the longest pause inside an upload chunk: a chunk may take
+	// hours on a slow link, but a client that stops sending is cut off (what
+	// arrived is kept, and the upload resumes from it).
+	UploadStall time.Duration
+	// UploadExpiry is how long an unfinished upload may sit idle before the
+	// sweeper removes its file and row.
+	UploadExpiry time.Duration
+}
+
+// DefaultGuard holds the defaults: generous for a lab, small enough that one
+// client cannot exhaust the server.
+var DefaultGuard = Guard{
+	MaxQueuedAnalyses:   64,
+	MaxUploads:          16,
+	MaxUploadsPerClient: 4,
+	HeaderTimeout:       10 * time.Second,
+	IdleTimeout:         2 * time.Minute,
+	BodyTimeout:         30 * time.Second,
+	UploadStall:         time.Minute,
+	UploadExpiry:        7 * 24 * time.Hour,
+}
+
+func (g *Guard) fillDefaults() {
+	d := DefaultGuard
+	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *time.Duration }{{&g.HeaderTimeout, &d.HeaderTimeout}, {&g.IdleTimeout, &d.IdleTimeout},
+		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+}
+
+// guardState is the live side of Guard: the upload slots and the drain signal.
+type guardState struct {
+	g *Guard
+
+	mu       sync.Mutex
+	uploads  int
+	byClient map[string]int
+
+	drainOnce sync.Once
+	draining  chan struct{} // closed when the server starts shutting down
+
+	// openUpload opens an upload's file for writing; tests swap it for a
+	// writer that fails like a full disk.
+	openUpload func(root *os.Root, name string) (uploadWriter, error)
+}
+
+// uploadWriter is the part of *os.File an upload chunk needs.
+type uploadWriter interface {
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+func newGuardState(g *Guard) *guardState {
+	g.fillDefaults()
+	return &guardState{g: g, byClient: map[string]int{}, draining: make(chan struct{}),
+		openUpload: func(root *os.Root, name string) (uploadWriter, error) { return root.OpenFile(name, os.O_WRONLY, 0) }}
+}
+
+// HTTPServer is the http.Server to run h with: header and idle timeouts from
+// the Guard, and a shutdown hook that makes in-flight upload chunks stop
+// reading and confirm what arrived, so Shutdown does not wait on slow clients.
+// No server-wide ReadTimeout or WriteTimeout: they would cut long uploads and
+// the event streams; bodies get their own deadlines in the handlers instead.
+func (s *Server) HTTPServer(h http.Handler) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: s.guard.g.HeaderTimeout, IdleTimeout: s.guard.g.IdleTimeout}
+	srv.RegisterOnShutdown(s.Drain)
+	return srv
+}
+
+// Drain tells in-flight upload chunks to stop reading and confirm what they
+// have. Called by http.Server.Shutdown through HTTPServer.
+func (s *Server) Drain() { s.guard.drainOnce.Do(func() { close(s.guard.draining) }) }
+
+// acquireUpload takes an upload slot for the client, or says why not.
+func (gs *guardState) acquireUpload(r *http.Request) (release func(), refusal string) {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if gs.uploads >= gs.g.MaxUploads {
+		return nil, fmt.Sprintf("the server is receiving %d upload chunks already (limit %d); retry shortly", gs.uploads, gs.g.MaxUploads)
+	}
+	if gs.byClient[client] >= gs.g.MaxUploadsPerClient {
+		return nil, fmt.Sprintf("you are sending %d upload chunks at once (limit %d per client); wait for one to finish", gs.byClient[client], gs.g.MaxUploadsPerClient)
+	}
+	gs.uploads++
+	gs.byClient[client]++
+	return func() {
+		gs.mu.Lock()
+		defer gs.mu.Unlock()
+		gs.uploads--
+		if gs.byClient[client]--; gs.byClient[client] == 0 {
+			delete(gs.byClient, client)
+		}
+	}, ""
+}
+
+func tooManyRequests(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "5")
+	writeJSON(w, http.StatusTooManyRequests, errorBody{msg})
+}
+
+var errDraining = errors.New("the server is shutting down")
+
+// uploadBody reads an upload chunk with a deadline that moves forward on every
+// read (so only a stalled client is cut off, never a slow one) and stops at
+// once when the server drains.
+type uploadBody struct {
+	body  io.Reader
+	rc    *http.ResponseController
+	stall time.Duration
+
+	mu      sync.Mutex
+	drained bool
+}
+
+func (gs *guardState) uploadBody(w http.ResponseWriter, r *http.Request) (*uploadBody, func()) {
+	b := &uploadBody{body: r.Body, rc: http.NewResponseController(w), stall: gs.g.UploadStall}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-gs.draining:
+			b.mu.Lock()
+			b.drained = true
+			b.rc.SetReadDeadline(time.Now()) // wakes a blocked Read
+			b.mu.Unlock()
+		case <-done:
+		}
+	}()
+	return b, func() {
+		close(done)
+		b.mu.Lock()
+		if !b.drained {
+			b.rc.SetReadDeadline(time.Time{})
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.drained {
+		b.mu.Unlock()
+		return 0, errDraining
+	}
+	b.rc.SetReadDeadline(time.Now().Add(b.stall))
+	b.mu.Unlock()
+	n, err := b.body.Read(p)
+	if err != nil && b.isDrained() {
+		err = errDraining
+	}
+	return n, err
+}
+
+func (b *uploadBody) isDrained() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.drained
+}
+
+// isTimeout says the client was too slow (a read deadline passed).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}

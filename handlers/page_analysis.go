@@ -1,0 +1,52 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web"
+)
+
+// pageAnalysis is the job page while an analysis is not done, its overview
+// once it is. The query is the overview's state (web.ParseOverviewState).
+func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a, err := s.db.Get(ctx, chi.URLParam(r, "id"))
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if a.Status != store.StatusDone {
+		if wantsTable(r) {
+			conflict(w, "analysis "+a.ID+" is "+string(a.Status)+": no tables yet")
+			return
+		}
+		s.render(w, r, http.StatusOK, web.JobPage(a, web.NewJobView(a, time.Now())))
+		return
+	}
+	st := web.ParseOverviewState(r.URL.Query())
+	in := web.OverviewInput{Analysis: a}
+	if in.Tensors, err = s.db.Tensors(ctx, a.ID, store.TensorFilter{}); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if in.Alignment, err = s.db.Alignment(ctx, a.ID); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if st.Tab == web.TabUnits {
+		if in.Units, err = s.db.Units(ctx, a.ID, store.UnitFilter{}); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+	}
+	o := web.BuildOverview(in, st)
+	if wantsTable(r) {
+		writeTable(w, r, a.ID, o.Tables())
+		return
+	}
+	s.render(w, r, http.StatusOK, web.OverviewPage(o))
+}

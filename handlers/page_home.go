@@ -1,0 +1,24 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/deltascope/deltascope/web"
+)
+
+// homeListLimit bounds the analyses the home page lists.
+const homeListLimit = 500
+
+func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
+	list, err := s.db.List(r.Context(), homeListLimit)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	t := web.AnalysesTable(list)
+	if wantsTable(r) {
+		writeTable(w, r, "deltascope", []web.Table{t})
+		return
+	}
+	s.render(w, r, http.StatusOK, web.HomePage(t))
+}

@@ -1,0 +1,42 @@
+package web
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web/viz"
+)
+
+// JobView is the progress of a running analysis as text, for the first paint;
+// app.js keeps it current from the server's events.
+type JobView struct {
+	Permille               string
+	Bytes, Percent, Tensor string
+	Rate, ETA              string
+}
+
+// NewJobView computes the rate and time left from the bytes read since the
+// job started.
+func NewJobView(a *store.Analysis, now time.Time) JobView {
+	p := a.Progress()
+	j := JobView{
+		Permille: strconv.Itoa(int(p * 1000)),
+		Bytes:    viz.FormatBytes(a.BytesDone) + " of " + viz.FormatBytes(a.BytesTotal),
+		Percent:  Percent(p), Tensor: a.CurrentTensor, Rate: "–", ETA: "–",
+	}
+	if a.Status == store.StatusQueued {
+		j.Tensor, j.ETA = "waiting for a worker", "–"
+	}
+	if a.StartedAt != nil && a.BytesDone > 0 {
+		secs := now.Sub(*a.StartedAt).Seconds()
+		if secs > 0 {
+			rate := float64(a.BytesDone) / secs
+			j.Rate = viz.FormatBytes(int64(rate)) + "/s"
+			if rate > 0 && a.BytesTotal > a.BytesDone {
+				j.ETA = (time.Duration(float64(a.BytesTotal-a.BytesDone)/rate) * time.Second).Round(time.Second).String()
+			}
+		}
+	}
+	return j
+}

@@ -1,0 +1,266 @@
+package viz
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-echarts/go-echarts/v2/charts"
+	"github.com/go-echarts/go-echarts/v2/opts"
+
+	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/assets"
+)
+
+// componentOrder is the order components appear on a page: the model's
+// trunk first, then the vision side, the bridge, the action side, the ends.
+var componentOrder = []string{"llm", "vision.dinov2", "vision.siglip", "projector", "action_expert", "action_head", "embed", "lm_head", "other"}
+
+// kindOrder puts attention before the FFN, weights before norms and biases,
+// as the paper's figures do.
+var kindOrder = []string{
+	"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_o", "ffn_gate", "ffn_up", "ffn_down", "ffn_fc1", "ffn_fc2",
+	"proj_fc1", "proj_fc2", "proj_fc3", "proj_linear", "linear", "layer_scale", "norm", "bias",
+	"embed", "patch_embed", "pos_embed", "token", "attn_pool", "other",
+}
+
+// Components lists the components present in ts, in page order.
+func Components(ts []analysis.TensorStats) []string {
+	seen := map[string]bool{}
+	for i := range ts {
+		seen[ts[i].Component] = true
+	}
+	out := make([]string, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		return cmp.Or(cmp.Compare(rank(componentOrder, a), rank(componentOrder, b)), cmp.Compare(a, b))
+	})
+	return out
+}
+
+func rank(order []string, s string) int {
+	if i := slices.Index(order, s); i >= 0 {
+		return i
+	}
+	return len(order)
+}
+
+// HeatmapCell is one cell of a heatmap before it is coloured.
+type heatCell struct {
+	x, y int
+	raw  float64
+	name string // the tensor (module heatmaps)
+}
+
+// ModuleHeatmap is the layer × module-kind heatmap of one component: layers
+// along x, module kinds along y, coloured by the view's metric. A click on a
+// cell opens linkBase + escaped name + "?" + linkQuery (see Meta).
+func ModuleHeatmap(ts []analysis.TensorStats, component string, v View, linkBase, linkQuery string) Chart {
+	var mine []*analysis.TensorStats
+	for i := range ts {
+		if ts[i].Component == component {
+			mine = append(mine, &ts[i])
+		}
+	}
+	labels := columnLabels(mine)
+	var layers []int
+	var rows []string
+	for _, t := range mine {
+		layers = append(layers, t.Layer)
+		rows = append(rows, labels[t])
+	}
+	slices.Sort(layers)
+	layers = slices.Compact(layers)
+	slices.SortFunc(rows, func(a, b string) int {
+		return cmp.Or(cmp.Compare(rank(kindOrder, kindOf(a)), rank(kindOrder, kindOf(b))), cmp.Compare(a, b))
+	})
+	rows = slices.Compact(rows)
+	xLabels := make([]string, len(layers))
+	for i, l := range layers {
+		xLabels[i] = layerLabel(l)
+	}
+	cells := make([]heatCell, 0, len(mine))
+	for _, t := range mine {
+		cells = append(cells, heatCell{
+			x: slices.Index(layers, t.Layer), y: slices.Index(rows, labels[t]),
+			raw: v.Metric.Value(t), name: t.VLA,
+		})
+	}
+	c := heatmap(DOMID("heatmap", component), component, "layer", "module", xLabels, rows, cells, v)
+	c.Spec.Meta.LinkBase, c.Spec.Meta.LinkQuery = linkBase, linkQuery
+	c.Caption = fmt.Sprintf("%s per tensor; colours clipped at the %gth percentile. Click a cell for its channels.", MetricLabel(v.Metric), v.Clip)
+	return c
+}
+
+// kindOf is the kind part of a column label ("norm · input_layernorm" → "norm").
+func kindOf(label string) string {
+	k, _, _ := strings.Cut(label, " · ")
+	k, _, _ = strings.Cut(k, " ")
+	return k
+}
+
+func layerLabel(l int) string {
+	if l < 0 {
+		return "—"
+	}
+	return strconv.Itoa(l)
+}
+
+// columnLabels names the module row of each tensor: its kind, unless two
+// tensors of one layer share a kind (two norms, several biases), in which case
+// every tensor of that kind is told apart by its path inside the layer.
+func columnLabels(ts []*analysis.TensorStats) map[*analysis.TensorStats]string {
+	base := func(t *analysis.TensorStats) string {
+		if t.Kind == "bias" && t.Of != "" {
+			return t.Of + " bias"
+		}
+		return t.Kind
+	}
+	type key struct {
+		layer int
+		label string
+	}
+	count := map[key]int{}
+	for _, t := range ts {
+		count[key{t.Layer, base(t)}]++
+	}
+	ambiguous := map[string]bool{}
+	for k, n := range count {
+		if n > 1 {
+			ambiguous[k.label] = true
+		}
+	}
+	out := make(map[*analysis.TensorStats]string, len(ts))
+	for _, t := range ts {
+		l := base(t)
+		if ambiguous[l] {
+			l += " · " + strings.TrimSuffix(localName(t.VLA, t.Layer), ".weight")
+		}
+		out[t] = l
+	}
+	return out
+}
+
+// localName is the part of a tensor name inside its layer
+// ("model.layers.3.self_attn.q_proj.weight" → "self_attn.q_proj.weight"), or
+// its last two segments when it is in no numbered layer.
+func localName(name string, layer int) string {
+	segs := strings.Split(name, ".")
+	if layer >= 0 {
+		l := strconv.Itoa(layer)
+		for i := 0; i+2 < len(segs); i++ {
+			if segs[i+1] == l && (segs[i] == "layers" || segs[i] == "blocks" || segs[i] == "layer") {
+				return strings.Join(segs[i+2:], ".")
+			}
+		}
+	}
+	return strings.Join(segs[max(0, len(segs)-2):], ".")
+}
+
+// MaxUnitBins bounds the columns of a unit heatmap: a 11008-channel FFN is
+// binned so a laptop screen still shows one column per bin.
+const MaxUnitBins = 256
+
+// UnitHeatmap is the layer × unit heatmap of one component's units of one kind
+// (ffn_channel or attn_head), like the paper's figures: layers along y, unit
+// index along x, binned to at most maxBins columns where each bin shows the
+// MAXIMUM score of its units, so a single outlier channel stays visible.
+func UnitHeatmap(us []analysis.UnitScores, component, kind string, v View, maxBins int) Chart {
+	var mine []*analysis.UnitScores
+	width := 0
+	for i := range us {
+		if us[i].Component == component && us[i].Kind == kind {
+			mine = append(mine, &us[i])
+			width = max(width, len(us[i].Scores))
+		}
+	}
+	slices.SortFunc(mine, func(a, b *analysis.UnitScores) int { return cmp.Compare(a.Layer, b.Layer) })
+	binWidth := max(1, (width+maxBins-1)/max(maxBins, 1))
+	bins := (width + binWidth - 1) / binWidth
+	xLabels := make([]string, bins)
+	for b := range bins {
+		xLabels[b] = strconv.Itoa(b * binWidth)
+	}
+	yLabels := make([]string, len(mine))
+	cells := make([]heatCell, 0, len(mine)*bins)
+	for y, u := range mine {
+		yLabels[y] = layerLabel(u.Layer)
+		for b := range bins {
+			best := math.NaN()
+			for _, s := range u.Scores[min(b*binWidth, len(u.Scores)):min((b+1)*binWidth, len(u.Scores))] {
+				if f := float64(s); !math.IsNaN(f) && (math.IsNaN(best) || f > best) {
+					best = f
+				}
+			}
+			cells = append(cells, heatCell{x: b, y: y, raw: best})
+		}
+	}
+	unit := map[string]string{"ffn_channel": "channel", "attn_head": "head"}[kind]
+	c := heatmap(DOMID("units", component, kind), component+" · "+kind, unit, "layer", xLabels, yLabels, cells, v)
+	c.Spec.Meta.BinWidth = binWidth
+	metric, variant := "", ""
+	if len(mine) > 0 {
+		metric, variant = string(mine[0].Metric), string(mine[0].Variant)
+	}
+	c.Caption = fmt.Sprintf("%s score per %s (%s rule)", metric, unit, variant)
+	if binWidth > 1 {
+		c.Caption += fmt.Sprintf("; %d %ss, binned by %d: each column shows the maximum of its bin", width, unit, binWidth)
+	}
+	c.Caption += fmt.Sprintf("; colours clipped at the %gth percentile.", v.Clip)
+	return c
+}
+
+// heatSeries adds what go-echarts has no field for: progressive 0 draws every
+// cell in one frame (big heatmaps are otherwise ~8× slower, see DESIGN.md).
+type heatSeries struct {
+	charts.SingleSeries
+	Progressive int `json:"progressive"`
+}
+
+func heatmap(id, title, xName, yName string, xLabels, yLabels []string, cells []heatCell, v View) Chart {
+	raws := make([]float64, len(cells))
+	for i, c := range cells {
+		raws[i] = c.raw
+	}
+	r := newColourRange(raws, v)
+	data := make([]opts.HeatMapData, 0, len(cells))
+	meta := Meta{Kind: "heatmap", Value: MetricLabel(v.Metric), XName: xName, YName: yName, XLabels: xLabels, YLabels: yLabels, Log: r.log,
+		Height: max(180, 18*len(yLabels)+110)}
+	for _, c := range cells {
+		if math.IsNaN(c.raw) || math.IsInf(c.raw, 0) {
+			continue // no value: an empty cell, never a made-up colour
+		}
+		data = append(data, opts.HeatMapData{Value: [4]any{c.x, c.y, r.shown(c.raw), float32(c.raw)}})
+		key := strconv.Itoa(c.x) + "," + strconv.Itoa(c.y)
+		if c.name != "" {
+			if meta.Names == nil {
+				meta.Names = map[string]string{}
+			}
+			meta.Names[key] = c.name
+		}
+	}
+	hm := charts.NewHeatMap()
+	hm.SetGlobalOptions(
+		charts.WithInitializationOpts(opts.Initialization{AssetsHost: assets.Prefix, Theme: "white"}),
+		charts.WithAnimation(false),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: xName, Data: xLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "category", Name: yName, Data: yLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
+		charts.WithVisualMapOpts(r.visualMap(v.Palette)),
+		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "28", Bottom: "56", ContainLabel: opts.Bool(true)}),
+	)
+	hm.AddSeries(title, data)
+	hm.Validate()
+	option := hm.JSON()
+	series := make([]heatSeries, len(hm.MultiSeries))
+	for i, s := range hm.MultiSeries {
+		series[i] = heatSeries{SingleSeries: s}
+	}
+	option["series"] = series
+	return Chart{ID: id, Title: title, Spec: Spec{Option: option, Meta: meta}}
+}
