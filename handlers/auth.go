@@ -191,6 +191,7 @@ func requiredRole(r *http.Request) (store.Role, bool) {
 // lands, their own comments. "*" matches one path segment.
 var viewerWriteRoutes = []struct{ method, pattern string }{
 	{http.MethodPost, "/api/analyses/*/resolve"},
+	{http.MethodPost, "/api/analyses/*/export"}, // downloads an unsaved recipe's export; stores nothing
 }
 
 func viewerWrites(r *http.Request) bool {

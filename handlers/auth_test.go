@@ -156,6 +156,8 @@ func wantRole(method, path string) store.Role {
 		return store.RoleViewer
 	case method == http.MethodPost && matchSegments("/api/analyses/*/resolve", path):
 		return store.RoleViewer
+	case method == http.MethodPost && matchSegments("/api/analyses/*/export", path):
+		return store.RoleViewer // a download of an unsaved recipe: it stores nothing
 	}
 	return store.RoleEditor
 }

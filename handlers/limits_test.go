@@ -216,7 +216,14 @@ func TestDrainConfirmsInFlightUpload(t *testing.T) {
 		done <- resp
 	}()
 	send.Write([]byte("0123456789"))
-	send.Write([]byte("abcde")) // returns once the server has read the first write
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if info, err := os.Stat(u["spec_path"].(string)); err == nil && info.Size() == 10 {
+			break // the server has written them
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the chunk's first bytes never reached the file")
+		}
+	}
 	s.srv.Drain()
 	resp, ok := <-done
 	if !ok {
@@ -225,7 +232,7 @@ func TestDrainConfirmsInFlightUpload(t *testing.T) {
 	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	got, _ := strconv.Atoi(resp.Header.Get("Upload-Offset"))
-	if resp.StatusCode != 503 || got < 10 || !strings.Contains(string(msg), fmt.Sprintf("saved up to byte %d", got)) {
+	if resp.StatusCode != 503 || got != 10 || !strings.Contains(string(msg), fmt.Sprintf("saved up to byte %d", got)) {
 		t.Errorf("drained chunk: %d offset %d %s", resp.StatusCode, got, msg)
 	}
 	if off := s.headOffset(t, id); off != int64(got) {

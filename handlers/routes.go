@@ -22,6 +22,7 @@ func (s *Server) Routes() http.Handler {
 
 	s.authRoutes(r)
 	s.pageRoutes(r)
+	s.composeRoutes(r)
 
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/analyses", s.apiAnalysisList)

@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeLimitFlags(t *testing.T) {
+	parse := func(args ...string) (*serveLimits, error) {
+		fs := newFlagSet("serve", 0)
+		l := addLimitFlags(fs)
+		return l, fs.Parse(args)
+	}
+	l, _ := parse("--max-upload", "2G", "--max-json-body", "64KiB", "--max-tensors", "10", "--upload-expiry", "3d", "--header-timeout", "5s")
+	cfg, err := l.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxUploadBytes != 2<<30 || cfg.MaxJSONBody != 64<<10 || cfg.Limits.MaxTensors != 10 ||
+		cfg.Guard.UploadExpiry != 72*time.Hour || cfg.Guard.HeaderTimeout != 5*time.Second || cfg.Limits.MaxHeaderBytes != 100_000_000 {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-upload", "lots"}, "--max-upload"},
+		{[]string{"--max-upload", "0"}, "--max-upload"},
+		{[]string{"--max-header", "200000000"}, "caps headers"},
+		{[]string{"--max-queued", "0"}, "--max-queued must be at least 1"},
+		{[]string{"--upload-stall", "soon"}, "--upload-stall"},
+		{[]string{"--body-timeout", "-1s"}, "--body-timeout"},
+	} {
+		l, err := parse(c.args...)
+		if err == nil {
+			_, err = l.config()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}
