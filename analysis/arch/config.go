@@ -11,19 +11,19 @@ import (
 // (PaliGemma, OpenVLA: text_config / vision_config / timm_model_ids) and
 // openpi/LeRobot π0.5 configs (paligemma_variant, action_expert_variant).
 type hfConfig struct {
-	ModelType           string          `json:"model_type"`
-	Heads               *int            `json:"num_attention_heads"`
-	KVHeads             *int            `json:"num_key_value_heads"`
-	HeadDim             *int            `json:"head_dim"`
-	Hidden              *int            `json:"hidden_size"`
-	TextConfig          json.RawMessage `json:"text_config"`
-	VisionConfig        json.RawMessage `json:"vision_config"`
-	TimmModelIDs        []*string       `json:"timm_model_ids"`
-	PaliGemmaVariant    string          `json:"paligemma_variant"`
+	ModelType        string          `json:"model_type"`
+	Heads            *int            `json:"num_attention_heads"`
+	KVHeads          *int            `json:"num_key_value_heads"`
+	HeadDim          *int            `json:"head_dim"`
+	Hidden           *int            `json:"hidden_size"`
+	TextConfig       json.RawMessage `json:"text_config"`
+	VisionConfig     json.RawMessage `json:"vision_config"`
+	TimmModelIDs     []*string       `json:"timm_model_ids"`
+	PaliGemmaVariant string          `json:"paligemma_variant"`
 	// VisionBackbones is written by deltascope's generator (scaled widths make
 	// the timm ids' stock geometry wrong): one config per encoder, by prefix.
-	VisionBackbones []visionBackbone `json:"vision_backbones"`
-	ActionExpertVariant string          `json:"action_expert_variant"`
+	VisionBackbones     []visionBackbone `json:"vision_backbones"`
+	ActionExpertVariant string           `json:"action_expert_variant"`
 }
 
 type visionBackbone struct {
