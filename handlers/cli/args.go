@@ -71,7 +71,7 @@ func (f *flagSet) describe(name, usage string) {
 func (f *flagSet) Usage() string {
 	var b strings.Builder
 	for _, n := range f.order {
-		fmt.Fprintf(&b, "  --%-12s %s\n", n, f.usage[n])
+		fmt.Fprintf(&b, "  --%-24s %s\n", n, f.usage[n])
 	}
 	return b.String()
 }
@@ -88,6 +88,9 @@ func (f *flagSet) Parse(args []string) error {
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
+		if name == "h" || name == "help" {
+			return &helpRequest{flags: f.Usage()}
+		}
 		value, hasValue := "", false
 		if j := strings.IndexByte(name, '='); j >= 0 {
 			name, value, hasValue = name[:j], name[j+1:], true
@@ -142,3 +145,9 @@ func (f *flagSet) Parse(args []string) error {
 	}
 	return nil
 }
+
+// helpRequest is returned by Parse for -h/--help: Main prints the command's usage
+// on stdout and exits 0.
+type helpRequest struct{ flags string }
+
+func (h *helpRequest) Error() string { return "help requested" }

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"inspect", "SRC... [--json]", "list the tensors of checkpoints: name, dtype, shape, bytes, file", runInspect},
-		{"analyze", "--base SRC... --vla SRC... [--map 'REGEX=>REPLACEMENT'...] [--json FILE] [--rows] [--units]", "compute ΔW = W_VLA − W_base per tensor, row, column, channel and head", runAnalyze},
+		{"analyze", "--base SRC... --vla SRC... [--map 'REGEX=>REPLACEMENT'...] [--json FILE] [--rows] [--units] [--data DIR]", "compute ΔW = W_VLA − W_base per tensor, row, column, channel and head", runAnalyze},
 		{"mask", "--base SRC... --vla SRC... (--recipe FILE | --preset NAME) --export recipe|indices|masks|masked|sliced --out PATH", "resolve a pruning recipe to masks and export them", runMask},
 		{"serve", "[--addr 127.0.0.1:8080] [--data DIR] [--root DIR...] [--auth none|accounts [--secure-cookies]]", "run the dashboard and the JSON API", runServe},
 		{"gen", "--preset NAME --scale F --out DIR [--shape-only]", "write a synthetic base/VLA pair with the names and shapes of a real model", runGen},
@@ -48,7 +49,13 @@ func Main(args []string, env Env) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			if err := c.run(ctx, env, args[1:]); err != nil {
+			err := c.run(ctx, env, args[1:])
+			var help *helpRequest
+			if errors.As(err, &help) {
+				fmt.Fprintf(env.Stdout, "usage: deltascope %s %s\n    %s\n\nflags:\n%s", c.name, c.args, c.summary, help.flags)
+				return 0
+			}
+			if err != nil {
 				fmt.Fprintf(env.Stderr, "deltascope: %s\n", oneLine(err.Error()))
 				return 1
 			}

@@ -29,6 +29,9 @@ func runUser(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("user: say what to do:\n%s", userUsage)
 	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		return &helpRequest{flags: userUsage}
+	}
 	sub := map[string]func(context.Context, Env, []string) error{
 		"add": runUserAdd, "list": runUserList, "token": runUserToken,
 		"passwd": runUserPasswd, "role": runUserRole, "delete": runUserDelete,
