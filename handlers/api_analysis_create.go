@@ -37,17 +37,11 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	base, err := checkpoint.OpenSide(req.Base, s.openOptions())
-	if err != nil {
-		s.apiError(w, r, err)
+	base, vla, ok := s.openRequestSides(w, r, req)
+	if !ok {
 		return
 	}
 	defer base.Close()
-	vla, err := checkpoint.OpenSide(req.VLA, s.openOptions())
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
 	defer vla.Close()
 	if a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map); err == nil {
 		s.stats.cacheHits.Add(1)
@@ -95,6 +89,23 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 	}
 	req.Base, req.VLA = s.resolveSpecs(req.Base), s.resolveSpecs(req.VLA)
 	return req, true
+}
+
+// openRequestSides opens both sides of a request (headers only), answering the
+// error itself: 403 outside the roots, 400 for a malformed file.
+func (s *Server) openRequestSides(w http.ResponseWriter, r *http.Request, req createAnalysisRequest) (base, vla *checkpoint.Side, ok bool) {
+	base, err := checkpoint.OpenSide(req.Base, s.openOptions())
+	if err != nil {
+		s.apiError(w, r, err)
+		return nil, nil, false
+	}
+	vla, err = checkpoint.OpenSide(req.VLA, s.openOptions())
+	if err != nil {
+		base.Close()
+		s.apiError(w, r, err)
+		return nil, nil, false
+	}
+	return base, vla, true
 }
 
 // decodeJSON reads a bounded JSON body with no unknown fields into v.

@@ -34,17 +34,11 @@ func (s *Server) apiPreview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	base, err := checkpoint.OpenSide(req.Base, s.openOptions())
-	if err != nil {
-		s.apiError(w, r, err)
+	base, vla, ok := s.openRequestSides(w, r, req)
+	if !ok {
 		return
 	}
 	defer base.Close()
-	vla, err := checkpoint.OpenSide(req.VLA, s.openOptions())
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
 	defer vla.Close()
 	rules := make([]arch.MapRule, 0, len(req.Map))
 	for _, m := range req.Map {
