@@ -95,6 +95,14 @@
     };
   }
 
+  // pointTooltip names the model under a point of the evaluation chart:
+  // values are [x, y, label].
+  function pointTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (p) => '<b>' + esc(String(p.value[2])) + '</b> · ' + esc(p.seriesName) + '<br>' +
+      esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' + esc(meta.y_name + ' ' + (p.value[1] * 100).toFixed(1) + ' %');
+  }
+
   function drawChart(box) {
     if (!document.body.contains(box) || (charts.has(box.id) && charts.get(box.id).getDom() === box)) return;
     const script = document.getElementById(box.dataset.chart);
@@ -105,7 +113,7 @@
     const chart = echarts.init(box, null, { renderer: 'canvas' });
     const opt = spec.option;
     opt.tooltip = Object.assign({}, opt.tooltip, {
-      formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : xyTooltip(meta),
+      formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : meta.kind === 'points' ? pointTooltip(meta) : xyTooltip(meta),
     });
     chart.on('finished', () => { box.dataset.drawn = '1'; });
     chart.setOption(opt);
@@ -197,6 +205,66 @@
     // (CLOSED) only on an HTTP error, and then polling takes over.
     es.addEventListener('error', () => { if (es.readyState === EventSource.CLOSED) poll(); });
   }
+
+  // ------------------------------------------------------------ API forms
+
+  // <form data-api="METHOD URL"> is sent to the JSON API by fetch: its named
+  // fields as a JSON object (number inputs as numbers, the clicked submit
+  // button's name=value too), or, when it has a file input, that file as the
+  // body. Success reloads the page, which shows the change; an error goes in
+  // the form's [data-error]. Listening on document keeps forms that htmx
+  // swaps in working. data-confirm asks first.
+  document.addEventListener('submit', async (e) => {
+    const form = e.target.closest('form[data-api]');
+    if (!form) return;
+    e.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const sp = form.dataset.api.indexOf(' ');
+    const method = form.dataset.api.slice(0, sp);
+    const url = form.dataset.api.slice(sp + 1);
+    const errBox = $('[data-error]', form);
+    const show = (msg) => { if (errBox) { errBox.textContent = msg || ''; errBox.hidden = !msg; } };
+    const headers = { Accept: 'application/json' };
+    let body;
+    const file = $('input[type=file]', form);
+    if (file) {
+      if (!file.files.length) { show('Choose a file first.'); return; }
+      body = file.files[0];
+      headers['Content-Type'] = file.files[0].type || 'text/csv';
+    } else {
+      const o = {};
+      for (const el of form.elements) {
+        if (!el.name || el.disabled || el.type === 'submit') continue;
+        if (el.type === 'number') { if (el.value !== '') o[el.name] = Number(el.value); } else o[el.name] = el.value;
+      }
+      if (e.submitter && e.submitter.name) o[e.submitter.name] = e.submitter.value;
+      body = JSON.stringify(o);
+      headers['Content-Type'] = 'application/json';
+    }
+    const buttons = $$('button', form);
+    buttons.forEach((b) => { b.disabled = true; });
+    show('');
+    try {
+      const r = await fetch(url, { method, headers, body });
+      if (!r.ok) {
+        const d = await r.json().catch(() => ({}));
+        throw new Error(d.error || method + ' ' + url + ': HTTP ' + r.status);
+      }
+      window.location.reload();
+    } catch (err) {
+      show(err.message);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+
+  // [data-toggle="ID"] shows or hides the element with that id (a comment's
+  // edit form).
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('[data-toggle]');
+    if (!b) return;
+    const el = document.getElementById(b.dataset.toggle);
+    if (el) el.hidden = !el.hidden;
+  });
 
   // ------------------------------------------------------- new analysis page
 
@@ -518,6 +586,9 @@
     initCharts(document);
     initJob();
     initNew();
+    // Tests (and anything else) can wait for this before clicking: until now a
+    // form would submit without its handler.
+    document.documentElement.dataset.js = 'ready';
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

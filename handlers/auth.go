@@ -192,6 +192,11 @@ func requiredRole(r *http.Request) (store.Role, bool) {
 var viewerWriteRoutes = []struct{ method, pattern string }{
 	{http.MethodPost, "/api/analyses/*/resolve"},
 	{http.MethodPost, "/api/analyses/*/export"}, // downloads an unsaved recipe's export; stores nothing
+	// Viewers comment (the issue: "viewer (read, comment)"); the handlers let
+	// only a comment's author edit it, and its author or an admin delete it.
+	{http.MethodPost, "/api/analyses/*/comments"},
+	{http.MethodPatch, "/api/comments/*"},
+	{http.MethodDelete, "/api/comments/*"},
 }
 
 func viewerWrites(r *http.Request) bool {

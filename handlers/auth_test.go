@@ -158,6 +158,9 @@ func wantRole(method, path string) store.Role {
 		return store.RoleViewer
 	case method == http.MethodPost && matchSegments("/api/analyses/*/export", path):
 		return store.RoleViewer // a download of an unsaved recipe: it stores nothing
+	case method == http.MethodPost && matchSegments("/api/analyses/*/comments", path),
+		(method == http.MethodPatch || method == http.MethodDelete) && matchSegments("/api/comments/*", path):
+		return store.RoleViewer // viewers comment; the handler decides whose comment it is
 	}
 	return store.RoleEditor
 }

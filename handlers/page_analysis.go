@@ -48,5 +48,11 @@ func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
 		writeTable(w, r, a.ID, o.Tables())
 		return
 	}
+	thread, err := s.overviewThread(r, a.ID, in.Tensors, o.State)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	o.Comments = &thread
 	s.render(w, r, http.StatusOK, web.OverviewPage(o))
 }

@@ -20,5 +20,5 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 		writeTable(w, r, "deltascope", []web.Table{t})
 		return
 	}
-	s.render(w, r, http.StatusOK, web.HomePage(t))
+	s.render(w, r, http.StatusOK, web.HomePageWith(t, web.AnalysisChoices(list)))
 }

@@ -65,6 +65,12 @@ func (s *Server) pageTensor(w http.ResponseWriter, r *http.Request) {
 		writeTable(w, r, id+"-"+name, p.Tables())
 		return
 	}
+	thread, err := s.commentThread(r, id, store.TargetTensor, name, "Comments on this tensor")
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	p.Comments = &thread
 	s.render(w, r, http.StatusOK, web.TensorView(p))
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"syscall"
 
 	"github.com/deltascope/deltascope/analysis/tensor"
 	"github.com/deltascope/deltascope/store"
@@ -28,12 +29,18 @@ func forbidden(w http.ResponseWriter, msg string) { writeJSON(w, http.StatusForb
 func notFound(w http.ResponseWriter, msg string)  { writeJSON(w, http.StatusNotFound, errorBody{msg}) }
 func conflict(w http.ResponseWriter, msg string)  { writeJSON(w, http.StatusConflict, errorBody{msg}) }
 
-// apiError maps an error to a status: a path outside the roots is 403, a bad
-// checkpoint 400, store codes their natural statuses, anything else 500 with
-// the details only in the log.
+// apiError maps an error to a status: a full disk is 507, a path outside the
+// roots 403, a bad checkpoint 400, store codes their natural statuses,
+// anything else 500 with the details only in the log.
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	var te *tensor.Error
 	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		// Checked first: a full disk is the server's state, not the client's
+		// fault, and whatever wrote the file has already removed its partial
+		// output (prune.DiskFullError promises it).
+		s.log.Warn("disk full", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestID(r))
+		writeJSON(w, http.StatusInsufficientStorage, errorBody{"the server's disk is full; nothing was written and the partial files were removed: free space on the server and try again"})
 	case errors.As(err, &te) && te.Forbidden:
 		forbidden(w, te.Error())
 	case errors.As(err, &te):

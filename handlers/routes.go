@@ -23,6 +23,7 @@ func (s *Server) Routes() http.Handler {
 	s.authRoutes(r)
 	s.pageRoutes(r)
 	s.composeRoutes(r)
+	s.reviewPageRoutes(r)
 
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/analyses", s.apiAnalysisList)
@@ -42,6 +43,7 @@ func (s *Server) Routes() http.Handler {
 		r.Delete("/uploads/{id}", s.apiUploadDelete)
 		s.userRoutes(r)
 		s.recipeRoutes(r)
+		s.reviewRoutes(r)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) { notFound(w, "no such API route") })
 	})
 	return r

@@ -78,8 +78,11 @@ type Overview struct {
 	// AllTensors is downloadable only: a 7B model has a thousand rows, built
 	// by Tables when a download asks for it.
 	AllTensors Table
-	tensors    []analysis.TensorStats
-	link       func(string) string
+	// Comments is the thread of the selected cell (sel in the URL) or of the
+	// analysis; nil leaves reviewing off the page (the handler sets it).
+	Comments *CommentThread
+	tensors  []analysis.TensorStats
+	link     func(string) string
 }
 
 // OverviewInput is what the handler reads from the store.

@@ -31,6 +31,8 @@ type TensorPage struct {
 	Channels Table // download only
 	// Note explains a missing chart (a 1-D tensor has no channels).
 	Note string
+	// Comments is the tensor's thread; nil leaves it off (the handler sets it).
+	Comments *CommentThread
 }
 
 // columnUnits are the kinds whose prunable units are input columns: the FFN's

@@ -130,13 +130,13 @@ func (r colourRange) shown(x float64) float32 {
 	return float32(x)
 }
 
-func (r colourRange) visualMap(palette string) opts.VisualMap {
+func (r colourRange) visualMap(stops []string) opts.VisualMap {
 	lo, hi := r.shown(r.lo), r.shown(r.hi)
 	return opts.VisualMap{
 		Type: "continuous", Calculable: opts.Bool(true),
 		Min: lo, Max: hi, Dimension: "2",
 		Text:    []string{FormatValue(r.hi), FormatValue(r.lo)},
-		InRange: &opts.VisualMapInRange{Color: paletteStops[palette]},
+		InRange: &opts.VisualMapInRange{Color: stops},
 		Orient:  "horizontal", Left: "center", Bottom: "0",
 	}
 }

@@ -227,7 +227,12 @@ func heatmap(id, title, xName, yName string, xLabels, yLabels []string, cells []
 	for i, c := range cells {
 		raws[i] = c.raw
 	}
-	r := newColourRange(raws, v)
+	return heatmapIn(id, title, xName, yName, xLabels, yLabels, cells, v, newColourRange(raws, v), paletteStops[v.Palette])
+}
+
+// heatmapIn is heatmap with a given colour range and palette: side-by-side
+// maps share one range so equal colours mean equal values (compare.go).
+func heatmapIn(id, title, xName, yName string, xLabels, yLabels []string, cells []heatCell, v View, r colourRange, stops []string) Chart {
 	data := make([]opts.HeatMapData, 0, len(cells))
 	meta := Meta{Kind: "heatmap", Value: MetricLabel(v.Metric), XName: xName, YName: yName, XLabels: xLabels, YLabels: yLabels, Log: r.log,
 		Height: max(180, 18*len(yLabels)+110)}
@@ -251,7 +256,7 @@ func heatmap(id, title, xName, yName string, xLabels, yLabels []string, cells []
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
 		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: xName, Data: xLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "category", Name: yName, Data: yLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
-		charts.WithVisualMapOpts(r.visualMap(v.Palette)),
+		charts.WithVisualMapOpts(r.visualMap(stops)),
 		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "28", Bottom: "56", ContainLabel: opts.Bool(true)}),
 	)
 	hm.AddSeries(title, data)
