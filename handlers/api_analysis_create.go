@@ -37,20 +37,19 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Files analysed before are recognised by their quick identity alone,
+	// without parsing a header: a repeated request costs a few stats.
+	if a, ok := s.findCached(r, req); ok {
+		s.stats.cacheHits.Add(1)
+		writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status, Cached: true})
+		return
+	}
 	base, vla, ok := s.openRequestSides(w, r, req)
 	if !ok {
 		return
 	}
 	defer base.Close()
 	defer vla.Close()
-	if a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map); err == nil {
-		s.stats.cacheHits.Add(1)
-		writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status, Cached: true})
-		return
-	} else if !errors.Is(err, store.ErrNotFound) {
-		s.apiError(w, r, err)
-		return
-	}
 	s.stats.cacheMisses.Add(1)
 	if counts, err := s.db.CountByStatus(r.Context()); err == nil && counts[store.StatusQueued] >= s.guard.g.MaxQueuedAnalyses {
 		tooManyRequests(w, fmt.Sprintf("%d analyses are already waiting (limit %d); try again when some have finished", counts[store.StatusQueued], s.guard.g.MaxQueuedAnalyses))
@@ -89,6 +88,25 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 	}
 	req.Base, req.VLA = s.resolveSpecs(req.Base), s.resolveSpecs(req.VLA)
 	return req, true
+}
+
+// findCached looks the request's files up in the cache; any problem (a missing
+// file, a path outside the roots) is left for the full open to report.
+func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.Analysis, bool) {
+	opt := s.openOptions()
+	opt.FilesOnly = true
+	base, err := checkpoint.OpenSide(req.Base, opt)
+	if err != nil {
+		return nil, false
+	}
+	defer base.Close()
+	vla, err := checkpoint.OpenSide(req.VLA, opt)
+	if err != nil {
+		return nil, false
+	}
+	defer vla.Close()
+	a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map)
+	return a, err == nil
 }
 
 // openRequestSides opens both sides of a request (headers only), answering the

@@ -101,8 +101,9 @@ type Source struct {
 	Config   json.RawMessage   // config.json beside the checkpoint, when present and valid JSON
 	Entries  []Entry           // non-tensor pickle entries
 
-	closers []io.Closer
-	mapped  bool // Options.Map
+	closers   []io.Closer
+	filesOnly bool // Options.FilesOnly
+	mapped    bool // Options.Map
 }
 
 // Close releases the open files. Tensors of a closed source cannot be read.
@@ -161,6 +162,10 @@ type Options struct {
 	// Roots, when non-empty, confines every path opened to these folders (after
 	// resolving symlinks). Used by the server; the CLI leaves it empty.
 	Roots []string
+	// FilesOnly finds and identifies a source's files (confinement, index,
+	// quick identity) without reading any header: enough to recognise files
+	// analysed before, at a fraction of the cost. Such a source has no tensors.
+	FilesOnly bool
 	// Map maps safetensors files into memory (Linux), so the engine reads
 	// tensors in place instead of copying them with pread. Off by default:
 	// measured on the 2-core VM deltascope is benchmarked on, reading through a

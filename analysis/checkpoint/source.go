@@ -47,7 +47,7 @@ func OpenSource(spec string, opt Options) (*Source, error) {
 	if p == "" {
 		return nil, errorf(spec, "empty path")
 	}
-	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map}
+	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map, filesOnly: opt.FilesOnly}
 	if err := src.open(opt); err != nil {
 		src.Close()
 		return nil, err
@@ -200,6 +200,9 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 	}
 	s.closers = append(s.closers, f)
 	s.Files = append(s.Files, identify(f, display, size))
+	if s.filesOnly {
+		return nil
+	}
 	var magic [4]byte
 	n, _ := f.ReadAt(magic[:], 0)
 	isZip := n == 4 && string(magic[:]) == "PK\x03\x04"
@@ -340,6 +343,9 @@ func (s *Source) readIndexed(dir *os.Root, idxPath string, lim Limits) error {
 			}
 			return err
 		}
+		if s.filesOnly {
+			continue
+		}
 		for _, t := range s.Tensors[before:] {
 			want, listed := idx.WeightMap[t.Stored]
 			if !listed {
@@ -351,6 +357,9 @@ func (s *Source) readIndexed(dir *os.Root, idxPath string, lim Limits) error {
 			found[t.Stored] = true
 			total += t.Size
 		}
+	}
+	if s.filesOnly {
+		return nil
 	}
 	missing := make([]string, 0)
 	for name := range idx.WeightMap {

@@ -322,3 +322,27 @@ func TestReadAtBounds(t *testing.T) {
 		t.Error("read from a closed source accepted")
 	}
 }
+
+// FilesOnly finds the same files with the same identities, without headers.
+func TestFilesOnly(t *testing.T) {
+	for _, p := range []string{filepath.Join(fixtures, "pi05", "base"), filepath.Join(fixtures, "pi05", "base_pickle", "pytorch_model.bin")} {
+		full, err := OpenSource("x.="+p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		light, err := OpenSource("x.="+p, Options{FilesOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(light.Tensors) != 0 || len(light.Files) != len(full.Files) || light.Prefix != "x." {
+			t.Errorf("%s: files-only source has %d tensors, %d files (full: %d)", p, len(light.Tensors), len(light.Files), len(full.Files))
+		}
+		for i := range full.Files {
+			if light.Files[i] != full.Files[i] {
+				t.Errorf("%s: file %d identity %+v, want %+v", p, i, light.Files[i], full.Files[i])
+			}
+		}
+		full.Close()
+		light.Close()
+	}
+}

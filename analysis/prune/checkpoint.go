@@ -78,11 +78,12 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
-		return tensor.Errorf(dir, "%v", err)
+		return asDiskFull(&writeError{msg: tensor.Errorf(dir, "%v", err), cause: err}, "", dir)
 	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
+			err = asDiskFull(err, tmp, dir) // after the removal, which its message promises
 		}
 	}()
 	buf := make([]byte, blockBytes)
@@ -134,14 +135,14 @@ func writeSmall(path string, fill func(io.Writer) error) error {
 	bw := bufio.NewWriterSize(f, 64<<10)
 	if err := fill(bw); err != nil {
 		f.Close()
-		return tensor.Errorf(path, "writing: %v", err)
+		return writeFailed(path, err)
 	}
 	if err := bw.Flush(); err != nil {
 		f.Close()
-		return tensor.Errorf(path, "writing: %v", err)
+		return writeFailed(path, err)
 	}
 	if err := f.Close(); err != nil {
-		return tensor.Errorf(path, "writing: %v", err)
+		return writeFailed(path, err)
 	}
 	return nil
 }

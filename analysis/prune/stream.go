@@ -53,7 +53,7 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 		}
 		data = sw
 	} else if _, err := io.Copy(bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
-		return 0, tensor.Errorf(dst, "writing: %v", err)
+		return 0, writeFailed(dst, err)
 	}
 	var total int64
 	for i := range h.Entries {
@@ -67,20 +67,20 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 			n, err = streamMasked(data, src, e, t, sliced, buf)
 		}
 		if err != nil {
-			return 0, tensor.TensorErrorf(fi.Path, e.Name, "exporting: %v", err)
+			return 0, streamFailed(fi.Path, dst, e.Name, err)
 		}
 		total += n
 	}
 	if sw != nil {
 		if err := sw.Close(); err != nil {
-			return 0, tensor.Errorf(dst, "%v", err)
+			return 0, writeFailed(dst, err)
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, tensor.Errorf(dst, "writing: %v", err)
+		return 0, writeFailed(dst, err)
 	}
 	if err := out.Close(); err != nil {
-		return 0, tensor.Errorf(dst, "writing: %v", err)
+		return 0, writeFailed(dst, err)
 	}
 	return total, nil
 }
