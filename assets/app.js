@@ -582,7 +582,22 @@
     showInterrupted();
   }
 
+  // In accounts mode, show who is signed in and offer to sign out.
+  function initWhoami() {
+    const box = document.querySelector('[data-whoami]');
+    if (!box) return;
+    fetch(box.dataset.whoami, { headers: { Accept: 'application/json' } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((me) => {
+        if (!me || me.auth !== 'accounts') return;
+        box.querySelector('[data-who-name]').textContent = me.name + ' (' + me.role + ')';
+        box.hidden = false;
+      })
+      .catch(() => {});
+  }
+
   function init() {
+    initWhoami();
     initCharts(document);
     initJob();
     initNew();

@@ -138,6 +138,7 @@ func TestBrowserTwoUsersReview(t *testing.T) {
 	view := web.AnalysisViewURL(id, map[string][]string{"sel": {sel}, "metric": {"abs"}})
 	alice := newBrowser(t)
 	login(t, alice, s.URL, "alice", view, `[data-testid="comment-form"]`)
+	browserWait(t, alice, "who is signed in", `document.querySelector('[data-testid="whoami"]')?.hidden === false && document.querySelector('[data-who-name]').textContent === 'alice (viewer)'`, 10*time.Second)
 	if title := browserEval[string](t, alice, `document.getElementById('comments-title').textContent`); title != "Comments on the cell llm · layer 1 · ffn_up" {
 		t.Fatalf("alice sees the thread %q", title)
 	}
