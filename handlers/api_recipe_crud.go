@@ -132,6 +132,9 @@ func (s *Server) apiRecipeUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ch := store.RecipeChange{Name: body.Name, Note: body.Note}
+	if u := currentUser(r); u != nil && u.ID != 0 {
+		ch.By = &u.ID
+	}
 	if body.Recipe != nil {
 		name, note := rec.Name, rec.Note
 		if body.Name != nil {

@@ -52,6 +52,7 @@ type RecipeChange struct {
 	Name   *string
 	Note   *string
 	Recipe json.RawMessage
+	By     *int64 // who edits: recorded when new rules reset a review
 }
 
 func checkRecipeFields(name, note *string, recipe json.RawMessage) error {
@@ -164,12 +165,32 @@ func (db *DB) UpdateRecipe(ctx context.Context, id int64, ch RecipeChange) (*Rec
 	if ch.Recipe != nil {
 		sets, args = append(sets, "recipe = ?"), append(args, string(ch.Recipe))
 	}
-	res, err := db.writer.ExecContext(ctx, `UPDATE recipes SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		var status, rules string
+		err := tx.QueryRowContext(ctx, `SELECT review_status, recipe FROM recipes WHERE id = ?`, id).Scan(&status, &rules)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errorf(ENOTFOUND, "recipe %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE recipes SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...); err != nil {
+			return err
+		}
+		// A review approves particular rules: changing them sends the recipe
+		// back to draft, with the reason in its history.
+		if ch.Recipe != nil && !sameRules(ch.Recipe, []byte(rules)) && status != ReviewDraft {
+			if _, err := tx.ExecContext(ctx, `UPDATE recipes SET review_status = 'draft' WHERE id = ?`, id); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO review_events (recipe_id, user_id, from_status, to_status, note, created_at)
+				VALUES (?, ?, ?, 'draft', ?, ?)`, id, ch.By, status, "the rules changed after review", db.now())
+			return err
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: update recipe %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, errorf(ENOTFOUND, "recipe %d not found", id)
+		return nil, wrapRecipe(fmt.Sprintf("update recipe %d", id), err)
 	}
 	return db.getRecipe(ctx, db.writer, id)
 }
@@ -246,4 +267,16 @@ func wrapRecipe(what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", what, err)
+}
+
+// sameRules compares the "rules" of two recipe documents (written by the same
+// encoder, so equal rules are equal bytes); a new name or note is no new rule.
+func sameRules(a, b []byte) bool {
+	var ra, rb struct {
+		Rules json.RawMessage `json:"rules"`
+	}
+	if json.Unmarshal(a, &ra) != nil || json.Unmarshal(b, &rb) != nil {
+		return false
+	}
+	return string(ra.Rules) == string(rb.Rules)
 }

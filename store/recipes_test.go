@@ -127,3 +127,35 @@ func TestRecipesGoWithTheirAnalysis(t *testing.T) {
 		t.Fatalf("recipe outlived its analysis: %v", err)
 	}
 }
+
+// Approval is of particular rules: new rules send the recipe back to draft,
+// a new name does not.
+func TestUpdateRecipeResetsReview(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	a, err := db.CreateAnalysis(ctx, sampleRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := db.CreateRecipe(ctx, a.ID, NewRecipe{Name: "r", Recipe: json.RawMessage(`{"name":"r","rules":[{"module":"llm.ffn_channel","ratio":0.1}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"in_review", "approved"} {
+		if _, err := db.SetReviewStatus(ctx, rec.ID, to, "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := "renamed"
+	if got, err := db.UpdateRecipe(ctx, rec.ID, RecipeChange{Name: &name, Recipe: json.RawMessage(`{"name":"renamed","rules":[{"module":"llm.ffn_channel","ratio":0.1}]}`)}); err != nil || got.ReviewStatus != ReviewApproved {
+		t.Fatalf("rename: %v, status %v", err, got)
+	}
+	got, err := db.UpdateRecipe(ctx, rec.ID, RecipeChange{Recipe: json.RawMessage(`{"name":"renamed","rules":[{"module":"llm.ffn_channel","ratio":0.2}]}`)})
+	if err != nil || got.ReviewStatus != ReviewDraft {
+		t.Fatalf("new rules: %v, status %v", err, got)
+	}
+	hist, _ := db.ReviewHistory(ctx, rec.ID)
+	if last := hist[len(hist)-1]; last.From != "approved" || last.To != "draft" || last.Note == "" {
+		t.Errorf("history ends with %+v", last)
+	}
+}
