@@ -26,21 +26,7 @@ type recipeState struct {
 	exports chan struct{} // semaphore of checkpoint exports
 }
 
-// recipeStates holds each Server's recipeState. It lives beside Server rather
-// than in it so that this feature stays in its own files; a Server is created
-// once per process (a few times in tests).
-var recipeStates sync.Map // *Server → *recipeState
-
-func (s *Server) recipeState() *recipeState {
-	if v, ok := recipeStates.Load(s); ok {
-		return v.(*recipeState)
-	}
-	v, _ := recipeStates.LoadOrStore(s, &recipeState{
-		cache:   newResultCache(resultCacheSize, s.loadResolveBase),
-		exports: make(chan struct{}, maxCheckpointExports),
-	})
-	return v.(*recipeState)
-}
+func (s *Server) recipeState() *recipeState { return s.recipes }
 
 // resolveBase is everything a recipe resolves against: the analysis, its
 // Result with arrays and units, and the VLA's tensor list when its files are

@@ -55,6 +55,7 @@ type Server struct {
 	stats       counters
 	auth        *authState // login limiter and cross-origin protection
 	guard       *guardState
+	recipes     *recipeState // the composer's result cache and export slots
 }
 
 // New makes a Server.
@@ -83,6 +84,10 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
+	s.recipes = &recipeState{
+		cache:   newResultCache(resultCacheSize, s.loadResolveBase),
+		exports: make(chan struct{}, maxCheckpointExports),
+	}
 	return s
 }
 
