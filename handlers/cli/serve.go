@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	data := fs.String("data", "deltascope-data", "folder for the database, uploads and the demo")
 	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path (repeatable)")
 	auth := addAuthFlags(fs)
-	workers := fs.Int("workers", 1, "analyses computed at once (each already uses every core)")
+	workers := fs.Int("workers", 1, "analyses computed at once")
+	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)-1), "cores one analysis computes on (default: all but one, so pages stay responsive)")
 	interrupted := fs.String("interrupted", "resume", "what to do with analyses a crash interrupted: resume or fail")
 	noDemo := fs.Bool("no-demo", "do not create the demo analysis on first start")
 	limits := addLimitFlags(fs)
@@ -58,7 +60,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	demoDir, uploadDir := filepath.Join(*data, "demo"), filepath.Join(*data, "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
-	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Log: log, Limits: cfg.Limits})
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
 	srv := handlers.New(db, runner, cfg)
 

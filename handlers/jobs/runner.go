@@ -24,6 +24,9 @@ type Options struct {
 	// Workers is the number of analyses run at once (default 1: one analysis
 	// already uses every core).
 	Workers int
+	// Threads is the number of cores one analysis computes on (0: all). A
+	// server that also answers pages should leave one free.
+	Threads int
 	// ProgressEvery throttles progress writes (default 250 ms).
 	ProgressEvery time.Duration
 	Log           *slog.Logger
@@ -240,6 +243,7 @@ func (r *Runner) compute(ctx context.Context, a *store.Analysis) error {
 	res, err := analysis.Analyze(ctx, base, vla, analysis.Options{
 		Map:         a.Request.Map,
 		Fingerprint: true,
+		Workers:     r.opt.Threads,
 		Progress: func(p analysis.Progress) {
 			if time.Since(last) < r.opt.ProgressEvery && p.BytesDone < p.BytesTotal {
 				return
