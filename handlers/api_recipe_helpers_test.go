@@ -36,7 +36,7 @@ type recipeServer struct {
 func newRecipeServer(t *testing.T) *recipeServer {
 	t.Helper()
 	root := t.TempDir()
-	copyDir(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
+	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
 	db, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

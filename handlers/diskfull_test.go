@@ -74,7 +74,7 @@ func newFullDiskServer(t *testing.T) *fullDiskServer {
 	t.Helper()
 	data := mountTmpfs(t, "16m")
 	root := t.TempDir()
-	copyDir(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
+	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
 	db, err := store.Open(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,17 @@ type pageServer struct {
 // queued analyses stay queued.
 func newPageServer(tb testing.TB, run bool) *pageServer {
 	tb.Helper()
+	s, start := newRealServer(tb)
+	if run {
+		start()
+	}
+	return s
+}
+
+// newRealServer wires a server as `deltascope serve` does, with its job runner
+// started only when start is called; everything stops at the end of the test.
+func newRealServer(tb testing.TB) (s *pageServer, start func()) {
+	tb.Helper()
 	root := tb.TempDir()
 	copyTree(tb, filepath.Join(pageFixtures, "pi05"), filepath.Join(root, "pi05"))
 	db, err := store.Open(context.Background(), tb.TempDir())
@@ -44,22 +56,20 @@ func newPageServer(tb testing.TB, run bool) *pageServer {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	uploads := filepath.Join(tb.TempDir(), "uploads")
 	roots := []string{uploads, root}
-	runner := jobs.New(db, jobs.Options{Roots: roots, Log: log, ProgressEvery: 5 * time.Millisecond})
+	runner := jobs.New(db, jobs.Options{Roots: roots, Log: log, ProgressEvery: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	if run {
-		go func() { runner.Run(ctx); close(done) }()
-	} else {
-		close(done)
-	}
+	var once sync.Once
+	start = func() { once.Do(func() { go func() { runner.Run(ctx); close(done) }() }) }
 	srv := httptest.NewServer(New(db, runner, Config{Roots: roots, UploadDir: uploads, Log: log}).Routes())
 	tb.Cleanup(func() {
 		srv.Close()
 		cancel()
+		once.Do(func() { close(done) }) // never started: nothing to wait for
 		<-done
 		db.Close()
 	})
-	return &pageServer{Server: srv, db: db, root: root, uploads: uploads}
+	return &pageServer{Server: srv, db: db, root: root, uploads: uploads}, start
 }
 
 func copyTree(tb testing.TB, from, to string) {

@@ -46,7 +46,7 @@ func (l *lockedBuffer) String() string {
 func newGuardedServer(t *testing.T, runJobs bool, mutate func(*Config)) *guardedServer {
 	t.Helper()
 	root := t.TempDir()
-	copyDir(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
+	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
 	db, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

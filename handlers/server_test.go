@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deltascope/deltascope/handlers/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -36,59 +34,13 @@ func newTestServer(t *testing.T) *testServer {
 	return s
 }
 
-// newIdleTestServer serves requests but runs no job until start is called.
+// newIdleTestServer serves requests but runs no job until start is called. Its
+// root also holds a truncated checkpoint, for the refusal scenarios.
 func newIdleTestServer(t *testing.T) *testServer {
 	t.Helper()
-	root := t.TempDir()
-	copyDir(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
-	os.WriteFile(filepath.Join(root, "truncated.safetensors"), []byte{0xff, 0, 0, 0, 0, 0, 0, 0, '{'}, 0o644)
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	runner := jobs.New(db, jobs.Options{Roots: []string{root}, Log: log, ProgressEvery: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	started := false
-	start := func() {
-		started = true
-		go func() { runner.Run(ctx); close(done) }()
-	}
-	uploads := filepath.Join(t.TempDir(), "uploads")
-	runner = jobs.New(db, jobs.Options{Roots: []string{uploads, root}, Log: log, ProgressEvery: time.Millisecond})
-	srv := httptest.NewServer(New(db, runner, Config{Roots: []string{uploads, root}, UploadDir: uploads, Log: log}).Routes())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		if started {
-			<-done
-		}
-		db.Close()
-	})
-	return &testServer{Server: srv, db: db, root: root, start: start}
-}
-
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.Walk(from, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		dst := filepath.Join(to, rel)
-		if info.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, start := newRealServer(t)
+	os.WriteFile(filepath.Join(p.root, "truncated.safetensors"), []byte{0xff, 0, 0, 0, 0, 0, 0, 0, '{'}, 0o644)
+	return &testServer{Server: p.Server, db: p.db, root: p.root, start: start}
 }
 
 func (s *testServer) do(t *testing.T, method, path, body string) (int, map[string]any) {
@@ -217,7 +169,7 @@ func TestAPIAnalysisLifecycle(t *testing.T) {
 	}
 	// The same content under another path is computed, then recognised: it
 	// shares the first result's rows.
-	copyDir(t, filepath.Join(s.root, "pi05"), filepath.Join(s.root, "copy"))
+	copyTree(t, filepath.Join(s.root, "pi05"), filepath.Join(s.root, "copy"))
 	_, other := s.do(t, "POST", "/api/analyses", `{"base": ["copy/base"], "vla": ["copy/vla/model.safetensors"]}`)
 	if other["cached"] != false {
 		t.Fatalf("a copy under another path cannot be known before it is read: %v", other)
@@ -262,7 +214,7 @@ func TestAPICancel(t *testing.T) {
 // server goes on serving.
 func TestAPIJobFailureIsReported(t *testing.T) {
 	s := newIdleTestServer(t)
-	copyDir(t, filepath.Join(s.root, "pi05", "vla"), filepath.Join(s.root, "vla2"))
+	copyTree(t, filepath.Join(s.root, "pi05", "vla"), filepath.Join(s.root, "vla2"))
 	_, c := s.do(t, "POST", "/api/analyses", `{"base": ["pi05/base"], "vla": ["vla2"]}`)
 	// Cut the file after it was accepted, before the job runs: it must fail cleanly.
 	os.Truncate(filepath.Join(s.root, "vla2", "model.safetensors"), 100)
