@@ -1,10 +1,6 @@
 package handlers
 
-import (
-	"net/http"
-
-	"github.com/deltascope/deltascope/store"
-)
+import "net/http"
 
 // apiCommentUpdate replaces a comment's text: its author's right only (not
 // even an admin puts words in someone's mouth).
@@ -19,19 +15,16 @@ func (s *Server) apiCommentUpdate(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeJSON(w, r, &in) {
 		return
 	}
-	c, err := s.db.GetComment(r.Context(), id)
-	if err == nil && c.Deleted {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		s.apiError(w, r, err)
+	c, ok := s.liveComment(w, r, id)
+	if !ok {
 		return
 	}
 	if !mayEditComment(r, c) {
 		forbidden(w, "only the author of a comment may edit it")
 		return
 	}
-	if c, err = s.db.UpdateComment(r.Context(), id, in.Body); err != nil {
+	c, err := s.db.UpdateComment(r.Context(), id, in.Body)
+	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
