@@ -68,11 +68,14 @@ type Overview struct {
 	// Counts of the alignment.
 	Aligned, BaseOnly, VLAOnly, Mismatched, Ambiguous int
 
-	Summary    Table // per component
-	Most       Table // most changed tensors
-	Least      Table // least changed tensors
-	Selected   *Table
-	Heatmaps   []viz.Chart
+	Summary  Table // per component
+	Most     Table // most changed tensors
+	Least    Table // least changed tensors
+	Selected *Table
+	Heatmaps []viz.Chart
+	// HeatTables hold each heatmap's cells as a table of links: the way to a
+	// cell from the keyboard or a screen reader (canvas cells have no focus).
+	HeatTables []Table
 	UnitCharts []viz.Chart
 	Unmatched  []Table // base-only, VLA-only, mismatched, ambiguous
 	// AllTensors is downloadable only: a 7B model has a thousand rows, built
@@ -123,6 +126,7 @@ func BuildOverview(in OverviewInput, st OverviewState) Overview {
 		for _, c := range o.Components {
 			if o.State.Component == "" || o.State.Component == c {
 				o.Heatmaps = append(o.Heatmaps, viz.ModuleHeatmap(in.Tensors, c, o.State.View, TensorURL(id, "", nil), with(o.State.Query(), "sel", "").Encode()))
+				o.HeatTables = append(o.HeatTables, cellTable(in.Tensors, c, o.State.View.Metric, link, self))
 			}
 		}
 		if st.Selected != "" {
@@ -176,10 +180,34 @@ func unitCharts(us []analysis.UnitScores, st OverviewState) []viz.Chart {
 func (o Overview) Tables() []Table {
 	all := tensorsTable(o.tensors, o.link, o.AllTensors.Base)
 	ts := append([]Table{o.Summary, o.Most, o.Least, all}, o.Unmatched...)
+	ts = append(ts, o.HeatTables...)
 	if o.Selected != nil {
 		ts = append(ts, *o.Selected)
 	}
 	return ts
+}
+
+// cellTable lists the cells of one component's heatmap, layer by layer, each
+// linking to its tensor, with the value the heatmap colours by.
+func cellTable(ts []analysis.TensorStats, component string, m viz.Metric, link func(string) string, self string) Table {
+	t := Table{ID: "cells-" + component, Title: component + " heatmap cells", Base: self,
+		Columns: []string{"layer", "kind", "tensor", viz.MetricLabel(m)}}
+	var cells []*analysis.TensorStats
+	for i := range ts {
+		if ts[i].Component == component {
+			cells = append(cells, &ts[i])
+		}
+	}
+	slices.SortStableFunc(cells, func(a, b *analysis.TensorStats) int {
+		if a.Layer != b.Layer {
+			return a.Layer - b.Layer
+		}
+		return strings.Compare(a.Kind+a.VLA, b.Kind+b.VLA)
+	})
+	for _, s := range cells {
+		t.Rows = append(t.Rows, []Cell{Int(int64(s.Layer)), Text(s.Kind), LinkCell(s.VLA, link(s.VLA)), Num(m.Value(s))})
+	}
+	return t
 }
 
 func tensorsTable(ts []analysis.TensorStats, link func(string) string, self string) Table {
