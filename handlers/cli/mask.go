@@ -46,6 +46,11 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	if _, err := os.Lstat(*out); err == nil {
 		return fmt.Errorf("%s: already exists; choose a new path", *out)
 	}
+	// The export is written beside its destination and renamed into place, so
+	// the parent folder must exist; make it, as one would expect of --out.
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fmt.Errorf("%s: %v", filepath.Dir(*out), err)
+	}
 	recipe, err := loadMaskRecipe(*recipeFile, *preset)
 	if err != nil {
 		return err

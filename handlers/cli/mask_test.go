@@ -108,3 +108,17 @@ func TestRunMaskExports(t *testing.T) {
 		})
 	}
 }
+
+// --out may name a folder whose parents do not exist yet.
+func TestRunMaskMakesParents(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "a", "b", "sliced")
+	var stdout, stderr bytes.Buffer
+	err := runMask(context.Background(), Env{Stdout: &stdout, Stderr: &stderr},
+		[]string{"--base", maskFixtures + "/base", "--vla", maskFixtures + "/vla/model.safetensors", "--preset", "pi05-light", "--export", "sliced", "--out", out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "widths.json")); err != nil {
+		t.Errorf("sliced export under new parents: %v", err)
+	}
+}
