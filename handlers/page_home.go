@@ -15,10 +15,15 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	t := web.AnalysesTable(list)
-	if wantsTable(r) {
-		writeTable(w, r, "deltascope", []web.Table{t})
+	cps, err := s.db.ListCheckpoints(r.Context(), homeListLimit)
+	if err != nil {
+		s.pageError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, web.HomePageWith(t, web.AnalysisChoices(list)))
+	t, ct := web.AnalysesTable(list), web.CheckpointsTable(cps)
+	if wantsTable(r) {
+		writeTable(w, r, "deltascope", []web.Table{t, ct})
+		return
+	}
+	s.render(w, r, http.StatusOK, web.HomePageWith(t, web.AnalysisChoices(list), ct))
 }

@@ -61,6 +61,8 @@ func TestPageScenarios(t *testing.T) {
 	}{
 		{"home", "GET", "/", 200, "text/html; charset=utf-8", []string{"Analyses", done, appJS, `href="/new"`, `class="skip"`}, []string{"echarts"}},
 		{"home csv", "GET", "/?format=csv&table=analyses", 200, "text/csv; charset=utf-8", []string{"id,status,base,vla", done + ",done"}, nil},
+		{"home checkpoints", "GET", "/", 200, "text/html; charset=utf-8", []string{"Checkpoints", "vla/model.safetensors", "pi05/base"}, nil},
+		{"checkpoints csv", "GET", "/?format=csv&table=checkpoints", 200, "text/csv; charset=utf-8", []string{"fingerprint,sources,params,bytes,locations,analyses,first_seen\n"}, nil},
 		{"home unknown table", "GET", "/?format=csv&table=nope", 404, "application/json", []string{"analyses"}, nil},
 		{"new", "GET", "/new", 200, "text/html; charset=utf-8", []string{"data-new", `data-testid="files-base"`, `data-testid="files-vla"`, "Preview alignment"}, []string{"echarts"}},
 		{"unknown analysis", "GET", "/analyses/nope", 404, "text/html; charset=utf-8", []string{"Not found"}, nil},

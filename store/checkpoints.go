@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // CheckpointRecord describes one side of an analysis as the reader saw it.
@@ -154,4 +155,49 @@ func fingerprintByFiles(ctx context.Context, q queryer, files []FileIdentity) (s
 		return "", nil
 	}
 	return fp, err
+}
+
+// CheckpointSummary is a known checkpoint as the home page lists it.
+type CheckpointSummary struct {
+	Fingerprint string    `json:"fingerprint"`
+	Params      int64     `json:"params"`
+	Bytes       int64     `json:"bytes"`
+	CreatedAt   time.Time `json:"created_at"`
+	Locations   int       `json:"locations"` // places its files were found
+	Analyses    int       `json:"analyses"`  // as base or VLA
+	// Sources are the specs of the latest location it was read from.
+	Sources []string `json:"sources"`
+}
+
+// ListCheckpoints returns the known checkpoints, newest first (limit ≤ 0: 100).
+func (db *DB) ListCheckpoints(ctx context.Context, limit int) ([]CheckpointSummary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT c.id, c.fingerprint, c.params, c.bytes, c.created_at,
+		(SELECT count(*) FROM checkpoint_locations l WHERE l.checkpoint_id = c.id),
+		(SELECT count(*) FROM analyses a WHERE a.base_checkpoint_id = c.id OR a.vla_checkpoint_id = c.id),
+		coalesce((SELECT json_group_array(s.spec) FROM (SELECT s.spec FROM checkpoint_sources s
+			WHERE s.location_id = (SELECT max(l.id) FROM checkpoint_locations l WHERE l.checkpoint_id = c.id)
+			ORDER BY s.position) s), '[]')
+		FROM checkpoints c ORDER BY c.created_at DESC, c.id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []CheckpointSummary
+	for rows.Next() {
+		var c CheckpointSummary
+		var id, created int64
+		var specs string
+		if err := rows.Scan(&id, &c.Fingerprint, &c.Params, &c.Bytes, &created, &c.Locations, &c.Analyses, &specs); err != nil {
+			return nil, fmt.Errorf("store: list checkpoints: %w", err)
+		}
+		c.CreatedAt = time.UnixMilli(created)
+		if err := json.Unmarshal([]byte(specs), &c.Sources); err != nil {
+			return nil, fmt.Errorf("store: list checkpoints: sources: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

@@ -24,3 +24,24 @@ func AnalysesTable(list []store.Analysis) Table {
 	}
 	return t
 }
+
+// CheckpointsTable lists the checkpoints the store knows, by content: the same
+// files found at two places are one checkpoint with two locations.
+func CheckpointsTable(list []store.CheckpointSummary) Table {
+	t := Table{ID: "checkpoints", Title: "Checkpoints", Base: HomePath, Empty: "No checkpoints read yet.",
+		Columns: []string{"fingerprint", "sources", "params", "bytes", "locations", "analyses", "first_seen"}}
+	for i := range list {
+		c := &list[i]
+		short := c.Fingerprint
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		t.Rows = append(t.Rows, []Cell{
+			{Text: short, Value: c.Fingerprint}, Text(Sources(c.Sources)),
+			{Text: viz.FormatCount(c.Params), Value: c.Params, Num: true},
+			{Text: viz.FormatBytes(c.Bytes), Value: c.Bytes, Num: true},
+			Int(int64(c.Locations)), Int(int64(c.Analyses)), {Text: When(&c.CreatedAt), Value: c.CreatedAt},
+		})
+	}
+	return t
+}

@@ -27,7 +27,7 @@ func HomePage(t Table) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = HomePageWith(t, nil).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = HomePageWith(t, nil, Table{}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -36,7 +36,7 @@ func HomePage(t Table) templ.Component {
 }
 
 // HomePageWith lists the analyses with a picker to compare two done ones.
-func HomePageWith(t Table, compare []Choice) templ.Component {
+func HomePageWith(t Table, compare []Choice, checkpoints Table) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -80,6 +80,16 @@ func HomePageWith(t Table, compare []Choice) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				templ_7745c5c3_Err = TableView(t).Render(ctx, templ_7745c5c3_Buffer)
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, " ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			if len(checkpoints.Rows) > 0 {
+				templ_7745c5c3_Err = TableView(checkpoints).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
