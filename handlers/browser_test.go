@@ -143,7 +143,7 @@ func TestBrowserUploadAnalyzeExplore(t *testing.T) {
 		chromedp.WaitReady(chromedp.CSS(`[data-testid="files-base"]`)))
 	// A stale state from an earlier run would add sources: start clean.
 	browserEval[bool](t, ctx, `localStorage.clear() || true`)
-	browserDo(t, ctx, "reload /new", 20*time.Second, chromedp.Reload())
+	browserDo(t, ctx, "reload /new", 20*time.Second, chromedp.Reload(), jsReady)
 	browserDo(t, ctx, "choose base files", 20*time.Second, chromedp.SetUploadFiles(chromedp.CSS(`[data-testid="files-base"]`), base))
 	browserWait(t, ctx, "base uploads", `document.querySelectorAll('[data-side="base"] [data-uploads] li[data-done]').length === `+itoa(len(base)), 60*time.Second)
 	browserDo(t, ctx, "choose the VLA file", 20*time.Second, chromedp.SetUploadFiles(chromedp.CSS(`[data-testid="files-vla"]`), vla))
