@@ -107,28 +107,42 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc 
 		return
 	}
 
-	// masked / sliced: a checkpoint folder, written to disk first (the writers
-	// need to seek), then sent as a tar read back from disk.
 	select {
 	case s.recipeState().exports <- struct{}{}:
 		defer func() { <-s.recipeState().exports }()
 	case <-r.Context().Done():
 		return
 	}
+	folder := name + "." + kind
+	if kind == "masked" {
+		// The masked copy is as long as the VLA's files: stream it at once,
+		// straight from them, with pruned cells zeroed on the way.
+		list, err := prune.MaskedEntries(m, vla)
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		entries := make([]tarEntry, len(list))
+		now := time.Now().Truncate(time.Second)
+		for i, e := range list {
+			entries[i] = tarEntry{write: e.Write, hdr: &tar.Header{Typeflag: tar.TypeReg, Name: folder + "/" + e.Name, Size: e.Size, Mode: 0o644, ModTime: now}}
+		}
+		if err := streamTarEntries(w, entries, folder+".tar"); err != nil {
+			s.apiError(w, r, err)
+		}
+		return
+	}
+
+	// sliced: new files whose sizes depend on the cut, written to disk first,
+	// then sent as a tar read back from disk.
 	tmp, err := s.exportTempDir()
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
 	defer os.RemoveAll(tmp)
-	folder := name + "." + kind
 	out := filepath.Join(tmp, folder)
-	if kind == "masked" {
-		err = prune.WriteMasked(out, m, vla)
-	} else {
-		err = prune.WriteSliced(out, m, vla)
-	}
-	if err != nil {
+	if err := prune.WriteSliced(out, m, vla); err != nil {
 		s.apiError(w, r, err)
 		return
 	}
@@ -216,8 +230,8 @@ func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, filename, ct
 }
 
 type tarEntry struct {
-	path string // on disk
-	hdr  *tar.Header
+	hdr   *tar.Header
+	write func(io.Writer) error // writes exactly hdr.Size bytes
 }
 
 // streamTar sends the files under dir as a tar whose entries are named
@@ -241,7 +255,7 @@ func streamTar(w http.ResponseWriter, dir, prefix, filename string) error {
 		if err != nil {
 			return err
 		}
-		entries = append(entries, tarEntry{path: p, hdr: &tar.Header{
+		entries = append(entries, tarEntry{write: copyFrom(p), hdr: &tar.Header{
 			Typeflag: tar.TypeReg, Name: prefix + "/" + filepath.ToSlash(rel), Size: info.Size(), Mode: 0o644,
 			ModTime: info.ModTime().Truncate(time.Second),
 		}})
@@ -250,6 +264,13 @@ func streamTar(w http.ResponseWriter, dir, prefix, filename string) error {
 	if err != nil {
 		return err
 	}
+	return streamTarEntries(w, entries, filename)
+}
+
+// streamTarEntries sends entries as a tar with an exact Content-Length. An
+// error before the first byte is returned; after it, the connection is
+// aborted, so the client never takes half an archive for a whole one.
+func streamTarEntries(w http.ResponseWriter, entries []tarEntry, filename string) error {
 	length, err := tarLength(entries)
 	if err != nil {
 		return err
@@ -271,19 +292,27 @@ func streamTar(w http.ResponseWriter, dir, prefix, filename string) error {
 }
 
 func copyTarEntry(tw *tar.Writer, e tarEntry) error {
-	f, err := os.Open(e.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if err := tw.WriteHeader(e.hdr); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, f)
-	if err == nil && n != e.hdr.Size {
-		err = io.ErrUnexpectedEOF
+	// tar.Writer refuses more bytes than the header says; Flush refuses fewer.
+	if err := e.write(tw); err != nil {
+		return err
 	}
-	return err
+	return tw.Flush()
+}
+
+// copyFrom writes a file from disk.
+func copyFrom(path string) func(io.Writer) error {
+	return func(w io.Writer) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	}
 }
 
 // tarLength is the exact size of the tar of entries: each header as

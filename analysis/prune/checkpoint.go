@@ -49,29 +49,8 @@ const (
 )
 
 func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (err error) {
-	if vla == nil || len(vla.Sources) == 0 {
-		return errors.New("no VLA checkpoint to export from")
-	}
-	if err := checkAgainst(m, vla); err != nil {
+	if err := checkExportable(m, vla, sliced); err != nil {
 		return err
-	}
-	for _, src := range vla.Sources {
-		if src.Format == checkpoint.FormatTorchZip {
-			return tensor.Errorf(src.Path, "masked and sliced exports copy safetensors files; this VLA source is a torch pickle (convert it to safetensors first, or export masks or indices)")
-		}
-	}
-	byName := make(map[string]*checkpoint.Tensor, len(vla.Tensors))
-	for _, t := range vla.Tensors {
-		byName[t.Name] = t
-	}
-	for _, t := range m.Tensors {
-		ct := byName[t.Name]
-		if ct.DType.Bits() < 8 || ct.DType.Bits()%8 != 0 {
-			return tensor.TensorErrorf(ct.File, ct.Name, "%v packs several elements per byte; pruned rows and columns cannot be cut out of it", ct.DType)
-		}
-		if !sliced && ct.DType == tensor.F8_E8M0 {
-			return tensor.TensorErrorf(ct.File, ct.Name, "F8_E8M0 has no zero; a masked copy cannot zero it (use the sliced export)")
-		}
 	}
 	if _, err := os.Lstat(dir); err == nil {
 		return tensor.Errorf(dir, "already exists; choose a new folder for the export")
@@ -117,6 +96,35 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 	return nil
 }
 
+// checkExportable refuses what a masked or sliced copy cannot be made of.
+func checkExportable(m *Mask, vla *checkpoint.Side, sliced bool) error {
+	if vla == nil || len(vla.Sources) == 0 {
+		return errors.New("no VLA checkpoint to export from")
+	}
+	if err := checkAgainst(m, vla); err != nil {
+		return err
+	}
+	for _, src := range vla.Sources {
+		if src.Format == checkpoint.FormatTorchZip {
+			return tensor.Errorf(src.Path, "masked and sliced exports copy safetensors files; this VLA source is a torch pickle (convert it to safetensors first, or export masks or indices)")
+		}
+	}
+	byName := make(map[string]*checkpoint.Tensor, len(vla.Tensors))
+	for _, t := range vla.Tensors {
+		byName[t.Name] = t
+	}
+	for _, t := range m.Tensors {
+		ct := byName[t.Name]
+		if ct.DType.Bits() < 8 || ct.DType.Bits()%8 != 0 {
+			return tensor.TensorErrorf(ct.File, ct.Name, "%v packs several elements per byte; pruned rows and columns cannot be cut out of it", ct.DType)
+		}
+		if !sliced && ct.DType == tensor.F8_E8M0 {
+			return tensor.TensorErrorf(ct.File, ct.Name, "F8_E8M0 has no zero; a masked copy cannot zero it (use the sliced export)")
+		}
+	}
+	return nil
+}
+
 func writeIndented(w io.Writer, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -152,17 +160,12 @@ func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return tensor.Errorf(out, "%v", err)
 	}
-	folder := src.Format == checkpoint.FormatSharded || src.Format == checkpoint.FormatFolder
 	written := map[string]bool{}
 	var dataTotal int64
 	for _, f := range src.Files {
-		rel := filepath.Base(f.Path)
-		if folder {
-			r, err := filepath.Rel(src.Path, f.Path)
-			if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-				return tensor.Errorf(f.Path, "is not inside its checkpoint folder %s", src.Path)
-			}
-			rel = r
+		rel, err := relInSource(src, f)
+		if err != nil {
+			return err
 		}
 		dst := filepath.Join(out, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -175,27 +178,12 @@ func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf 
 		dataTotal += n
 		written[rel] = true
 	}
-	// Companions: a folder's small non-weight files; a file's config.json.
-	srcDir, names := filepath.Dir(src.Path), []string{"config.json"}
-	if folder {
-		srcDir, names = src.Path, nil
-		ents, err := os.ReadDir(src.Path)
-		if err != nil {
-			return tensor.Errorf(src.Path, "%v", err)
-		}
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
+	comps, err := companions(src, written)
+	if err != nil {
+		return err
 	}
-	for _, name := range names {
-		if written[name] || isWeightFile(name) {
-			continue
-		}
-		p := filepath.Join(srcDir, name)
-		info, err := os.Stat(p)
-		if err != nil || !info.Mode().IsRegular() || info.Size() > maxCompanionBytes {
-			continue
-		}
+	for _, c := range comps {
+		name, p := c.name, c.path
 		if sliced && name == checkpoint.IndexName {
 			if err := rewriteIndex(p, filepath.Join(out, name), dataTotal); err != nil {
 				return err
@@ -207,6 +195,55 @@ func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf 
 		}
 	}
 	return nil
+}
+
+// relInSource is a weight file's path inside its export folder: its base name
+// for a single file, its path inside the folder for a folder source.
+func relInSource(src *checkpoint.Source, f checkpoint.FileInfo) (string, error) {
+	if src.Format != checkpoint.FormatSharded && src.Format != checkpoint.FormatFolder {
+		return filepath.Base(f.Path), nil
+	}
+	r, err := filepath.Rel(src.Path, f.Path)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", tensor.Errorf(f.Path, "is not inside its checkpoint folder %s", src.Path)
+	}
+	return r, nil
+}
+
+// companion is a small non-weight file copied beside the weights.
+type companion struct {
+	name, path string
+	size       int64
+}
+
+// companions lists a source's companion files: a folder's small non-weight
+// files, a single file's config.json; skip names the weights already took.
+func companions(src *checkpoint.Source, skip map[string]bool) ([]companion, error) {
+	folder := src.Format == checkpoint.FormatSharded || src.Format == checkpoint.FormatFolder
+	srcDir, names := filepath.Dir(src.Path), []string{"config.json"}
+	if folder {
+		srcDir, names = src.Path, nil
+		ents, err := os.ReadDir(src.Path)
+		if err != nil {
+			return nil, tensor.Errorf(src.Path, "%v", err)
+		}
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+	}
+	var out []companion
+	for _, name := range names {
+		if skip[name] || isWeightFile(name) {
+			continue
+		}
+		p := filepath.Join(srcDir, name)
+		info, err := os.Stat(p)
+		if err != nil || !info.Mode().IsRegular() || info.Size() > maxCompanionBytes {
+			continue
+		}
+		out = append(out, companion{name: name, path: p, size: info.Size()})
+	}
+	return out, nil
 }
 
 func isWeightFile(name string) bool {

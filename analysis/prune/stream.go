@@ -16,22 +16,11 @@ import (
 // cells zeroed, header verbatim) or sliced (pruned cells removed, header
 // rewritten), one block of whole rows at a time. It returns the data bytes written.
 func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
-	in, err := os.Open(fi.Path)
-	if err != nil {
-		return 0, tensor.Errorf(fi.Path, "%v", err)
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return 0, tensor.Errorf(fi.Path, "%v", err)
-	}
-	if st.Size() != fi.Size {
-		return 0, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", st.Size(), fi.Size)
-	}
-	h, err := safetensors.ReadHeader(in, st.Size(), fi.Path, 0, 0)
+	in, h, err := openForExport(fi)
 	if err != nil {
 		return 0, err
 	}
+	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return 0, tensor.Errorf(dst, "%v", err)
@@ -55,21 +44,9 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 	} else if _, err := io.Copy(bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
 		return 0, writeFailed(dst, err)
 	}
-	var total int64
-	for i := range h.Entries {
-		e := &h.Entries[i]
-		src := io.NewSectionReader(in, h.DataOffset+e.Begin, e.Bytes())
-		t := m.Tensor(prefix + e.Name)
-		var n int64
-		if t == nil {
-			n, err = io.Copy(data, src)
-		} else {
-			n, err = streamMasked(data, src, e, t, sliced, buf)
-		}
-		if err != nil {
-			return 0, streamFailed(fi.Path, dst, e.Name, err)
-		}
-		total += n
+	total, err := copyTensors(data, in, h, prefix, m, sliced, buf, fi.Path, dst)
+	if err != nil {
+		return 0, err
 	}
 	if sw != nil {
 		if err := sw.Close(); err != nil {
@@ -81,6 +58,53 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 	}
 	if err := out.Close(); err != nil {
 		return 0, writeFailed(dst, err)
+	}
+	return total, nil
+}
+
+// openForExport opens a VLA file again and reads its header, refusing a file
+// that changed size since the analysis opened it.
+func openForExport(fi checkpoint.FileInfo) (*os.File, *safetensors.Header, error) {
+	in, err := os.Open(fi.Path)
+	if err != nil {
+		return nil, nil, tensor.Errorf(fi.Path, "%v", err)
+	}
+	st, err := in.Stat()
+	if err != nil {
+		in.Close()
+		return nil, nil, tensor.Errorf(fi.Path, "%v", err)
+	}
+	if st.Size() != fi.Size {
+		in.Close()
+		return nil, nil, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", st.Size(), fi.Size)
+	}
+	h, err := safetensors.ReadHeader(in, st.Size(), fi.Path, 0, 0)
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	return in, h, nil
+}
+
+// copyTensors writes every tensor's data of a file in order: masked tensors
+// through streamMasked, the others verbatim. It returns the bytes written.
+func copyTensors(data io.Writer, in *os.File, h *safetensors.Header, prefix string, m *Mask, sliced bool, buf *[]byte, path, dst string) (int64, error) {
+	var total int64
+	for i := range h.Entries {
+		e := &h.Entries[i]
+		src := io.NewSectionReader(in, h.DataOffset+e.Begin, e.Bytes())
+		t := m.Tensor(prefix + e.Name)
+		var n int64
+		var err error
+		if t == nil {
+			n, err = io.Copy(data, src)
+		} else {
+			n, err = streamMasked(data, src, e, t, sliced, buf)
+		}
+		if err != nil {
+			return 0, streamFailed(path, dst, e.Name, err)
+		}
+		total += n
 	}
 	return total, nil
 }

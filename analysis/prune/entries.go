@@ -1,0 +1,103 @@
+package prune
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// ExportEntry is one file of an export, known before any byte is written: a
+// server can announce an archive's exact length and stream it at once instead
+// of building the export on disk first.
+type ExportEntry struct {
+	Name  string // slash-separated path inside the export
+	Size  int64
+	Write func(w io.Writer) error // writes exactly Size bytes
+}
+
+// MaskedEntries lists the files WriteMasked would write — the VLA's own files
+// with pruned cells zeroed, their companions and RecipeFile — with writers
+// that stream them from the VLA's files, one block at a time. The masked copy
+// of a file is as long as the file, so every size is known up front.
+func MaskedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
+	if err := checkExportable(m, vla, false); err != nil {
+		return nil, err
+	}
+	var out []ExportEntry
+	seen := map[string]string{}
+	for _, src := range vla.Sources {
+		dir := ""
+		if len(vla.Sources) > 1 {
+			name := filepath.Base(src.Path)
+			if prev, dup := seen[name]; dup {
+				return nil, tensor.Errorf(src.Path, "has the same base name as %s; the export puts each source in a folder of that name", prev)
+			}
+			seen[name] = src.Path
+			dir = name + "/"
+		}
+		written := map[string]bool{}
+		for _, f := range src.Files {
+			rel, err := relInSource(src, f)
+			if err != nil {
+				return nil, err
+			}
+			written[rel] = true
+			out = append(out, ExportEntry{Name: dir + filepath.ToSlash(rel), Size: f.Size, Write: maskedFileWriter(f, src.Prefix, m)})
+		}
+		comps, err := companions(src, written)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range comps {
+			out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: fileWriter(c.path, c.size)})
+		}
+	}
+	var recipe bytes.Buffer
+	if err := WriteRecipe(&recipe, m.Recipe); err != nil {
+		return nil, err
+	}
+	data := recipe.Bytes()
+	out = append(out, ExportEntry{Name: RecipeFile, Size: int64(len(data)), Write: func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}})
+	return out, nil
+}
+
+// maskedFileWriter streams one VLA file with its pruned cells zeroed: the
+// header verbatim, then every tensor in order.
+func maskedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Writer) error {
+	return func(w io.Writer) error {
+		in, h, err := openForExport(fi)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		if _, err := io.Copy(w, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
+			return err
+		}
+		buf := make([]byte, blockBytes)
+		_, err = copyTensors(w, in, h, prefix, m, false, &buf, fi.Path, "")
+		return err
+	}
+}
+
+// fileWriter copies a companion file, which must still have its listed size.
+func fileWriter(path string, size int64) func(io.Writer) error {
+	return func(w io.Writer) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return tensor.Errorf(path, "%v", err)
+		}
+		defer f.Close()
+		n, err := io.Copy(w, io.LimitReader(f, size))
+		if err == nil && n != size {
+			err = tensor.Errorf(path, "is shorter than when the export began")
+		}
+		return err
+	}
+}

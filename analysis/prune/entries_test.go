@@ -1,0 +1,75 @@
+package prune
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+)
+
+// MaskedEntries streams exactly the files WriteMasked writes, byte for byte,
+// each exactly as long as announced: for the single-file VLA and a sharded one.
+func TestMaskedEntriesEqualWriteMasked(t *testing.T) {
+	sharded, err := checkpoint.OpenSide([]string{fixtures + "/base"}, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sharded.Close()
+	res, err := analysis.Analyze(context.Background(), sharded, sharded, analysis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shardedMask, err := Resolve(res, Recipe{Rules: []Rule{{Module: ModLLMFFN, Ratio: 0.25, Direction: DirHighest}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vla := openFixtureVLA(t)
+	for _, c := range []struct {
+		name string
+		m    *Mask
+		side *checkpoint.Side
+	}{{"single file", exportMask(t), vla}, {"sharded", shardedMask, sharded}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "masked")
+			if err := WriteMasked(dir, c.m, c.side); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]byte{}
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					want[filepath.ToSlash(rel)], _ = os.ReadFile(p)
+				}
+				return err
+			})
+			entries, err := MaskedEntries(c.m, c.side)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range entries {
+				var b bytes.Buffer
+				if err := e.Write(&b); err != nil {
+					t.Fatalf("%s: %v", e.Name, err)
+				}
+				if int64(b.Len()) != e.Size {
+					t.Errorf("%s: wrote %d bytes, announced %d", e.Name, b.Len(), e.Size)
+				}
+				if !bytes.Equal(b.Bytes(), want[e.Name]) {
+					t.Errorf("%s: streamed bytes differ from WriteMasked's file", e.Name)
+				}
+				names = append(names, e.Name)
+			}
+			sort.Strings(names)
+			if len(names) != len(want) {
+				t.Errorf("streamed %v, WriteMasked wrote %d files", names, len(want))
+			}
+		})
+	}
+}
