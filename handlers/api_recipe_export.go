@@ -3,11 +3,8 @@ package handlers
 import (
 	"archive/tar"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,60 +110,27 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc 
 	case <-r.Context().Done():
 		return
 	}
-	folder := name + "." + kind
-	if kind == "masked" {
-		// The masked copy is as long as the VLA's files: stream it at once,
-		// straight from them, with pruned cells zeroed on the way.
-		list, err := prune.MaskedEntries(m, vla)
-		if err != nil {
-			s.apiError(w, r, err)
-			return
-		}
-		entries := make([]tarEntry, len(list))
-		now := time.Now().Truncate(time.Second)
-		for i, e := range list {
-			entries[i] = tarEntry{write: e.Write, hdr: &tar.Header{Typeflag: tar.TypeReg, Name: folder + "/" + e.Name, Size: e.Size, Mode: 0o644, ModTime: now}}
-		}
-		if err := streamTarEntries(w, entries, folder+".tar"); err != nil {
-			s.apiError(w, r, err)
-		}
-		return
+	// Checkpoint exports stream straight from the VLA's files into the tar:
+	// every file's size is known from the mask before a byte is written, so
+	// the download starts at once and needs no scratch disk.
+	list := prune.MaskedEntries
+	if kind == "sliced" {
+		list = prune.SlicedEntries
 	}
-
-	// sliced: new files whose sizes depend on the cut, written to disk first,
-	// then sent as a tar read back from disk.
-	tmp, err := s.exportTempDir()
+	files, err := list(m, vla)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, folder)
-	if err := prune.WriteSliced(out, m, vla); err != nil {
+	folder := name + "." + kind
+	entries := make([]tarEntry, len(files))
+	now := time.Now().Truncate(time.Second)
+	for i, e := range files {
+		entries[i] = tarEntry{write: e.Write, hdr: &tar.Header{Typeflag: tar.TypeReg, Name: folder + "/" + e.Name, Size: e.Size, Mode: 0o644, ModTime: now}}
+	}
+	if err := streamTarEntries(w, entries, folder+".tar"); err != nil {
 		s.apiError(w, r, err)
-		return
 	}
-	if err := streamTar(w, out, folder, folder+".tar"); err != nil {
-		s.apiError(w, r, err)
-	}
-}
-
-// exportTempDir makes a fresh folder for one export under the data folder
-// (beside the database: the same disk the server was given room on).
-func (s *Server) exportTempDir() (string, error) {
-	parent := filepath.Join(filepath.Dir(s.db.Path()), "exports")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", err
-	}
-	// Folders a killed server left behind: no export streams for a day.
-	if old, _ := filepath.Glob(filepath.Join(parent, "export-*")); len(old) > 0 {
-		for _, p := range old {
-			if info, err := os.Stat(p); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
-				os.RemoveAll(p)
-			}
-		}
-	}
-	return os.MkdirTemp(parent, "export-*")
 }
 
 // fileStem turns a recipe name into a safe file name stem.
@@ -234,39 +198,6 @@ type tarEntry struct {
 	write func(io.Writer) error // writes exactly hdr.Size bytes
 }
 
-// streamTar sends the files under dir as a tar whose entries are named
-// prefix/<relative path>, with an exact Content-Length, reading each file from
-// disk as it goes. An error before the first byte is returned; after it, the
-// connection is aborted.
-func streamTar(w http.ResponseWriter, dir, prefix, filename string) error {
-	var entries []tarEntry
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		entries = append(entries, tarEntry{write: copyFrom(p), hdr: &tar.Header{
-			Typeflag: tar.TypeReg, Name: prefix + "/" + filepath.ToSlash(rel), Size: info.Size(), Mode: 0o644,
-			ModTime: info.ModTime().Truncate(time.Second),
-		}})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return streamTarEntries(w, entries, filename)
-}
-
 // streamTarEntries sends entries as a tar with an exact Content-Length. An
 // error before the first byte is returned; after it, the connection is
 // aborted, so the client never takes half an archive for a whole one.
@@ -300,19 +231,6 @@ func copyTarEntry(tw *tar.Writer, e tarEntry) error {
 		return err
 	}
 	return tw.Flush()
-}
-
-// copyFrom writes a file from disk.
-func copyFrom(path string) func(io.Writer) error {
-	return func(w io.Writer) error {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(w, f)
-		return err
-	}
 }
 
 // tarLength is the exact size of the tar of entries: each header as

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,8 +86,7 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 		return err
 	}
 	if sliced {
-		patch := map[string]any{"recipe": m.Recipe.Name, "params_before": m.Params.Before, "params_after": m.Params.After, "widths": m.Widths}
-		if err := writeSmall(filepath.Join(tmp, WidthsFile), func(w io.Writer) error { return writeIndented(w, patch) }); err != nil {
+		if err := writeSmall(filepath.Join(tmp, WidthsFile), func(w io.Writer) error { return writeIndented(w, widthsPatch(m)) }); err != nil {
 			return err
 		}
 	}
@@ -123,6 +123,11 @@ func checkExportable(m *Mask, vla *checkpoint.Side, sliced bool) error {
 		}
 	}
 	return nil
+}
+
+// widthsPatch is the content of WidthsFile: per-layer widths as a config patch.
+func widthsPatch(m *Mask) any {
+	return map[string]any{"recipe": m.Recipe.Name, "params_before": m.Params.Before, "params_after": m.Params.After, "widths": m.Widths}
 }
 
 func writeIndented(w io.Writer, v any) error {
@@ -269,22 +274,38 @@ func copyFile(from, to string) error {
 // rewriteIndex copies a shard index with metadata.total_size set to the sliced
 // data size; the weight map is unchanged, since every tensor stays in its file.
 func rewriteIndex(from, to string, total int64) error {
+	data, err := rewrittenIndex(from, total)
+	if err != nil {
+		return err
+	}
+	return writeSmall(to, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// rewrittenIndex is the shard index at from with metadata.total_size = total.
+func rewrittenIndex(from string, total int64) ([]byte, error) {
 	data, err := os.ReadFile(from)
 	if err != nil {
-		return tensor.Errorf(from, "%v", err)
+		return nil, tensor.Errorf(from, "%v", err)
 	}
 	var idx map[string]json.RawMessage
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return tensor.Errorf(from, "not a valid index: %v", err)
+		return nil, tensor.Errorf(from, "not a valid index: %v", err)
 	}
 	meta := map[string]json.RawMessage{}
 	if raw, ok := idx["metadata"]; ok {
 		if err := json.Unmarshal(raw, &meta); err != nil {
-			return tensor.Errorf(from, "metadata is not an object: %v", err)
+			return nil, tensor.Errorf(from, "metadata is not an object: %v", err)
 		}
 	}
 	meta["total_size"] = json.RawMessage(fmt.Sprint(total))
 	raw, _ := json.Marshal(meta)
 	idx["metadata"] = raw
-	return writeSmall(to, func(w io.Writer) error { return writeIndented(w, idx) })
+	var b bytes.Buffer
+	if err := writeIndented(&b, idx); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

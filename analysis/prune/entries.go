@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
 
@@ -24,7 +25,18 @@ type ExportEntry struct {
 // that stream them from the VLA's files, one block at a time. The masked copy
 // of a file is as long as the file, so every size is known up front.
 func MaskedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
-	if err := checkExportable(m, vla, false); err != nil {
+	return exportEntries(m, vla, false)
+}
+
+// SlicedEntries lists the files WriteSliced would write, sizes included: each
+// file's new header and kept bytes are computed from the mask before anything
+// is written, as is the rewritten index and WidthsFile.
+func SlicedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
+	return exportEntries(m, vla, true)
+}
+
+func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
+	if err := checkExportable(m, vla, sliced); err != nil {
 		return nil, err
 	}
 	var out []ExportEntry
@@ -40,19 +52,37 @@ func MaskedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
 			dir = name + "/"
 		}
 		written := map[string]bool{}
+		var dataTotal int64
 		for _, f := range src.Files {
 			rel, err := relInSource(src, f)
 			if err != nil {
 				return nil, err
 			}
 			written[rel] = true
-			out = append(out, ExportEntry{Name: dir + filepath.ToSlash(rel), Size: f.Size, Write: maskedFileWriter(f, src.Prefix, m)})
+			e := ExportEntry{Name: dir + filepath.ToSlash(rel), Size: f.Size, Write: maskedFileWriter(f, src.Prefix, m)}
+			if sliced {
+				header, data, err := slicedSize(f, src.Prefix, m)
+				if err != nil {
+					return nil, err
+				}
+				e.Size, e.Write = header+data, slicedFileWriter(f, src.Prefix, m)
+				dataTotal += data
+			}
+			out = append(out, e)
 		}
 		comps, err := companions(src, written)
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range comps {
+			if sliced && c.name == checkpoint.IndexName {
+				data, err := rewrittenIndex(c.path, dataTotal)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, bytesEntry(dir+c.name, data))
+				continue
+			}
 			out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: fileWriter(c.path, c.size)})
 		}
 	}
@@ -60,12 +90,56 @@ func MaskedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
 	if err := WriteRecipe(&recipe, m.Recipe); err != nil {
 		return nil, err
 	}
-	data := recipe.Bytes()
-	out = append(out, ExportEntry{Name: RecipeFile, Size: int64(len(data)), Write: func(w io.Writer) error {
+	out = append(out, bytesEntry(RecipeFile, recipe.Bytes()))
+	if sliced {
+		var widths bytes.Buffer
+		if err := writeIndented(&widths, widthsPatch(m)); err != nil {
+			return nil, err
+		}
+		out = append(out, bytesEntry(WidthsFile, widths.Bytes()))
+	}
+	return out, nil
+}
+
+func bytesEntry(name string, data []byte) ExportEntry {
+	return ExportEntry{Name: name, Size: int64(len(data)), Write: func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
-	}})
-	return out, nil
+	}}
+}
+
+// slicedSize is the header and data size of a file's sliced copy.
+func slicedSize(fi checkpoint.FileInfo, prefix string, m *Mask) (header, data int64, err error) {
+	in, h, err := openForExport(fi)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer in.Close()
+	sw, err := safetensors.NewWriter(io.Discard, slicedDecl(h, prefix, m), h.Metadata)
+	if err != nil {
+		return 0, 0, tensor.Errorf(fi.Path, "%v", err)
+	}
+	return sw.HeaderSize(), sw.DataSize(), nil
+}
+
+// slicedFileWriter streams one VLA file with its pruned rows and columns cut out.
+func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Writer) error {
+	return func(w io.Writer) error {
+		in, h, err := openForExport(fi)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		sw, err := safetensors.NewWriter(w, slicedDecl(h, prefix, m), h.Metadata)
+		if err != nil {
+			return tensor.Errorf(fi.Path, "%v", err)
+		}
+		buf := make([]byte, blockBytes)
+		if _, err := copyTensors(sw, in, h, prefix, m, true, &buf, fi.Path, ""); err != nil {
+			return err
+		}
+		return sw.Close()
+	}
 }
 
 // maskedFileWriter streams one VLA file with its pruned cells zeroed: the

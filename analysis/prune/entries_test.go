@@ -13,9 +13,10 @@ import (
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 )
 
-// MaskedEntries streams exactly the files WriteMasked writes, byte for byte,
-// each exactly as long as announced: for the single-file VLA and a sharded one.
-func TestMaskedEntriesEqualWriteMasked(t *testing.T) {
+// MaskedEntries and SlicedEntries stream exactly the files WriteMasked and
+// WriteSliced write, byte for byte, each exactly as long as announced: for the
+// single-file VLA and a sharded one.
+func TestEntriesEqualWrittenExports(t *testing.T) {
 	sharded, err := checkpoint.OpenSide([]string{fixtures + "/base"}, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -31,13 +32,21 @@ func TestMaskedEntriesEqualWriteMasked(t *testing.T) {
 	}
 	vla := openFixtureVLA(t)
 	for _, c := range []struct {
-		name string
-		m    *Mask
-		side *checkpoint.Side
-	}{{"single file", exportMask(t), vla}, {"sharded", shardedMask, sharded}} {
+		name   string
+		m      *Mask
+		side   *checkpoint.Side
+		sliced bool
+	}{
+		{"masked single file", exportMask(t), vla, false}, {"masked sharded", shardedMask, sharded, false},
+		{"sliced single file", exportMask(t), vla, true}, {"sliced sharded", shardedMask, sharded, true},
+	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "masked")
-			if err := WriteMasked(dir, c.m, c.side); err != nil {
+			dir := filepath.Join(t.TempDir(), "export")
+			write, list := WriteMasked, MaskedEntries
+			if c.sliced {
+				write, list = WriteSliced, SlicedEntries
+			}
+			if err := write(dir, c.m, c.side); err != nil {
 				t.Fatal(err)
 			}
 			want := map[string][]byte{}
@@ -48,7 +57,7 @@ func TestMaskedEntriesEqualWriteMasked(t *testing.T) {
 				}
 				return err
 			})
-			entries, err := MaskedEntries(c.m, c.side)
+			entries, err := list(c.m, c.side)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,13 +71,13 @@ func TestMaskedEntriesEqualWriteMasked(t *testing.T) {
 					t.Errorf("%s: wrote %d bytes, announced %d", e.Name, b.Len(), e.Size)
 				}
 				if !bytes.Equal(b.Bytes(), want[e.Name]) {
-					t.Errorf("%s: streamed bytes differ from WriteMasked's file", e.Name)
+					t.Errorf("%s: streamed bytes differ from the written file", e.Name)
 				}
 				names = append(names, e.Name)
 			}
 			sort.Strings(names)
 			if len(names) != len(want) {
-				t.Errorf("streamed %v, WriteMasked wrote %d files", names, len(want))
+				t.Errorf("streamed %v, the writer wrote %d files", names, len(want))
 			}
 		})
 	}

@@ -30,14 +30,7 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 	var data io.Writer = bw
 	var sw *safetensors.Writer
 	if sliced {
-		decl := make([]safetensors.WriteTensor, len(h.Entries))
-		for i, e := range h.Entries {
-			decl[i] = safetensors.WriteTensor{Name: e.Name, DType: e.DType, Shape: e.Shape}
-			if t := m.Tensor(prefix + e.Name); t != nil {
-				decl[i].Shape = t.KeptShape()
-			}
-		}
-		if sw, err = safetensors.NewWriter(bw, decl, h.Metadata); err != nil {
+		if sw, err = safetensors.NewWriter(bw, slicedDecl(h, prefix, m), h.Metadata); err != nil {
 			return 0, tensor.Errorf(dst, "%v", err)
 		}
 		data = sw
@@ -60,6 +53,18 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 		return 0, writeFailed(dst, err)
 	}
 	return total, nil
+}
+
+// slicedDecl declares a file's tensors with their kept shapes.
+func slicedDecl(h *safetensors.Header, prefix string, m *Mask) []safetensors.WriteTensor {
+	decl := make([]safetensors.WriteTensor, len(h.Entries))
+	for i, e := range h.Entries {
+		decl[i] = safetensors.WriteTensor{Name: e.Name, DType: e.DType, Shape: e.Shape}
+		if t := m.Tensor(prefix + e.Name); t != nil {
+			decl[i].Shape = t.KeptShape()
+		}
+	}
+	return decl
 }
 
 // openForExport opens a VLA file again and reads its header, refusing a file
