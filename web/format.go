@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
-	"github.com/deltascope/deltascope/store"
-	"github.com/deltascope/deltascope/web/viz"
 )
 
 // Shape prints [4096, 11008] as 4096×11008.
@@ -44,14 +42,6 @@ func Sources(specs []string) string {
 		short[i] = p
 	}
 	return strings.Join(short, ", ")
-}
-
-// Params is the parameter count a list shows: compared once done, else "–".
-func Params(a *store.Analysis) string {
-	if a.Summary == nil {
-		return "–"
-	}
-	return viz.FormatCount(a.Summary.VLAParams)
 }
 
 // Percent prints a 0..1 fraction.

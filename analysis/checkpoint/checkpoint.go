@@ -122,15 +122,6 @@ func (s *Source) Close() error {
 	return first
 }
 
-// Params is the total number of elements across the source's tensors.
-func (s *Source) Params() int64 {
-	var n int64
-	for i := range s.Tensors {
-		n += s.Tensors[i].Elements()
-	}
-	return n
-}
-
 func errorf(path, format string, args ...any) error {
 	return tensor.Errorf(path, format, args...)
 }
