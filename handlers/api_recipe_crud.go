@@ -62,14 +62,6 @@ func (s *Server) savedRecipe(w http.ResponseWriter, r *http.Request) (*store.Rec
 	return rec, true
 }
 
-// authorID is the account saving a recipe; nil when anonymous or auth is off.
-func authorID(r *http.Request) *int64 {
-	if u := currentUser(r); u != nil {
-		return &u.ID
-	}
-	return nil
-}
-
 // recipeOf is the replayable recipe of a saved record.
 func recipeOf(rec *store.Recipe) (prune.Recipe, error) {
 	rc, err := parseRecipe(rec.Recipe)
@@ -107,7 +99,7 @@ func (s *Server) apiRecipeCreate(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err.Error())
 		return
 	}
-	rec, err := s.db.CreateRecipe(r.Context(), chi.URLParam(r, "id"), store.NewRecipe{Name: *body.Name, Note: note, Recipe: canon, CreatedBy: authorID(r)})
+	rec, err := s.db.CreateRecipe(r.Context(), chi.URLParam(r, "id"), store.NewRecipe{Name: *body.Name, Note: note, Recipe: canon, CreatedBy: actorID(r)})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -131,10 +123,7 @@ func (s *Server) apiRecipeUpdate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ch := store.RecipeChange{Name: body.Name, Note: body.Note}
-	if u := currentUser(r); u != nil && u.ID != 0 {
-		ch.By = &u.ID
-	}
+	ch := store.RecipeChange{Name: body.Name, Note: body.Note, By: actorID(r)}
 	if body.Recipe != nil {
 		name, note := rec.Name, rec.Note
 		if body.Name != nil {
@@ -174,7 +163,7 @@ func (s *Server) apiRecipeDuplicate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	dup, err := s.db.DuplicateRecipe(r.Context(), rec.ID, body.Name, authorID(r))
+	dup, err := s.db.DuplicateRecipe(r.Context(), rec.ID, body.Name, actorID(r))
 	if err != nil {
 		s.apiError(w, r, err)
 		return
