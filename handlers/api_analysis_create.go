@@ -155,23 +155,15 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 // resolveSpecs makes relative paths absolute against the first root that has
 // them (or the first root), so the job finds them whatever its working folder.
 func (s *Server) resolveSpecs(specs []string) []string {
-	out := make([]string, len(specs))
-	for i, spec := range specs {
-		prefix, p := checkpoint.ParseSpec(spec)
-		if !filepath.IsAbs(p) && len(s.cfg.Roots) > 0 {
-			resolved := filepath.Join(s.cfg.Roots[0], p)
-			for _, root := range s.cfg.Roots {
-				if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
-					resolved = filepath.Join(root, p)
-					break
-				}
+	return checkpoint.MapSpecPaths(specs, func(p string) string {
+		if filepath.IsAbs(p) || len(s.cfg.Roots) == 0 {
+			return p
+		}
+		for _, root := range s.cfg.Roots {
+			if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+				return filepath.Join(root, p)
 			}
-			p = resolved
 		}
-		if prefix != "" {
-			p = prefix + "=" + p
-		}
-		out[i] = p
-	}
-	return out
+		return filepath.Join(s.cfg.Roots[0], p)
+	})
 }

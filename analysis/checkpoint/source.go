@@ -39,6 +39,21 @@ func ParseSpec(spec string) (prefix, p string) {
 	return "", spec
 }
 
+// MapSpecPaths rewrites the path of each `[PREFIX=]PATH` spec with f, keeping
+// its prefix: making paths absolute, or resolving them against a root.
+func MapSpecPaths(specs []string, f func(path string) string) []string {
+	out := make([]string, len(specs))
+	for i, spec := range specs {
+		prefix, p := ParseSpec(spec)
+		p = f(p)
+		if prefix != "" {
+			p = prefix + "=" + p
+		}
+		out[i] = p
+	}
+	return out
+}
+
 // OpenSource opens and validates one `[PREFIX=]PATH`: a .safetensors file, a folder
 // (with model.safetensors.index.json, or its *.safetensors files), or a torch zip
 // pickle (.bin, .pt, .pth). Only headers are read.

@@ -346,3 +346,10 @@ func TestFilesOnly(t *testing.T) {
 		light.Close()
 	}
 }
+
+func TestMapSpecPaths(t *testing.T) {
+	got := MapSpecPaths([]string{"a.safetensors", "vision.=dir/b.safetensors"}, func(p string) string { return "/root/" + p })
+	if got[0] != "/root/a.safetensors" || got[1] != "vision.=/root/dir/b.safetensors" {
+		t.Errorf("MapSpecPaths = %q", got)
+	}
+}

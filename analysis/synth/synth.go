@@ -161,14 +161,7 @@ func ReadPair(dir string) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, specs := range [][]string{p.Base, p.VLA} {
-		for i, spec := range specs {
-			prefix, path := checkpoint.ParseSpec(spec)
-			if prefix != "" {
-				prefix += "="
-			}
-			specs[i] = prefix + filepath.Join(abs, path)
-		}
-	}
+	under := func(path string) string { return filepath.Join(abs, path) }
+	p.Base, p.VLA = checkpoint.MapSpecPaths(p.Base, under), checkpoint.MapSpecPaths(p.VLA, under)
 	return &p, nil
 }

@@ -140,18 +140,12 @@ func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps [
 // absSpecs makes spec paths absolute, so the stored request means the same files
 // to a server started from another folder.
 func absSpecs(specs []string) []string {
-	out := make([]string, len(specs))
-	for i, spec := range specs {
-		prefix, p := checkpoint.ParseSpec(spec)
+	return checkpoint.MapSpecPaths(specs, func(p string) string {
 		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
+			return abs
 		}
-		if prefix != "" {
-			p = prefix + "=" + p
-		}
-		out[i] = p
-	}
-	return out
+		return p
+	})
 }
 
 // writeJSON writes v to path through a temporary file renamed into place, so a
