@@ -6,7 +6,7 @@ package main
 import (
 	"os"
 
-	"github.com/deltascope/deltascope/handlers/cli"
+	"github.com/deltascope/deltascope/cli"
 )
 
 func main() {

@@ -11,9 +11,10 @@ import (
 	"testing"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-const fixtures = "../../shared/fixtures"
+var fixtures = testfixtures.Dir()
 
 type refPair struct {
 	Base         string    `json:"base"`

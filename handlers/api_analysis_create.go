@@ -11,7 +11,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

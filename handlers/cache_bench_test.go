@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -133,7 +133,7 @@ func (s *fullDiskServer) intact(t *testing.T) {
 // Checkpoint exports stream straight from the VLA's files and write nothing to
 // the server's disk: on a full disk both still download whole, leave no scratch
 // folder, and the database stays intact. (Exports onto a full disk through the
-// CLI are tested in handlers/cli.)
+// CLI are tested in cli.)
 func TestExportDiskFull(t *testing.T) {
 	s := newFullDiskServer(t)
 	defer fillDisk(t, s.data, 256<<10)() // the fixture VLA is 2.7 MB

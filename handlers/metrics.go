@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

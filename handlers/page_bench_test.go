@@ -14,7 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/internal/testfixtures"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
-// pageFixtures is the shared fixture folder, relative to this package.
-const pageFixtures = "../../shared/fixtures"
+// pageFixtures is the repository's fixture folder.
+var pageFixtures = testfixtures.Dir()
 
 // pageServer is a real server for page tests: a store in a temp folder, a
 // running job runner, one --root holding the π0.5 fixture pair and an uploads

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

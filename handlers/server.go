@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deltascope/deltascope/internal/testfixtures"
 	"github.com/deltascope/deltascope/store"
 )
 
-const fixtures = "../../shared/fixtures"
+var fixtures = testfixtures.Dir()
 
 // testServer is a real server: a database file in a temp folder, the job runner
 // and the routes, with one --root holding a copy of the fixtures and a few

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-// The real fixtures live beside the repository (see /work/shared/fixtures/README.md).
-var pi05Dir = filepath.Join("..", "..", "..", "shared", "fixtures", "pi05")
+// The real fixtures live in testdata/fixtures (see its README).
+var pi05Dir = testfixtures.Path("pi05")
 
 // readHeaderNames reads the tensor names and shapes of one safetensors file with
 // the smallest parser that will do: an 8-byte little-endian length, then a JSON

@@ -14,7 +14,7 @@ import (
 // A write that fails for want of space becomes a DiskFullError naming the
 // export folder and the file; any other failure keeps its *tensor.Error.
 // (The real full disk is tested through the CLI, on a small tmpfs, in
-// handlers/cli/diskfull_test.go.)
+// cli/diskfull_test.go.)
 func TestAsDiskFull(t *testing.T) {
 	tmp, dir := "/out/.pruned.tmp-123", "/out/pruned"
 	shard := filepath.Join(tmp, "model-00001-of-00002.safetensors")

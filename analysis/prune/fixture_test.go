@@ -14,9 +14,10 @@ import (
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-const fixtures = "../../../shared/fixtures/pi05"
+var fixtures = testfixtures.Path("pi05")
 
 var (
 	fixtureOnce sync.Once

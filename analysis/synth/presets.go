@@ -171,7 +171,7 @@ func vitConfig(prefix, timmID string, v vit) map[string]any {
 }
 
 // pi05 is π0.5 in openpi's PyTorch names (one model.safetensors, matrices BF16
-// and vectors F32, like ../shared/fixtures/pi05/vla) and its PaliGemma base in
+// and vectors F32, like testdata/fixtures/pi05/vla) and its PaliGemma base in
 // the hub's legacy names (F32, sharded with an index, lm_head tied and not stored).
 // The VLA stores both embed_tokens and the tied lm_head, as the fixture does.
 func pi05(scale float64) (*model, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
 func params(files []File) int64 {
@@ -202,16 +203,13 @@ func TestFixtureNamesForPi05(t *testing.T) {
 		fixture string
 		vla     bool
 	}{
-		{"/work/shared/fixtures/pi05/vla/model.safetensors", true},
-		{"/work/shared/fixtures/pi05/base/model-00001-of-00004.safetensors", false},
-		{"/work/shared/fixtures/pi05/base/model-00004-of-00004.safetensors", false},
+		{"pi05/vla/model.safetensors", true},
+		{"pi05/base/model-00001-of-00004.safetensors", false},
+		{"pi05/base/model-00004-of-00004.safetensors", false},
 	} {
-		path := filepath.Join("..", "..", "..", "shared", "fixtures", strings.TrimPrefix(side.fixture, "/work/shared/fixtures/"))
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(testfixtures.Path(side.fixture))
 		if err != nil {
-			if data, err = os.ReadFile(side.fixture); err != nil {
-				t.Fatalf("fixture: %v", err)
-			}
+			t.Fatalf("fixture: %v", err)
 		}
 		names, _ := parseFile(t, data)
 		base, vla, err := Layout("pi05", 0.05)

@@ -15,33 +15,11 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-// fixturesDir finds ../shared/fixtures from the module root by walking up from
-// the test's working directory, so the tests run from any checkout layout that
-// keeps the shared folder beside the repository.
-func fixturesDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("DELTASCOPE_FIXTURES"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		for _, cand := range []string{filepath.Join(dir, "shared", "fixtures"), filepath.Join(dir, "..", "shared", "fixtures")} {
-			if _, err := os.Stat(filepath.Join(cand, "README.md")); err == nil {
-				return cand
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("shared/fixtures not found above the working directory; set DELTASCOPE_FIXTURES")
-		}
-		dir = parent
-	}
-}
+// fixturesDir is the repository's testdata/fixtures folder.
+func fixturesDir(testing.TB) string { return testfixtures.Dir() }
 
 func readHeaderFile(tb testing.TB, path string) *safetensors.Header {
 	tb.Helper()

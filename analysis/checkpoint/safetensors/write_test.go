@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/deltascope/deltascope/analysis/tensor"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
 // writeTestEntry is one tensor as decoded by writeTestParse, independent of the
@@ -164,13 +164,10 @@ func TestWriterNoMetadataAndFixtureLayout(t *testing.T) {
 // TestWriterMatchesFixtureHeader rewrites the header of a real file produced by
 // the reference writer (safetensors 0.8.0) and expects identical bytes.
 func TestWriterMatchesFixtureHeader(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "..", "shared", "fixtures", "edge", "mixed.safetensors")
+	path := testfixtures.Path("edge", "mixed.safetensors")
 	file, err := os.ReadFile(path)
 	if err != nil {
-		path = "/work/shared/fixtures/edge/mixed.safetensors"
-		if file, err = os.ReadFile(path); err != nil {
-			t.Fatalf("fixture: %v", err)
-		}
+		t.Fatalf("fixture: %v", err)
 	}
 	names, entries, meta, data := writeTestParse(t, file)
 	var tensors []WriteTensor

@@ -9,32 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-// fixturesDir finds ../shared/fixtures by walking up from the test's working
-// directory (or takes DELTASCOPE_FIXTURES), as the other checkpoint tests do.
-func fixturesDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("DELTASCOPE_FIXTURES"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		for _, cand := range []string{filepath.Join(dir, "shared", "fixtures"), filepath.Join(dir, "..", "shared", "fixtures")} {
-			if _, err := os.Stat(filepath.Join(cand, "README.md")); err == nil {
-				return cand
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("shared/fixtures not found above the working directory; set DELTASCOPE_FIXTURES")
-		}
-		dir = parent
-	}
-}
+// fixturesDir is the repository's testdata/fixtures folder.
+func fixturesDir(testing.TB) string { return testfixtures.Dir() }
 
 func readArchive(tb testing.TB, path string) (*Archive, *os.File) {
 	tb.Helper()

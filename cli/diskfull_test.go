@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
 // mountTmpfs mounts a tmpfs of the given size ("1m") on a fresh folder: a real
@@ -36,7 +38,7 @@ func TestMaskExportDiskFull(t *testing.T) {
 			disk := mountTmpfs(t, "1m")
 			out := filepath.Join(disk, "pruned")
 			var stdout, stderr strings.Builder
-			code := Main([]string{"mask", "--base", "../../../shared/fixtures/pi05/base", "--vla", uploadFixture,
+			code := Main([]string{"mask", "--base", testfixtures.Path("pi05", "base"), "--vla", uploadFixture,
 				"--preset", "pi05-light", "--export", kind, "--out", out}, Env{Stdout: &stdout, Stderr: &stderr})
 			if code == 0 {
 				t.Fatalf("exit 0 on a full disk; stdout %q", stdout.String())
@@ -62,7 +64,7 @@ func TestMaskExportOnTmpfs(t *testing.T) {
 	disk := mountTmpfs(t, "8m")
 	out := filepath.Join(disk, "pruned")
 	var stderr strings.Builder
-	code := Main([]string{"mask", "--base", "../../../shared/fixtures/pi05/base", "--vla", uploadFixture,
+	code := Main([]string{"mask", "--base", testfixtures.Path("pi05", "base"), "--vla", uploadFixture,
 		"--preset", "pi05-light", "--export", "masked", "--out", out}, Env{Stdout: io.Discard, Stderr: &stderr})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
 // The load test of issue 8: a real `deltascope serve` process, on loopback,
@@ -40,7 +41,7 @@ import (
 // then goes well past the target, since request goroutines get only a fair
 // share of the CPU beside four analyses' worth of compute goroutines.
 const (
-	soakDefault  = 8 * time.Second
+	soakDefault  = 2 * time.Second
 	soakClients  = 50
 	soakAnalyses = 4
 	soakP99      = 300 * time.Millisecond
@@ -121,10 +122,7 @@ type soakLoad struct {
 func TestSoak(t *testing.T) {
 	dur, workers := soakSettings(t)
 	root, data := t.TempDir(), t.TempDir()
-	fixtures, err := filepath.Abs("../../../shared/fixtures")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixtures := testfixtures.Dir()
 	// Browsed and exported: an OpenVLA-shaped pair (every layer and module of
 	// the real model, widths × 0.05: 32-layer heatmaps, 35 MB of VLA to export)
 	// and the π0.5 fixture.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/synth"
 	"github.com/deltascope/deltascope/handlers"
-	"github.com/deltascope/deltascope/handlers/jobs"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 

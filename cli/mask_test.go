@@ -10,9 +10,10 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/prune"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 )
 
-const maskFixtures = "../../../shared/fixtures/pi05"
+var maskFixtures = testfixtures.Path("pi05")
 
 func TestRunMaskExports(t *testing.T) {
 	dir := t.TempDir()

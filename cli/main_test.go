@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/internal/testfixtures"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -213,7 +214,7 @@ func TestKilledJobResumesAndCancels(t *testing.T) {
 func TestAnalyzeDataCache(t *testing.T) {
 	data := t.TempDir()
 	out1, out2 := filepath.Join(t.TempDir(), "a.json"), filepath.Join(t.TempDir(), "b.json")
-	args := []string{"analyze", "--base", "../../../shared/fixtures/pi05/base", "--vla", "../../../shared/fixtures/pi05/vla/model.safetensors", "--data", data, "--rows", "--units"}
+	args := []string{"analyze", "--base", testfixtures.Path("pi05", "base"), "--vla", testfixtures.Path("pi05", "vla", "model.safetensors"), "--data", data, "--rows", "--units"}
 	for _, out := range []string{out1, out2} {
 		var stderr strings.Builder
 		if code := Main(append(args, "--json", out), Env{Stdout: io.Discard, Stderr: &stderr}); code != 0 {

@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deltascope/deltascope/internal/testfixtures"
 	"github.com/deltascope/deltascope/store"
 )
 
-const uploadFixture = "../../../shared/fixtures/pi05/vla/model.safetensors"
+var uploadFixture = testfixtures.Path("pi05", "vla", "model.safetensors")
 
 // chunkUpload is one upload to a child server process.
 type chunkUpload struct {
