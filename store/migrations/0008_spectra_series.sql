@@ -1,0 +1,2 @@
+-- Reserved for issue 16 (ΔW spectra, training-run series); a no-op until that change lands.
+SELECT 1;
