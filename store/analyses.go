@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/deltascope/deltascope/analysis"
@@ -42,7 +43,13 @@ type AnalysisRequest struct {
 // Analysis is one requested comparison: a job while queued or running, then a
 // result.
 type Analysis struct {
-	ID      string          `json:"id"`
+	ID string `json:"id"`
+	// Name is what pages call the analysis: the one given, else DefaultName
+	// of the request (Named tells which).
+	Name  string   `json:"name"`
+	Named bool     `json:"named"`
+	Tags  []string `json:"tags"`
+
 	Request AnalysisRequest `json:"request"`
 	Status  Status          `json:"status"`
 	// EngineVersion is the engine the result was (or will be) computed with.
@@ -100,20 +107,30 @@ func newID() string {
 
 // CreateAnalysis queues a new analysis.
 func (db *DB) CreateAnalysis(ctx context.Context, req AnalysisRequest) (*Analysis, error) {
-	return db.create(ctx, req, StatusQueued)
+	return db.create(ctx, req, Labels{}, StatusQueued)
+}
+
+// CreateLabeled queues a new analysis with a name and tags.
+func (db *DB) CreateLabeled(ctx context.Context, req AnalysisRequest, l Labels) (*Analysis, error) {
+	return db.create(ctx, req, l, StatusQueued)
 }
 
 // CreateRunning records an analysis its caller runs at once (the CLI's
 // `analyze --data`): it starts running, so no server worker sharing the
 // database can claim it.
 func (db *DB) CreateRunning(ctx context.Context, req AnalysisRequest) (*Analysis, error) {
-	return db.create(ctx, req, StatusRunning)
+	return db.create(ctx, req, Labels{}, StatusRunning)
 }
 
-func (db *DB) create(ctx context.Context, req AnalysisRequest, st Status) (*Analysis, error) {
+func (db *DB) create(ctx context.Context, req AnalysisRequest, l Labels, st Status) (*Analysis, error) {
 	if len(req.Base) == 0 || len(req.VLA) == 0 {
 		return nil, errorf(EINVALID, "an analysis needs at least one base and one VLA source")
 	}
+	l, err := normalizeLabels(l)
+	if err != nil {
+		return nil, err
+	}
+	tagsJSON, _ := json.Marshal(l.Tags) // a []string always marshals
 	req = normalizeRequest(req)
 	reqJSON, err := json.Marshal(req)
 	if err != nil {
@@ -129,6 +146,10 @@ func (db *DB) create(ctx context.Context, req AnalysisRequest, st Status) (*Anal
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO analyses (id, request, engine_version, status, attempts, created_at, started_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, id, string(reqJSON), analysis.EngineVersion, st, attempts, now, started)
+		if err != nil || (db.schema < labelsSchema && l.Name == "" && len(l.Tags) == 0) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE analyses SET name = ?, tags = ? WHERE id = ?`, l.Name, string(tagsJSON), id)
 		return err
 	})
 	if err != nil {
@@ -298,7 +319,7 @@ func (db *DB) Get(ctx context.Context, id string) (*Analysis, error) {
 }
 
 func (db *DB) getFrom(ctx context.Context, q queryer, id string) (*Analysis, error) {
-	rows, err := q.QueryContext(ctx, selectAnalysis+` WHERE a.id = ?`, id)
+	rows, err := q.QueryContext(ctx, db.selectAnalysis()+` WHERE a.id = ?`, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: analysis %s: %w", id, err)
 	}
@@ -317,7 +338,7 @@ func (db *DB) List(ctx context.Context, limit int) ([]Analysis, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.reader.QueryContext(ctx, selectAnalysis+` ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?`, limit)
+	rows, err := db.reader.QueryContext(ctx, db.selectAnalysis()+` ORDER BY a.created_at DESC, a.rowid DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list analyses: %w", err)
 	}
@@ -328,10 +349,18 @@ func (db *DB) List(ctx context.Context, limit int) ([]Analysis, error) {
 	return list, nil
 }
 
-const selectAnalysis = `SELECT a.id, a.request, a.status, a.engine_version, a.cache_key, a.result_of,
+func (db *DB) selectAnalysis() string {
+	if db.schema < labelsSchema {
+		return strings.Replace(selectAnalysisLabeled, "a.name, a.tags", "'', '[]'", 1)
+	}
+	return selectAnalysisLabeled
+}
+
+const selectAnalysisLabeled = `SELECT a.id, a.request, a.status, a.engine_version, a.cache_key, a.result_of,
 	b.fingerprint, v.fingerprint, a.bytes_done, a.bytes_total, a.current_tensor, a.error, a.attempts,
 	a.created_at, a.started_at, a.finished_at,
-	a.params_compared, a.base_params, a.vla_params, a.global_rel_delta, a.geometry, a.warnings
+	a.params_compared, a.base_params, a.vla_params, a.global_rel_delta, a.geometry, a.warnings,
+	a.name, a.tags
 	FROM analyses a
 	LEFT JOIN checkpoints b ON b.id = a.base_checkpoint_id
 	LEFT JOIN checkpoints v ON v.id = a.vla_checkpoint_id`
@@ -341,7 +370,7 @@ func scanAnalyses(rows *sql.Rows) ([]Analysis, error) {
 	var out []Analysis
 	for rows.Next() {
 		var a Analysis
-		var req string
+		var req, tags string
 		var cacheKey, resultOf, bfp, vfp, geometry, warnings sql.NullString
 		var started, finished, compared, baseParams, vlaParams sql.NullInt64
 		var created int64
@@ -349,12 +378,23 @@ func scanAnalyses(rows *sql.Rows) ([]Analysis, error) {
 		err := rows.Scan(&a.ID, &req, &a.Status, &a.EngineVersion, &cacheKey, &resultOf,
 			&bfp, &vfp, &a.BytesDone, &a.BytesTotal, &a.CurrentTensor, &a.Error, &a.Attempts,
 			&created, &started, &finished,
-			&compared, &baseParams, &vlaParams, &rel, &geometry, &warnings)
+			&compared, &baseParams, &vlaParams, &rel, &geometry, &warnings,
+			&a.Name, &tags)
 		if err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(req), &a.Request); err != nil {
 			return nil, fmt.Errorf("analysis %s: request: %w", a.ID, err)
+		}
+		if err := json.Unmarshal([]byte(tags), &a.Tags); err != nil {
+			return nil, fmt.Errorf("analysis %s: tags: %w", a.ID, err)
+		}
+		if a.Tags == nil {
+			a.Tags = []string{}
+		}
+		a.Named = a.Name != ""
+		if !a.Named {
+			a.Name = DefaultName(a.Request)
 		}
 		a.CacheKey, a.ResultOf = cacheKey.String, resultOf.String
 		a.BaseFingerprint, a.VLAFingerprint = bfp.String, vfp.String

@@ -93,6 +93,8 @@ func TestMigrateFromEarlierVersions(t *testing.T) {
 			sameJSON(t, "result", got, want)
 			if q, err := db.Get(ctx, queued.ID); err != nil || q.Status != StatusQueued {
 				t.Fatalf("queued analysis after migration: %+v, %v", q, err)
+			} else if q.Named || q.Name != DefaultName(sampleRequest) || q.Tags == nil {
+				t.Errorf("an analysis from before names reads as %q (named %v), tags %#v", q.Name, q.Named, q.Tags)
 			}
 			if err := db.IntegrityCheck(ctx); err != nil {
 				t.Fatal(err)

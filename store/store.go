@@ -30,6 +30,10 @@ type DB struct {
 	path   string
 	writer *sql.DB // exactly one connection: every write queues here
 	reader *sql.DB // query-only connections for concurrent reads
+	// schema is the version the database was migrated to: the latest, except
+	// in tests that build databases of earlier versions (migrate_test.go),
+	// where queries leave out the columns that version lacks.
+	schema int
 
 	// Now returns the current time; tests replace it to get distinct, ordered
 	// timestamps.
@@ -79,6 +83,7 @@ func open(ctx context.Context, dir string, target int) (*DB, error) {
 		db.writer.Close()
 		return nil, err
 	}
+	db.schema = target
 
 	// query_only rather than mode=ro: a read-only open of a WAL database needs
 	// the -shm file to exist and be writable anyway, and query_only refuses
