@@ -19,7 +19,7 @@ type worker struct {
 	rawB     []byte
 	rawV     []byte
 	b32, v32 []float32
-	b64, v64 []float64
+	b64      []float64
 	mapped   []byteRange // mapped ranges read by recent blocks, not yet released
 }
 

@@ -138,10 +138,10 @@ func TestRowIsTheActivePath(t *testing.T) {
 // reference is the textbook computation over a whole matrix: one float64 sum per
 // statistic in element order, non-finite elements skipped.
 type reference struct {
-	totals         Totals
-	rowDD, rowBB   []float64
-	colDD, colBB   []float64
-	absBV, absTerm float64 // Σ|b·v| and Σ|d|-scale for tolerances
+	totals       Totals
+	rowDD, rowBB []float64
+	colDD, colBB []float64
+	absBV        float64 // Σ|b·v|, the scale for tolerances
 }
 
 func referenceStats(rows, cols int, b, v []float32) reference {

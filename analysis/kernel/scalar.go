@@ -15,14 +15,6 @@ func reduceLanes(a *[lanes]float64) float64 {
 	return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
-func maxLane(a *[lanes]float64) float64 {
-	m := a[0]
-	for _, x := range a[1:] {
-		m = max(m, x)
-	}
-	return m
-}
-
 func float32frombits(u uint32) float32 { return math.Float32frombits(u) }
 
 func isFinite32(x float32) bool {
@@ -141,6 +133,12 @@ func decodeInto(dst []float32, e Encoding, src []byte) {
 		return
 	}
 	src = src[:4*len(dst)]
+	if e == F32AsBF16 {
+		for i := range dst {
+			dst[i] = math.Float32frombits(roundToBF16(binary.LittleEndian.Uint32(src[4*i:])))
+		}
+		return
+	}
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
@@ -179,7 +177,7 @@ func halfToFloat32Bits(h uint16) uint32 {
 // roundToBF16 rounds an F32 code to the nearest BF16 value, ties to even, as
 // float32 bits; a NaN is returned unchanged.
 func roundToBF16(u uint32) uint32 {
-	if f := math.Float32frombits(u); f != f {
+	if u&0x7fffffff > 0x7f800000 { // NaN (an integer test: no float compare in the hot loop)
 		return u
 	}
 	u += 0x7fff + (u>>16)&1 // may carry into the exponent: rounds up to the next binade or to Inf

@@ -123,11 +123,23 @@ func withPaddedTail(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB [
 // indexing a slice here would cost two bounds checks per load, a third of the
 // loop.
 func load8(e Encoding, p unsafe.Pointer, i int) archsimd.Float32x8 {
-	if e == BF16 {
+	switch e {
+	case BF16:
 		codes := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, 2*i))).AsUint16x8()
 		return codes.ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
+	case F32AsBF16:
+		return roundBF16x8(archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(p, 4*i))))
 	}
 	return archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(p, 4*i)))
+}
+
+// roundBF16x8 is roundToBF16 on 8 lanes: add 0x7fff plus the lowest kept bit,
+// clear the low half; NaN lanes are kept as they are by a merge.
+func roundBF16x8(f archsimd.Float32x8) archsimd.Float32x8 {
+	u := f.AsUint32x8()
+	rounded := u.Add(archsimd.BroadcastUint32x8(0x7fff)).Add(u.ShiftAllRight(16).And(archsimd.BroadcastUint32x8(1))).
+		And(archsimd.BroadcastUint32x8(0xffff0000))
+	return rounded.Merge(u, f.Equal(f)).AsFloat32x8()
 }
 
 // base returns a pointer to n elements of p encoded as e, after checking that
@@ -438,4 +450,13 @@ func changedBF16AVX2(b, v []byte) int64 {
 	}
 	archsimd.ClearAVXUpperBits() // see leaveAVX
 	return int64(changed) + changedBF16Scalar(b[4*i:], v[2*i:])
+}
+
+// maxLane is the largest of the eight lane maxima.
+func maxLane(a *[lanes]float64) float64 {
+	m := a[0]
+	for _, x := range a[1:] {
+		m = max(m, x)
+	}
+	return m
 }

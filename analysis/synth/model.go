@@ -93,7 +93,6 @@ type model struct {
 // builder collects specs in state-dict order.
 type builder struct {
 	specs []*spec
-	err   error
 }
 
 func (b *builder) add(s *spec) *spec {

@@ -274,12 +274,12 @@ func TestHandBuiltArchives(t *testing.T) {
 		p.op(opTuple, opReduce, opSetitem)
 		p.str("raw").global("_codecs", "encode").op(opMark).str("\u00ff!").str("latin1").op(opTuple, opReduce, opSetitem)
 		p.op(opBinget, 1).op(opBinget, 0).op(opSetitem) // w = the dict itself: a cycle
-		a, _, err := readBytes(t, torchZip(t, p.stop(), 6))
+		_, _, err := readBytes(t, torchZip(t, p.stop(), 6))
 		if err == nil || !strings.Contains(err.Error(), `nests deeper than 256 levels at "w.w.w`) {
 			t.Errorf("cyclic dict: error %v, want nests deeper", err)
 		}
 		p.Truncate(p.Len() - 5) // drop the cycle
-		a, _, err = readBytes(t, torchZip(t, p.stop(), 6))
+		a, _, err := readBytes(t, torchZip(t, p.stop(), 6))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -129,7 +129,7 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // typeName is the Python type of a value, for renderings and messages.
 func typeName(v any) string {
-	switch v.(type) {
+	switch v := v.(type) {
 	case pyNone:
 		return "None"
 	case bool:
@@ -147,7 +147,7 @@ func typeName(v any) string {
 	case *pyTuple:
 		return "tuple"
 	case *pySet:
-		if v.(*pySet).frozen {
+		if v.frozen {
 			return "frozenset"
 		}
 		return "set"
