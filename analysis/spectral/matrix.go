@@ -1,0 +1,291 @@
+package spectral
+
+import (
+	"context"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/tensor"
+)
+
+// matrix is ΔW restricted to rows [r0, r0+rows) of an aligned pair, read
+// from the files on every pass; only the current chunk of rows is decoded.
+type matrix struct {
+	base, vla  *checkpoint.Tensor
+	r0         int64
+	rows, cols int64
+	head       Tensor
+	round      func(float64) float64 // base → VLA storage precision, or nil
+	k, l       int                   // singular values kept, range finder width
+	power      int                   // most subspace iterations
+	tol        float64               // relative to σ₁: change that ends the iterations
+	chunkRows  int64
+}
+
+func newMatrix(b, v *checkpoint.Tensor, r0, rows, cols int64, head Tensor, opt Options) *matrix {
+	m := &matrix{base: b, vla: v, r0: r0, rows: rows, cols: cols, head: head, power: opt.Power, tol: opt.Tol}
+	if !opt.Exact {
+		m.round = roundingFor(b.DType, v.DType)
+	}
+	small := int(min(rows, cols))
+	m.k = min(opt.Rank, small)
+	m.l = min(m.k+opt.Oversample, small)
+	// Taking every direction (l = the smaller dimension) makes the first
+	// product span the whole range, so one round gives every singular value
+	// exactly. It costs 2 passes of 2·small flops per element, the iterations
+	// up to (power+1) passes of 4·l: when the exact way is no dearer, take it.
+	if !opt.Randomized && small <= (1+opt.Power)*m.l {
+		m.l = small
+	}
+	if m.l == small {
+		m.power = 0
+	}
+	m.chunkRows = max(1, opt.ChunkElems/cols)
+	return m
+}
+
+// passes is how many times the computation reads the matrix at most.
+func (m *matrix) passes() int { return 2 + 2*m.power }
+
+func (m *matrix) bytesPerPass() int64 {
+	return m.rows * m.cols * (m.base.DType.Bits() + m.vla.DType.Bits()) / 8
+}
+
+// spectrum runs the randomized subspace iteration (Halko et al., algorithm 4.4):
+//
+//	Q = orth(ΔW Ω); Z = ΔWᵀQ; repeat { Q = orth(ΔW orth(Z)); Z = ΔWᵀQ }
+//
+// The singular values of Z are those of QᵀΔW, ΔW's projection onto the range
+// found; they grow towards ΔW's own with every round, and the rounds stop once
+// the top K move by less than Tol·σ₁, or after Power rounds. ‖ΔW‖²_F is summed
+// exactly along the first pass.
+func (m *matrix) spectrum(ctx context.Context, opt Options, prog *reporter) (Spectrum, error) {
+	rows, cols, l := int(m.rows), int(m.cols), m.l
+	omega := gaussian(cols, l, seedFor(opt.Seed, m.head.VLA, m.head.Block))
+	y := mat.NewDense(rows, l, nil)
+	z := mat.NewDense(cols, l, nil)
+	d := newChunk(m)
+
+	right := func(x *mat.Dense) (float64, error) {
+		xr := x.RawMatrix()
+		return d.pass(ctx, prog, func(i0 int, dc blas64.General) {
+			// Y[i0:i0+c] = D·X
+			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, dc, xr, 0, rowsOf(y, i0, dc.Rows))
+		})
+	}
+	left := func(q *mat.Dense) error {
+		z.Zero()
+		zr := z.RawMatrix()
+		_, err := d.pass(ctx, prog, func(i0 int, dc blas64.General) {
+			// Z += Dᵀ·Q[i0:i0+c]
+			blas64.Gemm(blas.Trans, blas.NoTrans, 1, dc, rowsOf(q, i0, dc.Rows), 1, zr)
+		})
+		return err
+	}
+	fro2, err := right(omega)
+	if err != nil {
+		return Spectrum{}, err
+	}
+	if err := left(orth(y)); err != nil {
+		return Spectrum{}, err
+	}
+	sv := singularValues(z)
+	for round := range m.power {
+		if _, err := right(orth(z)); err != nil {
+			return Spectrum{}, err
+		}
+		if err := left(orth(y)); err != nil {
+			return Spectrum{}, err
+		}
+		next := singularValues(z)
+		var moved float64
+		for i := range m.k {
+			moved = max(moved, math.Abs(next[i]-sv[i]))
+		}
+		sv = next
+		if moved <= m.tol*sv[0] {
+			// The passes not needed still count as read, so that progress
+			// reaches its total.
+			prog.add(int64(2*(m.power-round-1)) * m.bytesPerPass())
+			break
+		}
+	}
+	return FromSingularValues(sv[:m.k], fro2), nil
+}
+
+// rowsOf is rows [i0, i0+n) of a as a BLAS view (no copy).
+func rowsOf(a *mat.Dense, i0, n int) blas64.General {
+	r := a.RawMatrix()
+	return blas64.General{Rows: n, Cols: r.Cols, Stride: r.Stride, Data: r.Data[i0*r.Stride : (i0+n-1)*r.Stride+r.Cols]}
+}
+
+// orth returns an orthonormal basis of a's columns: the thin Q of its QR
+// factorization (LAPACK dgeqrf + dorgqr), formed in a copy of a. mat.QR would
+// form the full square Q, which for a 250k-row vocabulary is enormous.
+func orth(a *mat.Dense) *mat.Dense {
+	q := mat.DenseCopyOf(a)
+	g := q.RawMatrix()
+	tau := make([]float64, min(g.Rows, g.Cols))
+	work := make([]float64, 1)
+	lapack64.Geqrf(g, tau, work, -1)
+	work = make([]float64, max(1, int(work[0])))
+	lapack64.Geqrf(g, tau, work, len(work))
+	lapack64.Orgqr(g, tau, work[:1], -1)
+	if n := int(work[0]); n > len(work) {
+		work = make([]float64, n)
+	}
+	lapack64.Orgqr(g, tau, work, len(work))
+	return q
+}
+
+// singularValues of a tall n × l matrix, descending: through its l × l R
+// factor, whose singular values are the same, so the SVD stays small.
+func singularValues(z *mat.Dense) []float64 {
+	r, c := z.Dims()
+	small := z
+	if r > c {
+		var qr mat.QR
+		qr.Factorize(z)
+		var rr mat.Dense
+		qr.RTo(&rr)
+		small = mat.DenseCopyOf(rr.Slice(0, c, 0, c))
+	}
+	var svd mat.SVD
+	if !svd.Factorize(small, mat.SVDNone) {
+		// gonum's SVD fails only on NaN or Inf input; the chunk decoder turns
+		// those into zeros first, so this cannot happen on any file.
+		return make([]float64, c)
+	}
+	return svd.Values(nil)
+}
+
+// gaussian is an n × l matrix of standard normal draws from a seeded PCG, so
+// the same files give the same spectrum to the last digit.
+func gaussian(n, l int, seed uint64) *mat.Dense {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	data := make([]float64, n*l)
+	for i := range data {
+		data[i] = rng.NormFloat64()
+	}
+	return mat.NewDense(n, l, data)
+}
+
+func seedFor(seed uint64, name, block string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write([]byte(block))
+	return seed ^ h.Sum64()
+}
+
+// chunk decodes a few rows of both sides at a time into ΔW rows.
+type chunk struct {
+	m            *matrix
+	rawB, rawV   []byte
+	base, delta  []float64
+	bBits, vBits int64
+}
+
+func newChunk(m *matrix) *chunk {
+	n := m.chunkRows * m.cols
+	c := &chunk{m: m, bBits: m.base.DType.Bits(), vBits: m.vla.DType.Bits()}
+	c.rawB = make([]byte, n*c.bBits/8)
+	c.rawV = make([]byte, n*c.vBits/8)
+	c.base = make([]float64, n)
+	c.delta = make([]float64, n)
+	return c
+}
+
+// pass reads the whole matrix once, calling f with each chunk of ΔW rows
+// (row-major, first row i0 of the matrix), and returns Σ ΔW² over it.
+// Non-finite elements count as unchanged: one NaN would otherwise turn every
+// singular value into NaN, and the analysis already reports them.
+func (c *chunk) pass(ctx context.Context, prog *reporter, f func(i0 int, d blas64.General)) (float64, error) {
+	m := c.m
+	var fro2 float64
+	for r := int64(0); r < m.rows; r += m.chunkRows {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		nr := min(m.chunkRows, m.rows-r)
+		n := nr * m.cols
+		e0 := (m.r0 + r) * m.cols
+		rb, rv := c.rawB[:n*c.bBits/8], c.rawV[:n*c.vBits/8]
+		if err := m.base.ReadAt(rb, e0*c.bBits/8); err != nil {
+			return 0, err
+		}
+		if err := m.vla.ReadAt(rv, e0*c.vBits/8); err != nil {
+			return 0, err
+		}
+		bs, ds := c.base[:n], c.delta[:n]
+		if err := tensor.DecodeFloat64(m.base.DType, bs, rb); err != nil {
+			return 0, tensor.TensorErrorf(m.base.File, m.base.Name, "%v", err)
+		}
+		if err := tensor.DecodeFloat64(m.vla.DType, ds, rv); err != nil {
+			return 0, tensor.TensorErrorf(m.vla.File, m.vla.Name, "%v", err)
+		}
+		for i, b := range bs {
+			if m.round != nil {
+				b = m.round(b)
+			}
+			v := ds[i] - b
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				v = 0
+			}
+			ds[i] = v
+			fro2 += v * v
+		}
+		f(int(r), blas64.General{Rows: int(nr), Cols: int(m.cols), Stride: int(m.cols), Data: ds})
+		prog.add(n * (c.bBits + c.vBits) / 8)
+	}
+	return fro2, nil
+}
+
+// roundingFor returns how a base value is stored in the VLA's dtype when the
+// VLA is narrower, as the analysis rounds by default (nearest, ties to even).
+func roundingFor(base, vla tensor.DType) func(float64) float64 {
+	if base == vla {
+		return nil
+	}
+	switch vla {
+	case tensor.BF16:
+		return roundBF16
+	case tensor.F16:
+		return roundF16
+	}
+	return nil
+}
+
+func roundBF16(f float64) float64 {
+	x := float32(f)
+	if x != x {
+		return f
+	}
+	u := math.Float32bits(x)
+	u += 0x7FFF + (u>>16)&1
+	return float64(math.Float32frombits(u &^ 0xFFFF))
+}
+
+func roundF16(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return f
+	}
+	a := math.Abs(f)
+	if a >= 65520 {
+		return math.Copysign(math.Inf(1), f)
+	}
+	// Quantum of the half value nearest a: 2^(e-10) for normals, 2^-24 below 2^-14.
+	e := math.Floor(math.Log2(a))
+	if a == 0 || e < -14 {
+		e = -14
+	}
+	q := math.Ldexp(1, int(e)-10)
+	return math.Copysign(math.RoundToEven(a/q)*q, f)
+}
