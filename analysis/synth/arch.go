@@ -24,7 +24,7 @@ type sides struct {
 	frozenUnused     bool // OpenVLA's SigLIP attn_pool gets no gradient
 	embedRowsBase    int64
 	embedRowsVLA     int64
-	tiedHeadInVLA    string // VLA name of an lm_head tied to embed_tokens (openpi), "" for none
+	tiedHeadInVLA    string // VLA name of an lm_head tied to embed_tokens and stored instead of it (openpi), "" for none
 	headBaseName     string // untied lm_head names (Llama)
 	headVLAName      string
 	headRowsBase     int64
@@ -76,20 +76,22 @@ type decoder struct {
 // output head. sd.base/sd.vla are the "model." prefixes ("model.",
 // "language_model.model.", ...).
 func addDecoder(b *builder, sd sides, d decoder) {
-	if !d.skipEmbed {
+	switch {
+	case d.skipEmbed:
+	case sd.tiedHeadInVLA != "":
+		// Tied to embed_tokens and stored once, under the head's name, as openpi's
+		// π0.5 checkpoints do: the base's embed_tokens, the VLA's lm_head.
+		b.add(&spec{base: sd.base + "embed_tokens.weight", baseGroup: sd.baseGroup, vla: sd.tiedHeadInVLA,
+			baseShape: []int64{sd.embedRowsBase, d.hidden}, vlaShape: []int64{sd.embedRowsVLA, d.hidden},
+			baseDType: sd.baseMat, vlaDType: sd.vlaMat,
+			init: initMatrix, deltaRel: sd.deltaFor(compEmbed, modOther),
+			rowUnit: unitAxis{group: group(compEmbed, -1, "vocab"), size: 1}})
+	default:
 		sd.tensor(b, "embed_tokens.weight", nil, spec{
 			baseShape: []int64{sd.embedRowsBase, d.hidden}, vlaShape: []int64{sd.embedRowsVLA, d.hidden},
 			init: initMatrix, deltaRel: sd.deltaFor(compEmbed, modOther),
 			rowUnit: unitAxis{group: group(compEmbed, -1, "vocab"), size: 1},
 		})
-		if sd.tiedHeadInVLA != "" {
-			// Tied to embed_tokens: same key, so the same values on the VLA side.
-			b.add(&spec{key: sd.vla + "embed_tokens.weight", vla: sd.tiedHeadInVLA,
-				baseShape: []int64{sd.embedRowsBase, d.hidden}, vlaShape: []int64{sd.embedRowsVLA, d.hidden},
-				baseDType: sd.baseMat, vlaDType: sd.vlaMat, baseRows: sd.embedRowsBase,
-				init: initMatrix, fanIn: d.hidden, deltaRel: sd.deltaFor(compEmbed, modOther),
-				rowUnit: unitAxis{group: group(compEmbed, -1, "vocab"), size: 1}})
-		}
 	}
 	q, kv := d.heads*d.headDim, d.kvHeads*d.headDim
 	for l := range d.layers {
@@ -147,6 +149,10 @@ type vit struct {
 	registers          int64
 	layerScale         bool
 	attnPool           bool // timm SigLIP MAP head
+	// frozenTail: the last block and the final norm get no gradient, so ΔW is
+	// exactly 0 there. Prismatic (OpenVLA) reads the second-to-last block's
+	// patches (get_intermediate_layers(n={len(blocks) - 2}), no final norm).
+	frozenTail bool
 }
 
 // addTimmViT adds a timm VisionTransformer with num_classes=0 (no head), as
@@ -167,29 +173,30 @@ func addTimmViT(b *builder, sd sides, v vit) {
 		p := fmt.Sprintf("blocks.%d.", l)
 		attn, ffn, norm := sd.delta(modAttn, l, v.layers), sd.delta(modFFN, l, v.layers), sd.delta(modNorm, l, v.layers)
 		heads, ch := group(sd.comp, l, "attn"), group(sd.comp, l, "ffn")
-		sd.tensor(b, p+"norm1.weight", []int64{D}, spec{init: initNorm, deltaRel: norm})
-		sd.tensor(b, p+"norm1.bias", []int64{D}, spec{init: initBias, deltaRel: norm})
+		frozen := v.frozenTail && l == v.layers-1
+		sd.tensor(b, p+"norm1.weight", []int64{D}, spec{init: initNorm, deltaRel: norm, frozen: frozen})
+		sd.tensor(b, p+"norm1.bias", []int64{D}, spec{init: initBias, deltaRel: norm, frozen: frozen})
 		// Fused q;k;v rows: head h owns rows h·d..(h+1)·d of each of the three blocks.
-		sd.tensor(b, p+"attn.qkv.weight", []int64{3 * D, D}, spec{init: initMatrix, deltaRel: attn, rowUnit: unitAxis{group: heads, size: v.hdim, mod: D}})
-		sd.tensor(b, p+"attn.qkv.bias", []int64{3 * D}, spec{init: initBias, deltaRel: attn})
-		sd.tensor(b, p+"attn.proj.weight", []int64{D, D}, spec{init: initMatrix, deltaRel: attn, colUnit: unitAxis{group: heads, size: v.hdim}})
-		sd.tensor(b, p+"attn.proj.bias", []int64{D}, spec{init: initBias, deltaRel: attn})
+		sd.tensor(b, p+"attn.qkv.weight", []int64{3 * D, D}, spec{init: initMatrix, deltaRel: attn, frozen: frozen, rowUnit: unitAxis{group: heads, size: v.hdim, mod: D}})
+		sd.tensor(b, p+"attn.qkv.bias", []int64{3 * D}, spec{init: initBias, deltaRel: attn, frozen: frozen})
+		sd.tensor(b, p+"attn.proj.weight", []int64{D, D}, spec{init: initMatrix, deltaRel: attn, frozen: frozen, colUnit: unitAxis{group: heads, size: v.hdim}})
+		sd.tensor(b, p+"attn.proj.bias", []int64{D}, spec{init: initBias, deltaRel: attn, frozen: frozen})
 		if v.layerScale {
-			addLayerScale(b, sd, p+"ls1.", D, attn)
+			addLayerScale(b, sd, p+"ls1.", D, attn, frozen)
 		}
-		sd.tensor(b, p+"norm2.weight", []int64{D}, spec{init: initNorm, deltaRel: norm})
-		sd.tensor(b, p+"norm2.bias", []int64{D}, spec{init: initBias, deltaRel: norm})
-		sd.tensor(b, p+"mlp.fc1.weight", []int64{v.ffn, D}, spec{init: initMatrix, deltaRel: ffn, rowUnit: unitAxis{group: ch, size: 1}})
-		sd.tensor(b, p+"mlp.fc1.bias", []int64{v.ffn}, spec{init: initBias, deltaRel: ffn})
-		sd.tensor(b, p+"mlp.fc2.weight", []int64{D, v.ffn}, spec{init: initMatrix, deltaRel: ffn, colUnit: unitAxis{group: ch, size: 1}})
-		sd.tensor(b, p+"mlp.fc2.bias", []int64{D}, spec{init: initBias, deltaRel: ffn})
+		sd.tensor(b, p+"norm2.weight", []int64{D}, spec{init: initNorm, deltaRel: norm, frozen: frozen})
+		sd.tensor(b, p+"norm2.bias", []int64{D}, spec{init: initBias, deltaRel: norm, frozen: frozen})
+		sd.tensor(b, p+"mlp.fc1.weight", []int64{v.ffn, D}, spec{init: initMatrix, deltaRel: ffn, frozen: frozen, rowUnit: unitAxis{group: ch, size: 1}})
+		sd.tensor(b, p+"mlp.fc1.bias", []int64{v.ffn}, spec{init: initBias, deltaRel: ffn, frozen: frozen})
+		sd.tensor(b, p+"mlp.fc2.weight", []int64{D, v.ffn}, spec{init: initMatrix, deltaRel: ffn, frozen: frozen, colUnit: unitAxis{group: ch, size: 1}})
+		sd.tensor(b, p+"mlp.fc2.bias", []int64{D}, spec{init: initBias, deltaRel: ffn, frozen: frozen})
 		if v.layerScale {
-			addLayerScale(b, sd, p+"ls2.", D, ffn)
+			addLayerScale(b, sd, p+"ls2.", D, ffn, frozen)
 		}
 	}
 	norm := sd.delta(modNorm, v.layers-1, v.layers)
-	sd.tensor(b, "norm.weight", []int64{D}, spec{init: initNorm, deltaRel: norm})
-	sd.tensor(b, "norm.bias", []int64{D}, spec{init: initBias, deltaRel: norm})
+	sd.tensor(b, "norm.weight", []int64{D}, spec{init: initNorm, deltaRel: norm, frozen: v.frozenTail})
+	sd.tensor(b, "norm.bias", []int64{D}, spec{init: initBias, deltaRel: norm, frozen: v.frozenTail})
 	if v.attnPool {
 		// timm AttentionPoolLatent. OpenVLA never runs it, so it gets no gradient
 		// and stays bit-identical to the base.
@@ -212,9 +219,9 @@ func addTimmViT(b *builder, sd sides, v vit) {
 
 // addLayerScale adds a DINOv2 LayerScale vector, named "gamma" by timm and
 // "scale_factor" by HF OpenVLA (which renames it to dodge a transformers quirk).
-func addLayerScale(b *builder, sd sides, prefix string, D int64, rel float64) {
+func addLayerScale(b *builder, sd sides, prefix string, D int64, rel float64, frozen bool) {
 	s := &spec{vla: sd.vla + prefix + sd.layerScaleVLA, baseShape: []int64{D},
-		baseDType: sd.baseVec, vlaDType: sd.vlaVec, init: initLayerScale, deltaRel: rel}
+		baseDType: sd.baseVec, vlaDType: sd.vlaVec, init: initLayerScale, deltaRel: rel, frozen: frozen}
 	if !sd.noBase {
 		s.base, s.baseGroup = sd.base+prefix+sd.layerScaleBase, sd.baseGroup
 	}

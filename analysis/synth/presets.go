@@ -69,9 +69,9 @@ func llamaConfig(d decoder, vocab int64, eps float64, ctx int) map[string]any {
 func openVLA(scale float64) (*model, error) {
 	dinoHD, sigHD, llmHD := scaled(64, scale, 2), scaled(72, scale, 2), scaled(128, scale, 2)
 	dino := vit{layers: 24, heads: 16, hdim: dinoHD, width: 16 * dinoHD, ffn: 4 * 16 * dinoHD,
-		positions: 256, patch: 14, channels: 3, cls: true, registers: 4, layerScale: true}
+		positions: 256, patch: 14, channels: 3, cls: true, registers: 4, layerScale: true, frozenTail: true}
 	sig := vit{layers: 27, heads: 16, hdim: sigHD, width: 16 * sigHD, ffn: scaled(4304, scale, 8),
-		positions: 256, patch: 14, channels: 3, attnPool: true}
+		positions: 256, patch: 14, channels: 3, attnPool: true, frozenTail: true}
 	llm := decoder{layers: 32, heads: 32, kvHeads: 32, headDim: llmHD, hidden: 32 * llmHD, ffn: scaled(11008, scale, 8)}
 	vocabBase := scaled(32000, scale, 8)
 	vocabVLA := vocabBase + 64 // OpenVLA adds a pad token and pads the vocabulary to a multiple of 64
@@ -173,7 +173,9 @@ func vitConfig(prefix, timmID string, v vit) map[string]any {
 // pi05 is π0.5 in openpi's PyTorch names (one model.safetensors, matrices BF16
 // and vectors F32, like testdata/fixtures/pi05/vla) and its PaliGemma base in
 // the hub's legacy names (F32, sharded with an index, lm_head tied and not stored).
-// The VLA stores both embed_tokens and the tied lm_head, as the fixture does.
+// The VLA's tensor list is the authors' pi05_libero one (812 tensors,
+// 3,616,757,520 parameters): PaliGemma's lm_head stored once, tied, with no
+// separate embed_tokens, and the action expert's own lm_head [257152, 1024].
 func pi05(scale float64) (*model, error) {
 	hd := scaled(256, scale, 2)
 	sigHD := scaled(72, scale, 2)
@@ -202,6 +204,9 @@ func pi05(scale float64) (*model, error) {
 	sd = common
 	sd.noBase, sd.comp, sd.vla = true, compNone, "paligemma_with_expert.gemma_expert.model."
 	addDecoder(b, sd, expert)
+	// The expert's lm_head: never used for actions, but stored in the checkpoint.
+	b.add(&spec{vla: "paligemma_with_expert.gemma_expert.lm_head.weight", vlaShape: []int64{vocabVLA, expert.hidden},
+		vlaDType: tensor.BF16, init: initMatrix})
 	linear(b, sd, "", "action_in_proj", expert.hidden, actionDim, 0, "", "")
 	linear(b, sd, "", "action_out_proj", actionDim, expert.hidden, 0, "", "")
 	linear(b, sd, "", "time_mlp_in", expert.hidden, expert.hidden, 0, "", "")

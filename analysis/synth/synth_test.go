@@ -45,9 +45,9 @@ func TestParamCountsAtScaleOne(t *testing.T) {
 	}{
 		{"openvla-7b", 7_541_237_184 - 2*64*4096, 7_541_237_184}, // base: 32000-row vocab
 		{"tinyllama", tiny, tiny},
-		// PaliGemma-3B (257216 vocab, lm_head tied) and π0.5 as the openpi fixture
-		// stores it (embed_tokens and the tied lm_head both present).
-		{"pi05", 2_923_466_480, 3_880_081_168},
+		// PaliGemma-3B (257216 vocab, lm_head tied and not stored) and π0.5 as the
+		// authors' pi05_libero lists it (testdata/pi05_libero_params.txt).
+		{"pi05", 2_923_466_480, 3_616_757_520},
 	}
 	for _, c := range cases {
 		t.Run(c.preset, func(t *testing.T) {
@@ -82,6 +82,66 @@ func shapesByName(t *testing.T, files []File) map[string]safetensors.WriteTensor
 		}
 	}
 	return out
+}
+
+// TestPi05IsTheAuthorsTensorList compares the π0.5 preset's VLA at scale 1 with
+// the tensor list the paper's authors printed for pi05_libero
+// (paligemma_pi05/params_info_pi05_libero/pi05_libero_params.txt in
+// Niannnnnn/VLA_Parameter_Redundancy_VLM2VLA): the same 812 names, the same
+// shapes, 3,616,757,520 parameters. (Their list is all BF16, as loaded for
+// evaluation; the preset keeps openpi's F32 vectors.)
+func TestPi05IsTheAuthorsTensorList(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "pi05_libero_params.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int64{}
+	var total int64
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || !strings.HasPrefix(f[1], "shape=(") {
+			t.Fatalf("line %d: %q is not NAME\tshape=(...)\tdtype=...\tnumel=N", i+1, line)
+		}
+		var shape []int64
+		for _, d := range strings.Split(strings.Trim(strings.TrimPrefix(f[1], "shape="), "(),"), ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(d), 10, 64)
+			if err != nil {
+				t.Fatalf("line %d: shape %q: %v", i+1, f[1], err)
+			}
+			shape = append(shape, n)
+		}
+		numel, err := strconv.ParseInt(strings.TrimPrefix(f[3], "numel="), 10, 64)
+		if err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		want[f[0]] = shape
+		total += numel
+	}
+	if len(want) != 812 || total != 3_616_757_520 {
+		t.Fatalf("the authors' list has %d tensors and %d parameters, want 812 and 3,616,757,520", len(want), total)
+	}
+	_, vla, err := Layout("pi05", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := shapesByName(t, vla)
+	for name, shape := range want {
+		g, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("%q [%v] is missing", name, shape)
+		case !slices.Equal(g.Shape, shape):
+			t.Errorf("%q is %v, the authors' list says %v", name, g.Shape, shape)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%q is not in the authors' list", name)
+		}
+	}
+	if n := params(vla); n != total {
+		t.Errorf("VLA params = %d, want %d", n, total)
+	}
 }
 
 func TestRealShapesAtScaleOne(t *testing.T) {
@@ -134,7 +194,6 @@ func TestRealShapesAtScaleOne(t *testing.T) {
 				"paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.26.mlp.fc1.weight":     {tensor.BF16, []int64{4304, 1152}},
 				"paligemma_with_expert.paligemma.model.vision_tower.vision_model.post_layernorm.weight":                {tensor.F32, []int64{1152}},
 				"paligemma_with_expert.paligemma.model.multi_modal_projector.linear.weight":                            {tensor.BF16, []int64{2048, 1152}},
-				"paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight":                             {tensor.BF16, []int64{257152, 2048}},
 				"paligemma_with_expert.paligemma.lm_head.weight":                                                       {tensor.BF16, []int64{257152, 2048}},
 				"paligemma_with_expert.paligemma.model.language_model.layers.17.self_attn.q_proj.weight":               {tensor.BF16, []int64{2048, 2048}},
 				"paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.k_proj.weight":                {tensor.BF16, []int64{256, 2048}},
@@ -222,6 +281,11 @@ func TestFixtureNamesForPi05(t *testing.T) {
 		}
 		have := shapesByName(t, files)
 		for _, n := range names {
+			// The fixture stores the tied PaliGemma embedding twice (embed_tokens
+			// and lm_head); pi05_libero, which the preset follows, only as lm_head.
+			if n == "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight" {
+				continue
+			}
 			if _, ok := have[n]; !ok {
 				t.Errorf("fixture tensor %q (%s) has no counterpart in the pi05 preset", n, filepath.Base(side.fixture))
 			}
@@ -517,6 +581,15 @@ func TestFrozenAndDivergence(t *testing.T) {
 			{"vision_backbone.featurizer.patch_embed.proj.weight", "vision_backbone.featurizer.patch_embed.proj.weight"},
 			{"vision_backbone.fused_featurizer.patch_embed.proj.bias", "vision_backbone.fused_featurizer.patch_embed.proj.bias"},
 			{"vision_backbone.fused_featurizer.attn_pool.kv.weight", "vision_backbone.fused_featurizer.attn_pool.kv.weight"},
+			// Prismatic reads the second-to-last block: the last block of each
+			// encoder and the final norm never see a gradient.
+			{"vision_backbone.featurizer.blocks.23.attn.qkv.weight", "vision_backbone.featurizer.blocks.23.attn.qkv.weight"},
+			{"vision_backbone.featurizer.blocks.23.mlp.fc1.weight", "vision_backbone.featurizer.blocks.23.mlp.fc1.weight"},
+			{"vision_backbone.featurizer.blocks.23.ls2.gamma", "vision_backbone.featurizer.blocks.23.ls2.scale_factor"},
+			{"vision_backbone.featurizer.norm.weight", "vision_backbone.featurizer.norm.weight"},
+			{"vision_backbone.fused_featurizer.blocks.26.attn.proj.weight", "vision_backbone.fused_featurizer.blocks.26.attn.proj.weight"},
+			{"vision_backbone.fused_featurizer.blocks.26.mlp.fc1.bias", "vision_backbone.fused_featurizer.blocks.26.mlp.fc1.bias"},
+			{"vision_backbone.fused_featurizer.blocks.26.mlp.fc2.weight", "vision_backbone.fused_featurizer.blocks.26.mlp.fc2.weight"},
 		}},
 		{"pi05", []struct{ base, vla string }{
 			{"vision_tower.vision_model.embeddings.patch_embedding.weight", "paligemma_with_expert.paligemma.model.vision_tower.vision_model.embeddings.patch_embedding.weight"},
@@ -531,6 +604,15 @@ func TestFrozenAndDivergence(t *testing.T) {
 				bv, vv := decode(t, b[f.base]), decode(t, v[f.vla])
 				if len(bv) == 0 || !slices.Equal(bv, vv) {
 					t.Errorf("frozen %s: base and VLA values differ (or are empty)", f.vla)
+				}
+			}
+			if c.preset != "openvla-7b" {
+				return
+			}
+			// The blocks before the last do move.
+			for _, n := range []string{"vision_backbone.featurizer.blocks.22.mlp.fc1.weight", "vision_backbone.fused_featurizer.blocks.25.attn.qkv.weight"} {
+				if slices.Equal(decode(t, b[n]), decode(t, v[n])) {
+					t.Errorf("%s: no divergence, but only the last block is frozen", n)
 				}
 			}
 		})
