@@ -2,11 +2,12 @@ package analysis
 
 import (
 	"context"
-
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type Options struct {
 	// Fingerprint computes a content fingerprint of each side (every tensor's bytes,
 	// including tensors that are not compared) during the same pass.
 	Fingerprint bool
+	// Exact subtracts at full precision. By default each pair is compared at
+	// the VLA tensor's stored precision (see precision.go).
+	Exact bool
 }
 
 // Progress reports how far an analysis has read.
@@ -83,11 +87,25 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 		res.Ambiguous = append(res.Ambiguous, Ambiguity{Name: a.Name, Side: a.Side, Candidates: a.Candidates})
 	}
 
+	res.Exact = opt.Exact
+	res.Suggestions = arch.Suggest(bn, vn, al)
+	if len(al.Pairs) == 0 {
+		return nil, &NoAlignmentError{BaseTensors: len(bn), VLATensors: len(vn), Mismatched: len(al.Mismatched), Suggestions: res.Suggestions}
+	}
+
 	jobs := make([]*pairJob, 0, len(al.Pairs))
+	unrounded := map[string]bool{}
 	for _, p := range al.Pairs {
 		j, err := newPairJob(base.Tensors[p.Base], vla.Tensors[p.VLA], p)
 		if err != nil {
 			return nil, err
+		}
+		if !opt.Exact {
+			round, ok := baseRounding(j.base.DType, j.vla.DType)
+			j.roundBase = round
+			if !ok {
+				unrounded[j.vla.DType.String()] = true
+			}
 		}
 		jobs = append(jobs, j)
 		if p.Overlap {
@@ -131,8 +149,12 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 			configs = append(configs, s.Config)
 		}
 	}
-	geo, warn := arch.Geometries(configs, vn, opt.Geometry)
+	for _, d := range slices.Sorted(maps.Keys(unrounded)) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("VLA tensors stored as %s: deltascope does not round to it, so their base is compared at full precision", d))
+	}
+	geo, guessed, warn := arch.GeometriesGuessed(configs, vn, opt.Geometry)
 	res.Geometry = geo
+	res.GeometryGuessed = guessed
 	res.Warnings = append(res.Warnings, warn...)
 	units, warn := BuildUnits(res, ScoreDefault)
 	res.Units = units
@@ -163,6 +185,10 @@ type pairJob struct {
 	matrix     bool  // rank ≥ 2: per-row and per-column norms are reported
 	numeric    bool  // both sides real floats
 	wide       bool  // a side is F64: decode to float64
+	// roundBase, when set, rounds each base value to the VLA's dtype before
+	// anything is computed (the default; nil under Options.Exact or when the
+	// VLA's dtype holds every base value).
+	roundBase func(float64) float64
 	blocks     []block
 	pending    atomic.Int64
 	stats      TensorStats

@@ -135,9 +135,10 @@ func checkAgainstReference(t *testing.T, res *Result, ref reference) {
 	}
 }
 
+// The reference is float64 arithmetic on the stored values: --exact.
 func TestFixtureMatchesReference(t *testing.T) {
 	ref := loadReference(t)
-	res := analyzeFixture(t, Options{})
+	res := analyzeFixture(t, Options{Exact: true})
 	checkAgainstReference(t, res, ref)
 	if !reflect.DeepEqual(res.VLAOnly, ref.VLAOnly) {
 		t.Errorf("vla_only = %v\nwant %v", res.VLAOnly, ref.VLAOnly)
@@ -171,15 +172,53 @@ expertReported:
 }
 
 // The frozen patch embedding was stored as BF16 from an F32 base: its ΔW is pure
-// storage rounding, so no element counts as changed.
+// storage rounding, so no element counts as changed, in either mode; compared
+// at the VLA's precision (the default) its ΔW is exactly 0, while --exact
+// shows the rounding the reference measured.
 func TestFrozenTensorsUnchanged(t *testing.T) {
 	ref := loadReference(t)
 	res := analyzeFixture(t, Options{})
+	exact := analyzeFixture(t, Options{Exact: true})
+	if res.Exact || !exact.Exact {
+		t.Errorf("Exact recorded as %v / %v, want false / true", res.Exact, exact.Exact)
+	}
+	seen := 0
 	for _, name := range ref.Frozen {
-		for _, s := range res.Tensors {
-			if s.VLA == name && s.ChangedFraction != 0 {
-				t.Errorf("%s: changed_fraction %g, want exactly 0", name, s.ChangedFraction)
+		for i, s := range res.Tensors {
+			if s.VLA != name {
+				continue
 			}
+			seen++
+			if s.ChangedFraction != 0 || s.FroDelta != 0 || s.MaxAbsDelta != 0 || s.RelDelta != 0 {
+				t.Errorf("%s: changed %g, ‖ΔW‖ %g, max %g, rel %g; want all exactly 0", name, s.ChangedFraction, s.FroDelta, s.MaxAbsDelta, s.RelDelta)
+			}
+			for r, d := range s.RowDelta {
+				if d != 0 {
+					t.Fatalf("%s: row %d ΔW %g, want 0", name, r, d)
+				}
+			}
+			e := exact.Tensors[i]
+			if e.VLA != name || e.ChangedFraction != 0 {
+				t.Errorf("%s (exact): changed_fraction %g, want 0", name, e.ChangedFraction)
+			}
+			if s.DTypeBase == "F32" && s.DTypeVLA == "BF16" && !(e.FroDelta > 0) {
+				t.Errorf("%s (exact): ‖ΔW‖ %g, want the BF16 storage rounding (> 0)", name, e.FroDelta)
+			}
+		}
+	}
+	if seen != len(ref.Frozen) || seen == 0 {
+		t.Errorf("found %d of the %d frozen tensors", seen, len(ref.Frozen))
+	}
+	// The two modes differ by the base's rounding at most: by the triangle
+	// inequality, |‖v−r(b)‖ − ‖v−b‖| ≤ ‖r(b)−b‖ ≤ 2⁻⁹·‖b‖ for BF16.
+	for i, s := range res.Tensors {
+		e := exact.Tensors[i]
+		if s.DTypeVLA == "BF16" && s.DTypeBase == "F32" {
+			if d := math.Abs(float64(s.FroDelta - e.FroDelta)); d > 0x1p-9*float64(e.FroBase) {
+				t.Errorf("%s: ‖ΔW‖ %g at the VLA's precision vs %g exact, more than the rounding of ‖W‖ %g", s.VLA, s.FroDelta, e.FroDelta, e.FroBase)
+			}
+		} else if s.FroDelta != e.FroDelta {
+			t.Errorf("%s: %s over %s: modes differ (%g vs %g) where no rounding applies", s.VLA, s.DTypeVLA, s.DTypeBase, s.FroDelta, e.FroDelta)
 		}
 	}
 	for _, s := range res.Tensors {
@@ -202,8 +241,8 @@ func TestPickleBaseSameAsSafetensors(t *testing.T) {
 // rows split across blocks) must agree with the reference too.
 func TestBlocksAndWorkers(t *testing.T) {
 	ref := loadReference(t)
-	one := analyzeFixture(t, Options{Workers: 1, BlockElems: 100})
-	many := analyzeFixture(t, Options{Workers: 7, BlockElems: 100})
+	one := analyzeFixture(t, Options{Workers: 1, BlockElems: 100, Exact: true})
+	many := analyzeFixture(t, Options{Workers: 7, BlockElems: 100, Exact: true})
 	if !reflect.DeepEqual(one.Tensors, many.Tensors) {
 		t.Error("results depend on the worker count")
 	}

@@ -6,6 +6,7 @@ package analysis
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 
@@ -14,7 +15,7 @@ import (
 
 // EngineVersion changes whenever a statistic could change for the same inputs, so
 // that cached analyses computed by an older engine are not reused.
-const EngineVersion = "1"
+const EngineVersion = "3" // 2: π0.5 SigLIP heads scored by their q rows alone; 3: pairs compared at the VLA's precision by default
 
 // Num is a float64 that encodes NaN and ±Inf as JSON null (a cosine of an all-zero
 // tensor, a relative ΔW against a zero base), since JSON has no such numbers.
@@ -118,4 +119,38 @@ type Result struct {
 	VLAFingerprint  string `json:"vla_fingerprint,omitempty"`
 	// Global relative ΔW over every compared float tensor: ‖ΔW‖ / ‖W_base‖.
 	GlobalRelDelta Num `json:"global_rel_delta"`
+	// Exact is set when pairs were subtracted at full precision; otherwise each
+	// base value was rounded to its VLA tensor's dtype first.
+	Exact bool `json:"exact"`
+	// GeometryGuessed lists the components of Geometry that are guesses (no
+	// config, no recognised model, no user setting).
+	GeometryGuessed []string `json:"geometry_guessed"`
+	// Suggestions are --map rules that would pair tensors left unmatched.
+	Suggestions []arch.Suggestion `json:"suggestions"`
+}
+
+// NoAlignmentError is an analysis in which no tensor pair aligned: there is
+// nothing to measure, and a ΔW of 0 would be a lie. It carries what the user
+// needs to fix the sources or rules.
+type NoAlignmentError struct {
+	BaseTensors, VLATensors, Mismatched int
+	Suggestions                         []arch.Suggestion
+}
+
+func (e *NoAlignmentError) Error() string {
+	msg := fmt.Sprintf("no tensor aligned between the base (%d tensors) and the VLA (%d tensors)", e.BaseTensors, e.VLATensors)
+	if e.Mismatched > 0 {
+		msg += fmt.Sprintf("; %d pairs matched by name have different shapes", e.Mismatched)
+	}
+	if len(e.Suggestions) == 0 {
+		return msg + "; check the sources and their PREFIX= or add --map rules"
+	}
+	msg += "; try"
+	for i, s := range e.Suggestions {
+		if i > 0 {
+			msg += " or"
+		}
+		msg += fmt.Sprintf(" --map '%s' (pairs %d)", s.Rule, s.Pairs)
+	}
+	return msg
 }

@@ -143,11 +143,17 @@ func (w *worker) process(b block) (*partial, error) {
 	be, bRaw := encodingOf(j.base.DType)
 	ve, vRaw := encodingOf(j.vla.DType)
 	if bRaw && vRaw {
+		if j.roundBase != nil && be == kernel.F32 && ve == kernel.BF16 {
+			be = kernel.F32AsBF16 // rounded in the kernel's registers
+		}
 		return p, w.numericRaw(b, p, be, ve)
 	}
 	bs, err := w.load32(j.base, b.e0, n, &w.b32, &w.rawB)
 	if err != nil {
 		return nil, err
+	}
+	if j.roundBase != nil {
+		roundInPlace(bs, j.roundBase) // bs is this worker's own buffer
 	}
 	vs, err := w.load32(j.vla, b.e0, n, &w.v32, &w.rawV)
 	if err != nil {
@@ -199,7 +205,7 @@ func (w *worker) numericRaw(b block, p *partial, be, ve kernel.Encoding) error {
 	}
 	// An F32 base against a BF16 VLA is the one pair here where the VLA is
 	// narrower: elements that differ only by its storage rounding did not change.
-	rounded := be == kernel.F32 && ve == kernel.BF16
+	rounded := (be == kernel.F32 || be == kernel.F32AsBF16) && ve == kernel.BF16
 	var rb, rv []byte
 	var first int64 // element of the block the chunk in rb, rv starts at
 	load := func(lo, hi int64) error {
@@ -363,6 +369,9 @@ func (w *worker) numeric64(b block, p *partial) error {
 		e := b.e0 + i
 		r, c := e/j.cols, e%j.cols
 		bv, vv := bs[i], vs[i]
+		if j.roundBase != nil {
+			bv = j.roundBase(bv)
+		}
 		if math.IsNaN(bv) || math.IsInf(bv, 0) || math.IsNaN(vv) || math.IsInf(vv, 0) {
 			if math.IsNaN(bv) || math.IsInf(bv, 0) {
 				p.tot.NonFiniteBase++

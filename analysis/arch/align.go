@@ -218,11 +218,30 @@ func (a *aligner) userStage(rules []MapRule) {
 	for _, t := range a.vla {
 		vlaNames[t.Name] = true
 	}
+	// A rewritten name may still need a built-in rename (a prefix rule on a
+	// timm encoder leaves LayerScale's gamma): it also finds the VLA tensor
+	// whose canonical spelling is its own, when only one has it.
+	byCanon := map[string]string{}
+	for i, t := range a.vla {
+		if _, dup := byCanon[a.vlaCanon[i]]; dup {
+			byCanon[a.vlaCanon[i]] = ""
+			continue
+		}
+		byCanon[a.vlaCanon[i]] = t.Name
+	}
 	targets := make([]string, len(a.base))
 	hasTarget := make([]bool, len(a.base))
 	for i, t := range a.base {
 		for _, r := range rules {
-			if to, ok := r.apply(t.Name); ok && vlaNames[to] {
+			to, ok := r.apply(t.Name)
+			if !ok {
+				continue
+			}
+			if !vlaNames[to] {
+				c, _ := canonicalName(to)
+				to = byCanon[c]
+			}
+			if to != "" {
 				targets[i], hasTarget[i] = to, true
 				break
 			}

@@ -45,7 +45,17 @@ func (s attnShapes) fits(g Geometry) bool {
 // geometry is left out of the map, with a warning telling the user to set its
 // heads; heuristic choices also come with a warning.
 func Geometries(configs [][]byte, tensors []Named, overrides map[string]Geometry) (map[string]Geometry, []string) {
+	out, _, warns := GeometriesGuessed(configs, tensors, overrides)
+	return out, warns
+}
+
+// GeometriesGuessed is Geometries that also lists the components whose
+// geometry is a guess (inferred from shapes alone by a fallback rule, not from
+// the user, a config or a recognised published model), sorted: a head rule on
+// one of them deserves a warning.
+func GeometriesGuessed(configs [][]byte, tensors []Named, overrides map[string]Geometry) (map[string]Geometry, []string, []string) {
 	var warns []string
+	guessed := []string{}
 	fromConfig := map[string]Geometry{}
 	for i, data := range configs {
 		got, w := configGeometries(data, i)
@@ -106,10 +116,11 @@ func Geometries(configs [][]byte, tensors []Named, overrides map[string]Geometry
 		}
 		if note != "" {
 			warns = append(warns, fmt.Sprintf("%s: %s; set heads for component %s if this is wrong", comp, note, comp))
+			guessed = append(guessed, comp)
 		}
 		out[comp] = g
 	}
-	return out, warns
+	return out, guessed, warns
 }
 
 func (g Geometry) String() string {

@@ -75,8 +75,20 @@ type prefixRewrite struct{ from, to string }
 // {"model": {"llm_backbone": ..., "projector": ...}}) into OpenVLA's HF names.
 // The projector is nn.Sequential(Linear, GELU, Linear, GELU, Linear): its Linear
 // layers sit at indices 0, 2, 4.
+//
+// The vision backbone's module names differ too: Prismatic's DinoSigLIP backbone
+// holds dino_featurizer and siglip_featurizer, which OpenVLA's HF conversion
+// renamed featurizer and fused_featurizer; a single-backbone Prismatic already
+// says featurizer. A whole-VLM state dict spells them vision_backbone.*, a
+// nested training checkpoint model.vision_backbone.*.
 var prismaticRewrites = func() []prefixRewrite {
 	rw := []prefixRewrite{
+		{"model.vision_backbone.dino_featurizer.", "vision_backbone.featurizer."},
+		{"vision_backbone.dino_featurizer.", "vision_backbone.featurizer."},
+		{"model.vision_backbone.siglip_featurizer.", "vision_backbone.fused_featurizer."},
+		{"vision_backbone.siglip_featurizer.", "vision_backbone.fused_featurizer."},
+		{"model.vision_backbone.featurizer.", "vision_backbone.featurizer."},
+		{"model.vision_backbone.fused_featurizer.", "vision_backbone.fused_featurizer."},
 		{"model.llm_backbone.llm.", "language_model."},
 		{"llm_backbone.llm.", "language_model."},
 		{"llm.model.", "language_model.model."},

@@ -54,12 +54,18 @@ type Encoding uint8
 const (
 	F32  Encoding = iota // IEEE single
 	BF16                 // the top 16 bits of an IEEE single
+	// F32AsBF16 is F32 storage read as its BF16 rounding (nearest, ties to
+	// even, as torch's .to(torch.bfloat16); NaN kept, past the largest BF16 it
+	// is Inf): an F32 base compared at a BF16 VLA's precision, where a frozen
+	// tensor then shows no change at all. It costs a few integer operations per
+	// element, in registers.
+	F32AsBF16
 )
 
 // Size is the number of bytes per element.
 func (e Encoding) Size() int {
 	switch e {
-	case F32:
+	case F32, F32AsBF16:
 		return 4
 	case BF16:
 		return 2
@@ -69,8 +75,11 @@ func (e Encoding) Size() int {
 
 // decode returns element i of p.
 func (e Encoding) decode(p []byte, i int) float32 {
-	if e == BF16 {
+	switch e {
+	case BF16:
 		return float32frombits(uint32(binary.LittleEndian.Uint16(p[2*i:])) << 16)
+	case F32AsBF16:
+		return float32frombits(roundToBF16(binary.LittleEndian.Uint32(p[4*i:])))
 	}
 	return float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
 }

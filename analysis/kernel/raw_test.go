@@ -17,6 +17,16 @@ func widened(e Encoding, p []byte) []float32 {
 		widenBF16Scalar(out, p)
 		return out
 	}
+	if e == F32AsBF16 { // the textbook rounding, not the code under test
+		for i := range out {
+			f := F32.decode(p, i)
+			if f == f {
+				f = nearestBF16(f)
+			}
+			out[i] = f
+		}
+		return out
+	}
 	for i := range out {
 		out[i] = e.decode(p, i)
 	}
@@ -27,10 +37,18 @@ func widened(e Encoding, p []byte) []float32 {
 // running the scalar Row, bit for bit: totals, row sums and column sums. The
 // rows sit at odd byte offsets, so loads are unaligned.
 func TestRowRawMatchesWidenedRow(t *testing.T) {
-	encodings := []Encoding{F32, BF16}
+	encodings := []Encoding{F32, BF16, F32AsBF16}
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, n := range testLengths() {
 		b, v := randomPair(rng, n)
+		for i := range b {
+			switch rng.IntN(8) {
+			case 0: // a tie for the BF16 rounding: ties go to the even code
+				b[i] = math.Float32frombits(math.Float32bits(b[i])&^0xffff | 0x8000)
+			case 1: // near the largest finite values: may round to Inf
+				b[i] = math.Float32frombits(0x7f7f8000 | rng.Uint32()&0x7fff)
+			}
+		}
 		for _, be := range encodings {
 			for _, ve := range encodings {
 				off := 1 + n%3
@@ -156,6 +174,43 @@ func TestChangedBeyondBF16(t *testing.T) {
 		}
 		if got := ChangedBeyondBF16(braw, vla); got != want {
 			t.Fatalf("round %d, exported: %d changed, want %d", round, got, want)
+		}
+	}
+}
+
+// roundToBF16 against the textbook rounding on every class of input: ties to
+// even (both directions), carries into the exponent, the largest values
+// (rounding to ±Inf), subnormals, zeros, infinities and NaN payloads (kept).
+func TestRoundToBF16(t *testing.T) {
+	cases := []struct{ in, want uint32 }{
+		{0x3f808000, 0x3f800000}, // 1 + 2⁻⁸: a tie, the even code is below
+		{0x3f818000, 0x3f820000}, // a tie whose even code is above
+		{0x3f808001, 0x3f810000}, // just past the tie
+		{0x3f7fffff, 0x3f800000}, // carries into the exponent
+		{0x7f7fffff, 0x7f800000}, // the largest float32 rounds to +Inf
+		{0xff7f8000, 0xff800000}, // a tie at the top: −Inf
+		{0x7f7f7fff, 0x7f7f0000}, // stays finite
+		{0x00008000, 0x00000000}, // a subnormal tie to even (zero)
+		{0x00018000, 0x00020000},
+		{0x80000000, 0x80000000}, // −0
+		{0x7f800000, 0x7f800000}, // +Inf
+		{0x7fa00001, 0x7fa00001}, // signalling NaN, payload kept
+		{0xffc00123, 0xffc00123},
+	}
+	for _, c := range cases {
+		if got := roundToBF16(c.in); got != c.want {
+			t.Errorf("roundToBF16(%#08x) = %#08x, want %#08x", c.in, got, c.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	for range 1 << 16 {
+		u := rng.Uint32()
+		f := math.Float32frombits(u)
+		if f != f {
+			continue
+		}
+		if got, want := roundToBF16(u), math.Float32bits(nearestBF16(f)); got != want {
+			t.Fatalf("roundToBF16(%#08x) = %#08x, want %#08x", u, got, want)
 		}
 	}
 }
