@@ -189,9 +189,9 @@ type pairJob struct {
 	// anything is computed (the default; nil under Options.Exact or when the
 	// VLA's dtype holds every base value).
 	roundBase func(float64) float64
-	blocks     []block
-	pending    atomic.Int64
-	stats      TensorStats
+	blocks    []block
+	pending   atomic.Int64
+	stats     TensorStats
 
 	// Block partials are merged in block order as soon as they can be, so that
 	// only the few finished out of order wait (not a whole tensor's worth of

@@ -3,8 +3,8 @@ package analysis
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -69,12 +69,12 @@ func TestRoundToFormatEdges(t *testing.T) {
 		{tensor.F16, 65519, 65504},
 		{tensor.F16, 65520, inf},
 		{tensor.F16, -70000, -inf},
-		{tensor.F16, 0x1p-25, 0},            // half the smallest subnormal
-		{tensor.F16, 3 * 0x1p-25, 0x1p-23},  // tie between two subnormals, even above
-		{tensor.F8_E4M3, 500, nan},          // no infinities: overflow is NaN
-		{tensor.F8_E4M3, inf, nan},          //
-		{tensor.F8_E5M2, 1e6, inf},          //
-		{tensor.F32, 1 + 0x1p-24, 1},        // F64 → F32: one rounding
+		{tensor.F16, 0x1p-25, 0},           // half the smallest subnormal
+		{tensor.F16, 3 * 0x1p-25, 0x1p-23}, // tie between two subnormals, even above
+		{tensor.F8_E4M3, 500, nan},         // no infinities: overflow is NaN
+		{tensor.F8_E4M3, inf, nan},         //
+		{tensor.F8_E5M2, 1e6, inf},         //
+		{tensor.F32, 1 + 0x1p-24, 1},       // F64 → F32: one rounding
 		{tensor.F32, 1 + 0x1p-24 + 0x1p-50, 1 + 0x1p-23},
 		{tensor.BF16, inf, inf},
 		{tensor.BF16, math.Copysign(0, -1), math.Copysign(0, -1)},
