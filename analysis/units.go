@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/deltascope/deltascope/analysis/arch"
 )
@@ -30,7 +31,9 @@ type Variant string
 const (
 	// OpenVLA: FFN channel = gate + up + down-column; head = mean of its q rows.
 	OpenVLA Variant = "openvla"
-	// Pi05: FFN channel = gate row; head = (mean q rows + mean k rows of its group) / 2.
+	// Pi05: FFN channel = gate row (fc1 row in a vision encoder); LLM head = (mean
+	// q rows + mean k rows of its group) / 2; vision (SigLIP) head = mean q rows,
+	// as the authors' π0.5 code scores them (it reads only q_proj for SigLIP).
 	Pi05 Variant = "pi05"
 	// Mean: the mean over every slice the unit owns.
 	Mean Variant = "mean"
@@ -137,7 +140,7 @@ func BuildUnits(res *Result, sc Scoring) ([]UnitScores, []string) {
 			}
 			continue
 		}
-		s, err := headScores(m, g.Heads, max(g.KVHeads, 1), g.HeadDim, sc)
+		s, err := headScores(m, g.Heads, max(g.KVHeads, 1), g.HeadDim, sc, strings.HasPrefix(k.component, "vision."))
 		if err != nil {
 			if !warned[k.component+err.Error()] {
 				warnings = append(warnings, fmt.Sprintf("%s layer %d: %v", k.component, k.layer, err))
@@ -209,7 +212,10 @@ func meanCols(t *TensorStats, lo, hi int, m Metric) float64 {
 	return s / float64(hi-lo)
 }
 
-func headScores(m map[string]*TensorStats, heads, kvHeads, d int, sc Scoring) ([]float32, error) {
+// headScores scores every head of one layer. vision marks a vision encoder,
+// whose π0.5 rule has no k-term: the authors' k-term belongs to the Gemma LLM's
+// GQA, and SigLIP (as many KV heads as heads) is scored by its q rows alone.
+func headScores(m map[string]*TensorStats, heads, kvHeads, d int, sc Scoring, vision bool) ([]float32, error) {
 	if heads%kvHeads != 0 {
 		return nil, fmt.Errorf("%d heads do not split into %d KV groups", heads, kvHeads)
 	}
@@ -246,7 +252,7 @@ func headScores(m map[string]*TensorStats, heads, kvHeads, d int, sc Scoring) ([
 		qs := meanRows(q, h*d, (h+1)*d, sc.Metric)
 		switch sc.Variant {
 		case Pi05:
-			if kvOK(k) {
+			if !vision && kvOK(k) {
 				qs = (qs + meanRows(k, g*d, (g+1)*d, sc.Metric)) / 2
 			}
 		case Mean:

@@ -11,10 +11,14 @@
 //
 //	FFN channel j (gated)  gate row j, up row j, down column j (+ gate/up bias entries)
 //	FFN channel j (fc)     fc1 row j, fc1 bias entry j, fc2 column j
-//	projector channel j    projector fc1 row j and bias entry j, fc2 column j
+//	projector unit         fc1 and fc2 output rows ranked together as one family (OpenVLA: 8,704 +
+//	                       4,096 units): an fc1 row j takes its bias entry and fc2 column j, an fc2
+//	                       row j its bias entry and fc3 column j (without an fc3, fc1 rows only)
 //	head h (q/k/v/o)       q rows [h·d, (h+1)·d) and bias entries, o columns of the same range;
 //	                       k and v rows of KV group g = h ÷ (heads/kv_heads) only when every query
-//	                       head of g is pruned (GQA; under MQA only when all heads of the layer go)
+//	                       head of g is pruned (GQA; under MQA only when all heads of the layer go);
+//	                       under the pi05 variant an LLM's (or action expert's) k/v rows never go,
+//	                       as in the authors' π0.5 code, even when every head of a layer does
 //	head h (timm fused)    the head's rows in each of the q, k and v blocks of qkv (and its bias),
 //	                       proj columns [h·d, (h+1)·d)
 //
@@ -29,7 +33,7 @@
 // with N rounded toward zero exactly as Python's int() does:
 //
 //   - highest: descending ΔW unit score (analysis.BuildUnits with the rule's
-//     metric and variant; the projector's fc1 row score here);
+//     metric and variant; the projector's fc1 and fc2 row scores here);
 //   - lowest: ascending ΔW unit score;
 //   - magnitude: ascending L2 norm of the unit's base weights (the rows and
 //     columns it owns; k/v rows only when no other head shares them);
@@ -45,8 +49,9 @@
 // rather than 0 when k > 0; the layer then prunes its first (size − k') units in
 // the same ranking. The total may differ from int(N·ratio): a warning says so.
 //
-// A rule that would prune every unit of a layer is refused unless
-// AllowEmptyLayer is set.
+// A rule may prune every unit of a layer, as the authors' code does (the real
+// OpenVLA's frozen last vision blocks have ΔW = 0 and go whole under the
+// "lowest" rules); Resolve warns, and the exports keep the layer at width 0.
 //
 // # Exports
 //

@@ -20,6 +20,8 @@ func (rs *resolver) emit(rule Rule, fam family, groups []*group, m *Mask) error 
 		maxLayer = max(maxLayer, g.layer)
 	}
 	partialGroups, partialHeads := 0, 0
+	pruned := false
+	qOnly := fam.unit == analysis.UnitHead && !strings.HasPrefix(fam.component, "vision.") && rs.variant(rule) == analysis.Pi05
 	for _, g := range groups {
 		if g.head == nil {
 			if w.IntermediateSize == nil {
@@ -75,14 +77,22 @@ func (rs *resolver) emit(rule Rule, fam family, groups []*group, m *Mask) error 
 				}
 			}
 		}
+		// The authors' π0.5 code zeroes only a pruned Gemma head's q rows and
+		// o_proj columns, never the shared k/v, even when every head of a layer
+		// goes; their SigLIP heads (vision, no GQA) lose q, k, v and out_proj.
+		keepKV := qOnly
 		w.Heads[g.layer] = H - g.count
 		w.KVHeads[g.layer] = KV - fullGroups
+		if keepKV {
+			w.KVHeads[g.layer] = KV
+		}
 		if h.qkv != nil {
 			w.KVHeads[g.layer] = H - g.count
 		}
 		if g.count == 0 {
 			continue
 		}
+		pruned = true
 		// Rows of the pruned heads, ascending: head h owns [h·d, (h+1)·d).
 		headRows := make([]int32, 0, g.count*d)
 		for hh, p := range g.pruned {
@@ -111,7 +121,7 @@ func (rs *resolver) emit(rule Rule, fam family, groups []*group, m *Mask) error 
 		if err := rs.addRows(rule, h.q, headRows, true); err != nil {
 			return err
 		}
-		if fullGroups > 0 {
+		if fullGroups > 0 && !keepKV {
 			kvRows := make([]int32, 0, fullGroups*d)
 			for kg, full := range groupFull {
 				if full {
@@ -127,11 +137,24 @@ func (rs *resolver) emit(rule Rule, fam family, groups []*group, m *Mask) error 
 			}
 		}
 	}
-	if partialGroups > 0 {
+	if qOnly && pruned {
+		rs.warn("rule %s: pi05 rule: pruned heads lose their q rows and o_proj columns only; the shared k/v rows stay, as in the authors' π0.5 code",
+			rule.Module)
+	}
+	if partialGroups > 0 && !qOnly {
 		rs.warn("rule %s: %d query heads pruned in %d KV groups that keep other heads: their shared k/v rows stay (GQA/MQA)",
 			rule.Module, partialHeads, partialGroups)
 	}
 	return nil
+}
+
+// variant is the unit rule a rule scores and cuts with: its own, or the family
+// default (π0.5-like models pi05, the rest openvla).
+func (rs *resolver) variant(rule Rule) analysis.Variant {
+	if rule.Variant != "" {
+		return analysis.Variant(rule.Variant)
+	}
+	return familyDefault(rs.res).Variant
 }
 
 func (rs *resolver) entry(rule Rule, t *analysis.TensorStats) (*TensorMask, error) {

@@ -135,10 +135,13 @@ func (rs *resolver) headGroups(rule Rule, fam family) ([]*group, error) {
 	return out, nil
 }
 
-// projectorGroups: the units are the output rows of the first projector layer,
-// coupled with the columns of the next one. The whole projector is one "layer" 0.
+// projectorGroups: the units are the output rows of the projector's hidden
+// layers, ranked together as the authors' OpenVLA code does: fc1's rows (group
+// "layer" 0, each coupled with an fc2 column) and, when an fc3 follows, fc2's
+// rows (group 1, each coupled with an fc3 column). fc3's rows are the LLM's
+// input width and are never units.
 func (rs *resolver) projectorGroups(rule Rule) ([]*group, error) {
-	fc1, fc2 := rs.proj[arch.KindProjFc1], rs.proj[arch.KindProjFc2]
+	fc1, fc2, fc3 := rs.proj[arch.KindProjFc1], rs.proj[arch.KindProjFc2], rs.proj[arch.KindProjFc3]
 	if fc1 == nil {
 		return nil, fmt.Errorf("rule %s: needs two stacked projector layers (fc1 → fc2); this model's projector has %s",
 			rule.Module, map[bool]string{true: "a single layer", false: "none in the analysis"}[rs.proj[arch.KindProjLinear] != nil])
@@ -150,14 +153,25 @@ func (rs *resolver) projectorGroups(rule Rule) ([]*group, error) {
 	if _, c, ok := shape2(fc2); !ok || c != n {
 		return nil, fmt.Errorf("rule %s: projector fc1 has %d rows but fc2 is missing or has another number of columns", rule.Module, n)
 	}
-	return []*group{{layer: 0, n: int(n), rowsOf: []*analysis.TensorStats{fc1}, colsOf: []*analysis.TensorStats{fc2}}}, nil
+	out := []*group{{layer: 0, n: int(n), rowsOf: []*analysis.TensorStats{fc1}, colsOf: []*analysis.TensorStats{fc2}}}
+	if fc3 == nil {
+		return out, nil
+	}
+	n2, _, _ := shape2(fc2)
+	if n2 > maxUnitsPerLayer {
+		return nil, fmt.Errorf("rule %s: projector fc2 %s has more than %d rows", rule.Module, fc2.VLA, maxUnitsPerLayer)
+	}
+	if _, c, ok := shape2(fc3); !ok || c != n2 {
+		return nil, fmt.Errorf("rule %s: projector fc2 has %d rows but fc3 is not a matrix of as many columns", rule.Module, n2)
+	}
+	return append(out, &group{layer: 1, n: int(n2), rowsOf: []*analysis.TensorStats{fc2}, colsOf: []*analysis.TensorStats{fc3}}), nil
 }
 
 // attachScores sets each group's ΔW unit scores for the rule's metric and variant.
 func (rs *resolver) attachScores(rule Rule, fam family, groups []*group) error {
 	sc := analysis.Scoring{Metric: analysis.Metric(rule.Metric), Variant: analysis.Variant(rule.Variant)}
 	if fam.component == arch.CompProjector {
-		return rs.projectorScores(rule, sc, groups[0])
+		return rs.projectorScores(rule, sc, groups)
 	}
 	units := rs.unitScores(sc)
 	for _, g := range groups {
@@ -179,14 +193,11 @@ func sliceDiv(delta, base []float32, i int, m analysis.Metric) float64 {
 	return float64(delta[i]) / (float64(base[i]) + eps)
 }
 
-// projectorScores: fc1 row j (the layer's output row, DESIGN.md); the mean
-// variant averages it with fc2 column j. An empty metric follows the family
-// default that the LLM's units resolved to.
-func (rs *resolver) projectorScores(rule Rule, sc analysis.Scoring, g *group) error {
-	fc1, fc2 := g.rowsOf[0], g.colsOf[0]
-	if len(fc1.RowDelta) != g.n || len(fc1.RowBase) != g.n || len(fc2.ColDelta) != g.n || len(fc2.ColBase) != g.n {
-		return fmt.Errorf("rule %s: the analysis has no row norms for the projector", rule.Module)
-	}
+// projectorScores: each unit's output row (fc1 row j, or fc2 row j), as the
+// authors' OpenVLA code scores them; the mean variant averages it with the
+// column it takes along. An empty metric follows the family default that the
+// LLM's units resolved to.
+func (rs *resolver) projectorScores(rule Rule, sc analysis.Scoring, groups []*group) error {
 	def := familyDefault(rs.res)
 	if sc.Metric == "" {
 		sc.Metric = def.Metric
@@ -194,15 +205,21 @@ func (rs *resolver) projectorScores(rule Rule, sc analysis.Scoring, g *group) er
 	if sc.Variant == "" {
 		sc.Variant = def.Variant
 	}
-	s := make([]float32, g.n)
-	for j := range g.n {
-		v := sliceDiv(fc1.RowDelta, fc1.RowBase, j, sc.Metric)
-		if sc.Variant == analysis.Mean {
-			v = (v + sliceDiv(fc2.ColDelta, fc2.ColBase, j, sc.Metric)) / 2
+	for _, g := range groups {
+		rows, cols := g.rowsOf[0], g.colsOf[0]
+		if len(rows.RowDelta) != g.n || len(rows.RowBase) != g.n || len(cols.ColDelta) != g.n || len(cols.ColBase) != g.n {
+			return fmt.Errorf("rule %s: the analysis has no row norms for the projector's %s", rule.Module, rows.VLA)
 		}
-		s[j] = float32(v)
+		s := make([]float32, g.n)
+		for j := range g.n {
+			v := sliceDiv(rows.RowDelta, rows.RowBase, j, sc.Metric)
+			if sc.Variant == analysis.Mean {
+				v = (v + sliceDiv(cols.ColDelta, cols.ColBase, j, sc.Metric)) / 2
+			}
+			s[j] = float32(v)
+		}
+		g.scores = s
 	}
-	g.scores = s
 	return nil
 }
 

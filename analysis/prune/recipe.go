@@ -50,8 +50,9 @@ type Rule struct {
 	// RoundTo, when > 1, rounds each layer's kept count to a multiple of it (see
 	// the package documentation for the exact rule).
 	RoundTo int `json:"round_to,omitempty"`
-	// AllowEmptyLayer lets the rule prune every unit of a layer; without it such
-	// a rule is refused.
+	// AllowEmptyLayer is accepted for recipes saved by earlier versions, which
+	// refused to empty a layer without it. Every rule may now empty a layer, as
+	// the authors' code does; Resolve warns when one does.
 	AllowEmptyLayer bool `json:"allow_empty_layer,omitempty"`
 }
 

@@ -1,7 +1,6 @@
 package prune
 
 import (
-	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -123,8 +122,11 @@ func (rs *resolver) selectUnits(rule Rule, groups []*group, st *RuleStats) error
 				rs.pickInGroup(&rule, g, g.n-kept)
 			}
 		}
-		if g.count == g.n && !rule.AllowEmptyLayer {
-			return fmt.Errorf("rule %s: would prune all %d units of layer %d; lower the ratio, protect the layer or allow empty layers",
+		if g.count == g.n {
+			// The authors' code empties a layer whenever the ranking says so (the
+			// real OpenVLA's frozen last vision blocks, ΔW = 0, go whole under the
+			// "lowest" rules); the exports keep such a layer at width 0.
+			rs.warn("rule %s: prunes all %d units of layer %d: the layer is emptied (its exports keep it at width 0)",
 				rule.Module, g.n, g.layer)
 		}
 	}
