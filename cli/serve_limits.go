@@ -17,6 +17,7 @@ type serveLimits struct {
 	maxUpload, maxJSON, maxHeader                  *string
 	maxTensors, maxShards                          *int
 	maxQueued, maxUploads, maxUploadsPerClient     *int
+	maxConnsPerClient                              *int
 	headerTimeout, bodyTimeout, stall, expireAfter *string
 }
 
@@ -31,8 +32,9 @@ func addLimitFlags(fs *flagSet) *serveLimits {
 		maxQueued:           fs.Int("max-queued", g.MaxQueuedAnalyses, "analyses that may wait in the queue; more are refused with 429"),
 		maxUploads:          fs.Int("max-uploads", g.MaxUploads, "upload chunks received at once, server-wide (429 past it)"),
 		maxUploadsPerClient: fs.Int("max-uploads-per-client", g.MaxUploadsPerClient, "upload chunks received at once from one client address"),
+		maxConnsPerClient:   fs.Int("max-conns-per-client", g.MaxConnsPerClient, "connections one client address may hold open; more are answered 429 and closed"),
 		headerTimeout:       fs.String("header-timeout", g.HeaderTimeout.String(), "time a client has to send its request headers"),
-		bodyTimeout:         fs.String("body-timeout", g.BodyTimeout.String(), "time a client has to send a JSON body"),
+		bodyTimeout:         fs.String("body-timeout", g.BodyTimeout.String(), "time a client has to send a request body (upload chunks use --upload-stall)"),
 		stall:               fs.String("upload-stall", g.UploadStall.String(), "longest pause inside an upload chunk before it is cut (what arrived is kept)"),
 		expireAfter:         fs.String("upload-expiry", "7d", "unfinished uploads idle this long are removed"),
 	}
@@ -56,9 +58,9 @@ func (l *serveLimits) config() (handlers.Config, error) {
 	}
 	cfg.Limits.MaxTensors, cfg.Limits.MaxShards = *l.maxTensors, *l.maxShards
 	cfg.Limits.MaxPickleBytes = checkpoint.DefaultLimits.MaxPickleBytes
-	cfg.Guard = handlers.Guard{MaxQueuedAnalyses: *l.maxQueued, MaxUploads: *l.maxUploads, MaxUploadsPerClient: *l.maxUploadsPerClient}
+	cfg.Guard = handlers.Guard{MaxQueuedAnalyses: *l.maxQueued, MaxUploads: *l.maxUploads, MaxUploadsPerClient: *l.maxUploadsPerClient, MaxConnsPerClient: *l.maxConnsPerClient}
 	for name, n := range map[string]int{"max-tensors": *l.maxTensors, "max-shards": *l.maxShards, "max-queued": *l.maxQueued,
-		"max-uploads": *l.maxUploads, "max-uploads-per-client": *l.maxUploadsPerClient} {
+		"max-uploads": *l.maxUploads, "max-uploads-per-client": *l.maxUploadsPerClient, "max-conns-per-client": *l.maxConnsPerClient} {
 		if n <= 0 {
 			return cfg, fmt.Errorf("serve: --%s must be at least 1", name)
 		}

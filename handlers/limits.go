@@ -25,8 +25,14 @@ type Guard struct {
 	// headers (slowloris); IdleTimeout how long a keep-alive connection waits.
 	HeaderTimeout time.Duration
 	IdleTimeout   time.Duration
-	// BodyTimeout is the time a client has to send a JSON body.
+	// BodyTimeout is the time a client has to send a request body, any route
+	// (upload chunks instead get UploadStall, renewed as bytes arrive): a body
+	// announced and never sent would otherwise hold its connection forever.
 	BodyTimeout time.Duration
+	// MaxConnsPerClient bounds the connections one client address may hold
+	// open; past it a new connection is answered 429 and closed at once, so
+	// one client cannot take every file descriptor of the server.
+	MaxConnsPerClient int
 	// UploadStall is the longest pause inside an upload chunk: a chunk may take
 	// hours on a slow link, but a client that stops sending is cut off (what
 	// arrived is kept, and the upload resumes from it).
@@ -45,13 +51,14 @@ var DefaultGuard = Guard{
 	HeaderTimeout:       10 * time.Second,
 	IdleTimeout:         2 * time.Minute,
 	BodyTimeout:         30 * time.Second,
+	MaxConnsPerClient:   128,
 	UploadStall:         time.Minute,
 	UploadExpiry:        7 * 24 * time.Hour,
 }
 
 func (g *Guard) fillDefaults() {
 	d := DefaultGuard
-	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}} {
+	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
@@ -78,6 +85,8 @@ type guardState struct {
 	// openUpload opens an upload's file for writing; tests swap it for a
 	// writer that fails like a full disk.
 	openUpload func(root *os.Root, name string) (uploadWriter, error)
+
+	conns connLimiter
 }
 
 // uploadWriter is the part of *os.File an upload chunk needs.
@@ -91,16 +100,26 @@ type uploadWriter interface {
 func newGuardState(g *Guard) *guardState {
 	g.fillDefaults()
 	return &guardState{g: g, byClient: map[string]int{}, draining: make(chan struct{}),
-		openUpload: func(root *os.Root, name string) (uploadWriter, error) { return root.OpenFile(name, os.O_WRONLY, 0) }}
+		openUpload: func(root *os.Root, name string) (uploadWriter, error) { return root.OpenFile(name, os.O_WRONLY, 0) },
+		conns:      connLimiter{max: g.MaxConnsPerClient, byAddr: map[string]int{}, conns: map[net.Conn]string{}}}
 }
 
+// maxRequestHeader bounds a request's line and headers (net/http's default is
+// 1 MB): the longest legitimate ones (a session cookie, tus metadata) are a
+// few KB, and an upload id of 500 KB in the URL is an attack, not a request.
+const maxRequestHeader = 64 << 10
+
 // HTTPServer is the http.Server to run h with: header and idle timeouts from
-// the Guard, and a shutdown hook that makes in-flight upload chunks stop
-// reading and confirm what arrived, so Shutdown does not wait on slow clients.
-// No server-wide ReadTimeout or WriteTimeout: they would cut long uploads and
-// the event streams; bodies get their own deadlines in the handlers instead.
+// the Guard, a cap on connections per client address, and a shutdown hook that
+// makes in-flight upload chunks stop reading and confirm what arrived, so
+// Shutdown does not wait on slow clients.
+// No server-wide ReadTimeout or WriteTimeout: a ReadTimeout cancels the
+// request context of every response that outlives it (event streams, exports),
+// and a WriteTimeout would cut long downloads; bodies get their deadline from
+// the bodyDeadline middleware instead.
 func (s *Server) HTTPServer(h http.Handler) *http.Server {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: s.guard.g.HeaderTimeout, IdleTimeout: s.guard.g.IdleTimeout}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: s.guard.g.HeaderTimeout, IdleTimeout: s.guard.g.IdleTimeout,
+		ConnState: s.guard.conns.track, MaxHeaderBytes: maxRequestHeader}
 	srv.RegisterOnShutdown(s.Drain)
 	return srv
 }

@@ -10,7 +10,7 @@ import (
 // Routes is the one route table of the server.
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics)
+	r.Use(middleware.RequestID, s.bodyDeadline, s.logRequests, s.recoverPanics)
 	// Security headers first so refusals carry them too; then CSRF, then who
 	// the request is from and what it may do (auth.go: requiredRole is the
 	// policy of every route, public ones included).
