@@ -15,6 +15,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/spectral"
 	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
@@ -28,11 +29,16 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	rows := fs.Bool("rows", "include per-row and per-column norms in the JSON")
 	units := fs.Bool("units", "include per-channel and per-head unit scores in the JSON")
 	data := fs.String("data", "", "cache results in the database in DIR (the one `serve --data` uses)")
+	spectra := fs.Bool("spectral", "also compute the top singular values of each 2-D ΔW (a randomized SVD: several reads of every matrix)")
+	rank := fs.Int("rank", spectral.DefaultRank, "with --spectral: how many singular values per tensor (K)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if len(*bases) == 0 || len(*vlas) == 0 {
 		return fmt.Errorf("analyze: give at least one --base and one --vla\n%s", fs.Usage())
+	}
+	if *spectra && (*rank < 1 || *rank > spectral.MaxRank) {
+		return fmt.Errorf("analyze: --rank %d: give a rank between 1 and %d", *rank, spectral.MaxRank)
 	}
 	var res *analysis.Result
 	var err error
@@ -43,6 +49,12 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	var sp *spectral.Result
+	if *spectra {
+		if sp, err = computeSpectra(ctx, env, *bases, *vlas, *maps, *rank, false); err != nil {
+			return err
+		}
 	}
 	if *jsonOut != "" {
 		out := *res
@@ -56,7 +68,11 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 		if !*units {
 			out.Units = nil
 		}
-		if err := writeJSON(*jsonOut, env.Stdout, &out); err != nil {
+		var v any = &out
+		if sp != nil {
+			v = withSpectra(&out, sp)
+		}
+		if err := writeJSON(*jsonOut, env.Stdout, v); err != nil {
 			return err
 		}
 		if *jsonOut == "-" {
@@ -64,6 +80,9 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	printSummary(env.Stdout, res)
+	if sp != nil {
+		printSpectra(env.Stdout, sp)
+	}
 	return nil
 }
 
