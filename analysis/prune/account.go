@@ -3,7 +3,30 @@ package prune
 import (
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
 )
+
+// VLATensors lists a VLA's tensors for Options.VLATensors. A tensor stored
+// once under two names — tied weights sharing the same bytes, as a torch
+// pickle keeps an lm_head tied to embed_tokens — is listed once, under its
+// first name, so that the accounting counts its parameters once.
+func VLATensors(vla *checkpoint.Side) []arch.Named {
+	type at struct {
+		file         string
+		offset, size int64
+	}
+	seen := map[at]bool{}
+	out := make([]arch.Named, 0, len(vla.Tensors))
+	for _, t := range vla.Tensors {
+		k := at{t.File, t.Offset, t.Size}
+		if t.Size > 0 && seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, arch.Named{Name: t.Name, Shape: t.Shape})
+	}
+	return out
+}
 
 // account counts parameters before and after the mask, in all and per component
 // and layer. A pruned row of an [R, C] matrix removes C parameters, a pruned
