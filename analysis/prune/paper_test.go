@@ -195,15 +195,15 @@ func span(lo, hi int) []int {
 // model describes where the units of one layout live: names with %d for the
 // layer, layer and head counts of the real model.
 type paperModel struct {
-	openvla                bool
-	llm                    string
-	llmLayers, llmHeads    int
-	siglip                 string
-	sigLayers, sigHeads    int
-	dino                   string
-	dinoLayers, dinoHeads  int
-	frozenFamilies         map[string]int // module → the layer that is frozen (OpenVLA: last vision blocks)
-	relative               bool
+	openvla               bool
+	llm                   string
+	llmLayers, llmHeads   int
+	siglip                string
+	sigLayers, sigHeads   int
+	dino                  string
+	dinoLayers, dinoHeads int
+	frozenFamilies        map[string]int // module → the layer that is frozen (OpenVLA: last vision blocks)
+	relative              bool
 }
 
 var paperModels = map[string]paperModel{
