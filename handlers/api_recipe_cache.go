@@ -8,6 +8,7 @@ import (
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -61,10 +62,7 @@ func (s *Server) loadResolveBase(ctx context.Context, id string) (*resolveBase, 
 	if vla, err := checkpoint.OpenSide(a.Request.VLA, s.openOptions()); err != nil {
 		b.vlaErr = err
 	} else {
-		b.vlaTensors = make([]arch.Named, len(vla.Tensors))
-		for i, t := range vla.Tensors {
-			b.vlaTensors[i] = arch.Named{Name: t.Name, Shape: t.Shape}
-		}
+		b.vlaTensors = prune.VLATensors(vla) // a tied tensor (shared bytes) counts once
 		vla.Close()
 	}
 	return b, nil
