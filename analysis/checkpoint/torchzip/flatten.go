@@ -24,6 +24,7 @@ func unpickle(path string, data []byte, storages map[string]storageEntry, maxTen
 		memo:     make(map[uint32]any),
 		storages: storages,
 		loaded:   make(map[string]*storageRef),
+		budget:   newBudget(maxTensors, len(data)),
 	}
 	root, err := u.run()
 	if err != nil {
@@ -33,6 +34,7 @@ func unpickle(path string, data []byte, storages map[string]storageEntry, maxTen
 		path:       path,
 		maxTensors: maxTensors,
 		visitsLeft: maxVisitsBase + 4*len(data),
+		keptLeft:   int64(nameBytesPer)*int64(maxTensors) + 1<<20,
 		names:      make(map[string]bool),
 		hasTensor:  make(map[any]bool),
 		out:        &Archive{},
@@ -48,6 +50,7 @@ type flattener struct {
 	path       string
 	maxTensors int
 	visitsLeft int
+	keptLeft   int64 // bytes of names and renderings the archive may still keep
 	names      map[string]bool
 	hasTensor  map[any]bool // container → holds a tensor somewhere (memoized: shared containers)
 	out        *Archive
@@ -85,6 +88,17 @@ func join(prefix, key string) string {
 	return prefix + "." + key
 }
 
+// child names the entry key of name, refusing names no checkpoint has: one
+// long key shared through the memo at every level would otherwise grow names
+// quadratically with the nesting.
+func (fl *flattener) child(name, key string) (string, error) {
+	if len(name)+1+len(key) > maxNameBytes {
+		return "", tensor.Errorf(fl.path, "a dotted name %s would be longer than %d bytes (key of %d bytes)",
+			where(truncate(name, 80)), maxNameBytes, len(key))
+	}
+	return join(name, key), nil
+}
+
 func (fl *flattener) walk(name string, v any, depth int) error {
 	if err := fl.visit(name, depth); err != nil {
 		return err
@@ -105,7 +119,11 @@ func (fl *flattener) walk(name string, v any, depth int) error {
 				return tensor.Errorf(fl.path, "dict %s has a key of type %s (%s): keys must be strings or integers",
 					where(name), typeName(k), describe(k))
 			}
-			if err := fl.walk(join(name, ks), x.vals[i], depth+1); err != nil {
+			child, err := fl.child(name, ks)
+			if err != nil {
+				return err
+			}
+			if err := fl.walk(child, x.vals[i], depth+1); err != nil {
 				return err
 			}
 		}
@@ -144,7 +162,11 @@ func (fl *flattener) walk(name string, v any, depth int) error {
 			return tensor.TensorErrorf(fl.path, name, "tensors inside a set have no name or order; not supported")
 		}
 		for i, it := range items {
-			if err := fl.walk(join(name, strconv.Itoa(i)), it, depth+1); err != nil {
+			child, err := fl.child(name, strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			if err := fl.walk(child, it, depth+1); err != nil {
 				return err
 			}
 		}
@@ -156,6 +178,10 @@ func (fl *flattener) walk(name string, v any, depth int) error {
 func (fl *flattener) claim(name string) error {
 	if fl.names[name] {
 		return tensor.TensorErrorf(fl.path, name, "two entries flatten to the same dotted name")
+	}
+	if fl.keptLeft -= int64(len(name)); fl.keptLeft < 0 {
+		return tensor.Errorf(fl.path, "the names of the pickled entries add up to more than the tensor limit allows "+
+			"(%d bytes per entry)", nameBytesPer)
 	}
 	fl.names[name] = true
 	return nil

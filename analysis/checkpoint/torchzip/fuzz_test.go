@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/deltascope/deltascope/internal/hostile"
 )
 
 // fixturePickle returns the data.pkl of a fixture archive and its storage table.
@@ -62,6 +64,7 @@ func FuzzUnpickle(f *testing.F) {
 	f.Add(newPickle().op(opBinunicode, 0xff, 0xff, 0xff, 0xff).stop())
 	f.Add(newPickle().op(opLong1, 9, 1, 2, 3, 4, 5, 6, 7, 8, 0x80).stop())
 	f.Add([]byte(strings.Repeat("(", 300)))
+	f.Add(hostile.PickleBombPickle(4, 1000)) // the review's bomb, small: MARK + Nones + APPENDS, repeated
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := unpickle("fuzz.pkl", data, table, 10000)
 		if err != nil {
@@ -121,6 +124,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(buildZip(f, zipEntry{name: "archive/data.pkl", data: onePickle("w", "FloatStorage", "0", 8, 0, []int32{8}, []int32{1})},
 		zipEntry{name: "archive/data/0", data: make([]byte, 32), method: zip.Deflate}))
 	f.Add(append(append([]byte{}, legacyHeader...), 0, 0, 0))
+	f.Add(hostile.PickleBomb(4, 1000, true)) // deflated bomb, small enough to stay under the ratio
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Read(bytes.NewReader(data), int64(len(data)), "fuzz.bin", 1<<20, 1000)
 		if err != nil {

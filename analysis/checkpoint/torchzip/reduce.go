@@ -121,6 +121,9 @@ func (u *unpickler) reduce(fn, argsV any) (any, error) {
 			if !ok {
 				return nil, u.fail("%s needs a list, got %s", g, typeName(args[0]))
 			}
+			if err := u.chargeObjects(len(l.items)); err != nil {
+				return nil, err
+			}
 			s.items = append(s.items, l.items...)
 		} else if len(args) != 0 {
 			return nil, u.fail("%s takes at most 1 argument, got %d", g, len(args))
@@ -164,12 +167,20 @@ func (u *unpickler) dictFrom(g *pyGlobal, args []any) (any, error) {
 	case *pyTuple:
 		pairs = src.items
 	case *pyDict:
+		// OrderedDict(d) copies d: a memoized dict copied over and over would
+		// otherwise multiply its size for a few bytes each.
+		if err := u.chargeObjects(6 * len(src.keys)); err != nil { // two slots and an index entry each
+			return nil, err
+		}
 		for i := range src.keys {
 			d.set(src.keys[i], src.vals[i])
 		}
 		return d, nil
 	default:
 		return nil, u.fail("%s needs a list of pairs, got %s", g, typeName(args[0]))
+	}
+	if err := u.chargeObjects(2 * len(pairs)); err != nil {
+		return nil, err
 	}
 	for _, p := range pairs {
 		t, ok := p.(*pyTuple)
@@ -192,6 +203,9 @@ func (u *unpickler) encodeLatin1(args []any) (any, error) {
 	enc, ok2 := args[1].(string)
 	if !ok1 || !ok2 || (enc != "latin1" && enc != "latin-1") {
 		return nil, u.fail("_codecs.encode is only supported as encode(str, 'latin1')")
+	}
+	if err := u.chargeBytes(len(s)); err != nil {
+		return nil, err
 	}
 	out := make([]byte, 0, len(s))
 	for _, r := range s {

@@ -21,8 +21,16 @@ import (
 
 // Defaults used by Read when the caller passes a limit ≤ 0.
 const (
-	DefaultMaxPickle  = 256 << 20 // bytes of data.pkl; real state dicts use a few MB
-	DefaultMaxTensors = 1 << 20
+	// DefaultMaxPickle bounds data.pkl: a state dict spends ~150 bytes per
+	// tensor (OpenVLA's 982 tensors: ~150 KB), so 64 MB holds the 65,536
+	// tensors of DefaultMaxTensors with long names to spare.
+	DefaultMaxPickle  = 64 << 20
+	DefaultMaxTensors = 65536 // see checkpoint.DefaultLimits
+	// maxPickleRatio is the most a deflated data.pkl may expand. torch.save
+	// stores entries uncompressed; a re-zipped pickle of names and small ints
+	// deflates ~5:1, while a run of one opcode deflates ~1000:1 — the shape of
+	// a zip bomb.
+	maxPickleRatio = 100
 )
 
 // Entry is one tensor of the archive.
@@ -205,6 +213,13 @@ func storageTable(zr *zip.Reader, prefix string, fileSize int64, path string) (m
 func readPickle(zf *zip.File, maxPickle int64, path string) ([]byte, error) {
 	if zf.UncompressedSize64 > uint64(maxPickle) {
 		return nil, tensor.Errorf(path, "%s is %d bytes, over the %d-byte limit", zf.Name, zf.UncompressedSize64, maxPickle)
+	}
+	// Refused before inflating anything; the read below stops at the declared
+	// size, so a header that understates it gains nothing.
+	if zf.Method != zip.Store && zf.UncompressedSize64 > maxPickleRatio*max(zf.CompressedSize64, 1) {
+		return nil, tensor.Errorf(path, "%s is compressed %d:1 (%d bytes inflate to %d); a checkpoint's pickle "+
+			"compresses at most %d:1, so this looks like a zip bomb", zf.Name,
+			zf.UncompressedSize64/max(zf.CompressedSize64, 1), zf.CompressedSize64, zf.UncompressedSize64, maxPickleRatio)
 	}
 	rc, err := zf.Open()
 	if err != nil {

@@ -69,14 +69,12 @@ const (
 	opBytearray8      = 0x96
 )
 
-// Bounds on what a pickle may make the unpickler hold. Memory is otherwise linear
-// in the size of data.pkl, which Read bounds before reading it.
+// Bounds on the shape of a pickle. What it may build in all is bounded by the
+// budget (budget.go), which follows from the tensor limit, not the pickle size.
 const (
-	maxMarks     = 256     // open MARKs: nesting of tuples, lists and dicts being built
-	maxMemo      = 1 << 24 // memo entries
-	maxStack     = 1 << 24 // values on the stack
-	maxLongBytes = 64      // LONG1/LONG4 payload: torch never needs more than 8
-	maxLineBytes = 256     // GLOBAL module and name lines
+	maxMarks     = 256 // open MARKs: nesting of tuples, lists and dicts being built
+	maxLongBytes = 64  // LONG1/LONG4 payload: torch never needs more than 8
+	maxLineBytes = 256 // GLOBAL module and name lines
 )
 
 // unpickler interprets a pickle symbolically. It mirrors Python's _Unpickler:
@@ -91,6 +89,7 @@ type unpickler struct {
 	memo     map[uint32]any
 	storages map[string]storageEntry
 	loaded   map[string]*storageRef // persistent loads, by key, as torch reuses them
+	budget   budget
 }
 
 // pickleError is an error inside data.pkl; unpickle wraps it with the file path.
@@ -116,8 +115,9 @@ func (u *unpickler) run() (any, error) {
 		if err := u.step(); err != nil {
 			return nil, err
 		}
-		if len(u.stack) > maxStack {
-			return nil, u.fail("more than %d values on the stack", maxStack)
+		// One step pushes at most one value; bulk copies charge themselves first.
+		if u.budget.objects > u.budget.maxObjects {
+			return nil, u.chargeObjects(0)
 		}
 	}
 }
@@ -450,6 +450,9 @@ func (u *unpickler) str() error {
 	if err != nil {
 		return err
 	}
+	if err := u.chargeBytes(n); err != nil {
+		return err
+	}
 	b, _ := u.read(n)
 	if !utf8.Valid(b) {
 		return u.fail("string is not valid UTF-8")
@@ -477,7 +480,12 @@ func (u *unpickler) bytes() error {
 
 // --- stack, marks and memo ---
 
-func (u *unpickler) push(v any) { u.stack = append(u.stack, v) }
+// push counts every value against the budget (run checks it after each step):
+// stack slots and the container items they become are what a bomb multiplies.
+func (u *unpickler) push(v any) {
+	u.budget.objects += cells(v)
+	u.stack = append(u.stack, v)
+}
 
 // base is where the current frame starts: values below the last MARK belong to
 // an enclosing frame and cannot be popped, as in Python.
@@ -544,8 +552,12 @@ func (u *unpickler) put() error {
 	if err != nil {
 		return err
 	}
-	if _, exists := u.memo[idx]; !exists && len(u.memo) >= maxMemo {
-		return u.fail("more than %d memo entries", maxMemo)
+	if _, exists := u.memo[idx]; !exists {
+		if u.budget.memo >= u.budget.maxMemo {
+			return u.fail("more than %d memo entries (%d per tensor allowed: torch memoizes ~12); refusing a pickle bomb",
+				u.budget.maxMemo, memoPerTensor)
+		}
+		u.budget.memo++
 	}
 	u.memo[idx] = v
 	return nil
@@ -577,28 +589,46 @@ func (u *unpickler) get() error {
 // --- containers ---
 
 func (u *unpickler) appendItems() error {
-	var items []any
-	if u.op == opAppend {
-		v, err := u.pop()
-		if err != nil {
-			return err
-		}
-		items = []any{v}
-	} else {
-		var err error
-		if items, err = u.popMark(); err != nil {
-			return err
-		}
+	if u.op == opAppends {
+		return u.appendsItems()
 	}
-	v, err := u.top()
+	v, err := u.pop()
 	if err != nil {
 		return err
 	}
-	l, ok := v.(*pyList)
-	if !ok {
-		return u.fail("APPEND to a %s, not a list", typeName(v))
+	top, err := u.top()
+	if err != nil {
+		return err
 	}
+	l, ok := top.(*pyList)
+	if !ok {
+		return u.fail("APPEND to a %s, not a list", typeName(top))
+	}
+	l.items = append(l.items, v)
+	return nil
+}
+
+// appendsItems moves the items above the last MARK straight from the stack into
+// the list below it, without the intermediate copy popMark makes: APPENDS is
+// how a long list arrives, so this halves the peak memory of one.
+func (u *unpickler) appendsItems() error {
+	if len(u.marks) == 0 {
+		return u.fail("no MARK to pop to")
+	}
+	m := u.marks[len(u.marks)-1]
+	u.marks = u.marks[:len(u.marks)-1]
+	// The list is the value just below the MARK, in the enclosing frame.
+	if have := m - u.base(); have < 1 {
+		return u.fail("stack underflow: needs 1 values, has %d", have)
+	}
+	l, ok := u.stack[m-1].(*pyList)
+	if !ok {
+		return u.fail("APPEND to a %s, not a list", typeName(u.stack[m-1]))
+	}
+	items := u.stack[m:]
 	l.items = append(l.items, items...)
+	clear(items) // the stack's spare capacity must not keep the items alive
+	u.stack = u.stack[:m]
 	return nil
 }
 
@@ -630,6 +660,11 @@ func (u *unpickler) setItemsOp() error {
 func (u *unpickler) setItems(d *pyDict, items []any) error {
 	if len(items)%2 != 0 {
 		return u.fail("odd number of values (%d) for dict keys and values", len(items))
+	}
+	// The pairs' slots were charged when pushed; the dict's index entry (and
+	// the growth of its map) costs about four cells more per pair.
+	if err := u.chargeObjects(2 * len(items)); err != nil {
+		return err
 	}
 	for i := 0; i < len(items); i += 2 {
 		switch items[i].(type) {

@@ -31,11 +31,16 @@ type (
 	}
 )
 
-func newDict() *pyDict { return &pyDict{index: make(map[any]int)} }
+// newDict makes an empty dict; its index is made on the first set, so the many
+// empty OrderedDicts of a state dict (backward hooks) cost no map each.
+func newDict() *pyDict { return &pyDict{} }
 
 func (d *pyDict) set(k, v any) {
 	switch k.(type) {
 	case string, int64:
+		if d.index == nil {
+			d.index = make(map[any]int)
+		}
 		if i, ok := d.index[k]; ok {
 			d.vals[i] = v
 			return
