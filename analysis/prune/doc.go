@@ -60,7 +60,9 @@
 // "<tensor>.__rows__" (one byte per row) and "<tensor>.__cols__" (one per
 // column), 1 = keep; MaskSnippet applies them in PyTorch. WriteMasked: the VLA's
 // own files with pruned cells zeroed and every other byte identical.
-// WriteSliced: the same files with pruned cells removed, plus widths.json.
+// WriteSliced: the same files with pruned cells removed (a layer that lost every
+// unit keeps its tensors at width 0), plus widths.json, and the VLA's
+// config.json with a SlicedConfigKey object giving every layer's width.
 // Checkpoint exports stream one block of rows at a time and appear whole or not
 // at all (written under a temporary name, then renamed).
 package prune

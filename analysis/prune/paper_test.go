@@ -710,4 +710,79 @@ func checkCopy(t *testing.T, p *paperPair, m *Mask, dir string, sliced bool) {
 	if sliced && emptied > 0 && zeroWidth == 0 {
 		t.Errorf("sliced: %d layers emptied but no zero-width tensor", emptied)
 	}
+	if sliced {
+		checkSlicedConfig(t, m, out, specs[0])
+	}
+}
+
+// checkSlicedConfig reads the sliced export's config.json (beside the VLA's
+// weights) and checks that it says what the tensors are: every component's
+// per-layer widths, zero for an emptied layer, matching the stored shapes.
+func checkSlicedConfig(t *testing.T, m *Mask, out *checkpoint.Side, weights string) {
+	t.Helper()
+	dir := weights
+	if strings.HasSuffix(weights, ".safetensors") {
+		dir = filepath.Dir(weights)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		t.Fatalf("sliced: %v", err)
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("sliced config: %v", err)
+	}
+	var block struct {
+		WidthsFile  string `json:"widths_file"`
+		ParamsAfter int64  `json:"params_after"`
+		Loader      string `json:"loader"`
+		Layers      map[string]struct {
+			IntermediateSize []int `json:"intermediate_size"`
+			Heads            []int `json:"num_attention_heads"`
+			KVHeads          []int `json:"num_key_value_heads"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(cfg[SlicedConfigKey], &block); err != nil {
+		t.Fatalf("sliced config has no %s: %v", SlicedConfigKey, err)
+	}
+	if block.WidthsFile != WidthsFile || block.ParamsAfter != m.Params.After || block.Loader == "" || len(block.Layers) != len(m.Widths) {
+		t.Errorf("sliced config block %+v", block)
+	}
+	shapes := map[string][]int64{}
+	for _, ct := range out.Tensors {
+		shapes[ct.Name] = ct.Shape
+	}
+	for comp, w := range m.Widths {
+		got := block.Layers[comp]
+		if !slices.Equal(got.IntermediateSize, w.IntermediateSize) || !slices.Equal(got.Heads, w.Heads) || !slices.Equal(got.KVHeads, w.KVHeads) {
+			t.Errorf("sliced config: %s widths %+v, the mask says %+v", comp, got, w)
+		}
+	}
+	// The stored shapes agree with the config, layer by layer, where the
+	// names say which tensor holds a component's FFN width or heads.
+	for name, shape := range shapes {
+		var comp, kind string
+		var layer int
+		for _, c := range []struct{ pat, comp, kind string }{
+			{"language_model.model.layers.%d.mlp.gate_proj.weight", "llm", "ffn"},
+			{"paligemma_with_expert.paligemma.model.language_model.layers.%d.mlp.gate_proj.weight", "llm", "ffn"},
+			{"vision_backbone.featurizer.blocks.%d.mlp.fc1.weight", "vision.dinov2", "ffn"},
+			{"vision_backbone.fused_featurizer.blocks.%d.mlp.fc1.weight", "vision.siglip", "ffn"},
+			{"paligemma_with_expert.paligemma.model.vision_tower.vision_model.encoder.layers.%d.mlp.fc1.weight", "vision.siglip", "ffn"},
+			{"vision_backbone.featurizer.blocks.%d.attn.proj.weight", "vision.dinov2", "heads"},
+			{"vision_backbone.fused_featurizer.blocks.%d.attn.proj.weight", "vision.siglip", "heads"},
+		} {
+			if n, err := fmt.Sscanf(name, c.pat, &layer); err == nil && n == 1 && fmt.Sprintf(c.pat, layer) == name {
+				comp, kind = c.comp, c.kind
+			}
+		}
+		w := m.Widths[comp]
+		switch {
+		case w == nil:
+		case kind == "ffn" && w.IntermediateSize != nil && int64(block.Layers[comp].IntermediateSize[layer]) != shape[0]:
+			t.Errorf("sliced: %s has %d rows, the config says intermediate_size %d", name, shape[0], block.Layers[comp].IntermediateSize[layer])
+		case kind == "heads" && w.Heads != nil && int64(block.Layers[comp].Heads[layer]*w.HeadDim) != shape[1]:
+			t.Errorf("sliced: %s has %d columns, the config says %d heads of %d", name, shape[1], block.Layers[comp].Heads[layer], w.HeadDim)
+		}
+	}
 }
