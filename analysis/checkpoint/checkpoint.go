@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
@@ -101,9 +102,10 @@ type Source struct {
 	Config   json.RawMessage   // config.json beside the checkpoint, when present and valid JSON
 	Entries  []Entry           // non-tensor pickle entries
 
-	closers   []io.Closer
-	filesOnly bool // Options.FilesOnly
-	mapped    bool // Options.Map
+	closers    []io.Closer
+	filesOnly  bool          // Options.FilesOnly
+	mapped     bool          // Options.Map
+	headerWait time.Duration // Options.HeaderWait
 }
 
 // Close releases the open files. Tensors of a closed source cannot be read.
@@ -140,11 +142,15 @@ type Limits struct {
 
 // DefaultLimits are generous enough for every public VLA and small enough that a
 // hostile header cannot make deltascope allocate gigabytes.
+//
+// MaxTensors: OpenVLA-7B has 982 tensors, π0.5 812, a 70B Llama 723; 65,536
+// leaves 60× room over the largest VLA while keeping one parsed source under
+// ~40 MB (a header of 1 M tiny tensors, 89 MB, took a preview to 1.5 GB).
 var DefaultLimits = Limits{
 	MaxHeaderBytes: 100_000_000,
-	MaxTensors:     1_000_000,
+	MaxTensors:     65_536,
 	MaxShards:      10_000,
-	MaxPickleBytes: 256 << 20,
+	MaxPickleBytes: 64 << 20, // ~150 bytes per tensor in a state dict's data.pkl
 }
 
 // Options control how sources are opened.
@@ -164,6 +170,11 @@ type Options struct {
 	// 1.1 s vs 0.3 s), the analysis of the TinyLlama pair went from 0.7 s to
 	// 2.5 s. It may win on bare metal; tests check both paths agree.
 	Map bool
+	// HeaderWait is how long opening waits for one of the HeaderSlots before
+	// failing with ErrBusy; 0 waits as long as it takes. The server sets it
+	// (DefaultHeaderWait), so a crowd of large headers gets 429s instead of
+	// memory; the CLI and the job runner wait.
+	HeaderWait time.Duration
 }
 
 func (o Options) limits() Limits {

@@ -62,7 +62,8 @@ func OpenSource(spec string, opt Options) (*Source, error) {
 	if p == "" {
 		return nil, errorf(spec, "empty path")
 	}
-	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map, filesOnly: opt.FilesOnly}
+	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map,
+		filesOnly: opt.FilesOnly, headerWait: opt.HeaderWait}
 	if err := src.open(opt); err != nil {
 		src.Close()
 		return nil, err
@@ -184,24 +185,22 @@ func plainFSError(err error) string {
 }
 
 // openRegular opens name inside dir and insists on a regular file, so that a FIFO
-// or a device is refused before anything blocks on it.
+// or a device is refused before anything blocks on it. The open itself is
+// non-blocking (opening a FIFO for reading would otherwise wait for a writer,
+// forever) and the check is made on the open file, so a name swapped for a
+// FIFO between a look and the open cannot hang the caller either.
 func openRegular(dir *os.Root, name, display string) (*os.File, int64, error) {
-	info, err := dir.Stat(name)
+	f, err := dir.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, 0, errorf(display, "%s", plainFSError(err))
 	}
-	if !info.Mode().IsRegular() {
-		return nil, 0, errorf(display, "not a regular file (%s)", info.Mode().Type())
-	}
-	f, err := dir.Open(name)
-	if err != nil {
-		return nil, 0, errorf(display, "%s", plainFSError(err))
-	}
-	// Stat the open file too: the name may have been swapped since the first Stat.
-	info, err = f.Stat()
+	info, err := f.Stat()
 	if err != nil || !info.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, errorf(display, "not a regular file")
+		if err != nil {
+			return nil, 0, errorf(display, "%s", plainFSError(err))
+		}
+		return nil, 0, errorf(display, "not a regular file (%s)", info.Mode().Type())
 	}
 	return f, info.Size(), nil
 }
@@ -226,7 +225,12 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 		if s.Format == "" {
 			s.Format = FormatTorchZip
 		}
+		release, err := acquireHeaderSlot(f, true, display, s.headerWait)
+		if err != nil {
+			return err
+		}
 		arc, err := torchzip.Read(f, size, display, lim.MaxPickleBytes, lim.MaxTensors)
+		release()
 		if err != nil {
 			return err
 		}
@@ -241,7 +245,12 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 	if s.Format == "" {
 		s.Format = FormatSafetensors
 	}
+	release, err := acquireHeaderSlot(f, false, display, s.headerWait)
+	if err != nil {
+		return err
+	}
 	h, err := safetensors.ReadHeader(f, size, display, lim.MaxHeaderBytes, lim.MaxTensors)
+	release()
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@
 package safetensors
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/binary"
@@ -26,8 +27,10 @@ import (
 // implementation refuses larger headers).
 const MaxHeaderLen = 100_000_000
 
-// DefaultMaxTensors is used when ReadHeader or ParseHeader is given maxTensors ≤ 0.
-const DefaultMaxTensors = 1_000_000
+// DefaultMaxTensors is used when ReadHeader or ParseHeader is given maxTensors ≤ 0:
+// OpenVLA-7B has 982 tensors and π0.5 812, so 65,536 is 60× the largest VLA
+// while a header at the limit parses in ~20-40 MB (1 M tensors took 1.5 GB).
+const DefaultMaxTensors = 65_536
 
 // MaxRank bounds the number of dimensions of one tensor. The reference has no
 // limit, but no framework goes past a few dozen (NumPy: 64) and the bound keeps a
@@ -70,7 +73,11 @@ type Header struct {
 // ReadHeader reads and validates the header of the file at path, opened as f, of
 // size bytes. The header length is checked against maxHeader (clamped to
 // MaxHeaderLen; ≤ 0 means MaxHeaderLen) and against the file size before the
-// header is read, so a forged length never causes an allocation.
+// header is read, so a forged length never causes an allocation. The header is
+// streamed from the file, twice: a first pass counts its entries and checks its
+// UTF-8 in constant memory, so a header over maxTensors is refused before a
+// byte is kept for any tensor; the second decodes it token by token, keeping
+// only the entries. Memory follows the tensors, not the header's length.
 func ReadHeader(f io.ReaderAt, size int64, path string, maxHeader int64, maxTensors int) (*Header, error) {
 	if maxHeader <= 0 || maxHeader > MaxHeaderLen {
 		maxHeader = MaxHeaderLen
@@ -89,11 +96,8 @@ func ReadHeader(f io.ReaderAt, size int64, path string, maxHeader int64, maxTens
 	if n > uint64(size-8) {
 		return nil, tensor.Errorf(path, "header length %d runs past the end of the file (%d bytes after the length)", n, size-8)
 	}
-	hdr := make([]byte, n) // bounded by maxHeader and by the file size, both checked above
-	if err := readFull(f, hdr, 8); err != nil {
-		return nil, tensor.Errorf(path, "reading the %d-byte header: %v", n, err)
-	}
-	return ParseHeader(hdr, size, path, maxTensors)
+	section := func() io.Reader { return bufio.NewReaderSize(io.NewSectionReader(f, 8, int64(n)), 64<<10) }
+	return parseHeader(section, int64(n), size, path, maxTensors)
 }
 
 // readFull is ReadAt that treats a short read as an error even when the reader
@@ -114,24 +118,40 @@ func readFull(f io.ReaderAt, p []byte, off int64) error {
 // bytes can describe, and refuses more than maxTensors tensors (≤ 0 means
 // DefaultMaxTensors) while parsing, before the list grows.
 func ParseHeader(hdr []byte, fileSize int64, path string, maxTensors int) (*Header, error) {
+	return parseHeader(func() io.Reader { return bytes.NewReader(hdr) }, int64(len(hdr)), fileSize, path, maxTensors)
+}
+
+// parseHeader validates the header of hdrLen bytes that each call of open
+// streams from its start.
+func parseHeader(open func() io.Reader, hdrLen, fileSize int64, path string, maxTensors int) (*Header, error) {
 	if maxTensors <= 0 {
 		maxTensors = DefaultMaxTensors
 	}
-	dataLen := fileSize - 8 - int64(len(hdr))
+	dataLen := fileSize - 8 - hdrLen
 	if fileSize < 8 || dataLen < 0 {
-		return nil, tensor.Errorf(path, "header of %d bytes does not fit in a file of %d bytes", len(hdr), fileSize)
+		return nil, tensor.Errorf(path, "header of %d bytes does not fit in a file of %d bytes", hdrLen, fileSize)
 	}
-	if len(bytes.TrimSpace(hdr)) == 0 {
+	sc, err := scanHeader(open())
+	if err == nil && sc.bytes != hdrLen {
+		err = io.ErrUnexpectedEOF // the file shrank after its size was taken
+	}
+	if err != nil {
+		return nil, tensor.Errorf(path, "reading the %d-byte header: %v", hdrLen, err)
+	}
+	switch {
+	case !sc.nonSpace:
 		return nil, tensor.Errorf(path, "header is empty; it must be a JSON object")
-	}
-	if !utf8.Valid(hdr) {
+	case !sc.utf8:
 		return nil, tensor.Errorf(path, "header is not valid UTF-8")
+	case sc.tensors() > maxTensors:
+		return nil, tensor.Errorf(path, "header lists more than %d tensors, the limit (%d listed; "+
+			"the largest VLAs have about a thousand)", maxTensors, sc.tensors())
 	}
-	h, err := parseJSON(hdr, path, maxTensors)
+	h, err := parseJSON(open(), path, maxTensors, sc.keys)
 	if err != nil {
 		return nil, err
 	}
-	h.HeaderLen = int64(len(hdr))
+	h.HeaderLen = hdrLen
 	h.DataOffset = 8 + h.HeaderLen
 	for i := range h.Entries {
 		if err := checkEntry(&h.Entries[i], dataLen, path); err != nil {
@@ -210,4 +230,98 @@ func checkLayout(entries []Entry, dataLen int64, path string) error {
 		return tensor.Errorf(path, "trailing bytes: tensors end at %d but the data section holds %d bytes", pos, dataLen)
 	}
 	return nil
+}
+
+// headerScan is what the first pass learns about a header.
+type headerScan struct {
+	bytes    int64 // bytes read
+	keys     int   // keys of the top-level object: tensors, and __metadata__ if present
+	metadata bool  // one of the keys is __metadata__
+	nonSpace bool  // anything but whitespace
+	utf8     bool  // valid UTF-8 throughout
+}
+
+// tensors is how many tensors the header lists, if it is valid JSON.
+func (sc headerScan) tensors() int {
+	if sc.metadata {
+		return sc.keys - 1
+	}
+	return sc.keys
+}
+
+// scanHeader reads r once, in constant memory: it counts the top-level keys
+// (colons at depth 1 outside strings; in valid JSON, one per key), notes
+// whether one is __metadata__, and checks UTF-8, carrying a rune split
+// between two reads over to the next.
+func scanHeader(r io.Reader) (headerScan, error) {
+	sc := headerScan{utf8: true}
+	const pre = utf8.UTFMax // room before each read for the carried bytes
+	buf := make([]byte, pre+64<<10)
+	carry := 0 // bytes of an incomplete rune, kept in buf[pre-carry:pre]
+	depth, inString, escaped := 0, false, false
+	var key [16]byte // the first bytes of the current depth-1 string
+	keyLen, tracking, lastKey := 0, false, false
+	for {
+		n, err := r.Read(buf[pre:])
+		sc.bytes += int64(n)
+		for _, c := range buf[pre : pre+n] {
+			switch {
+			case escaped:
+				escaped = false
+			case inString:
+				switch c {
+				case '\\':
+					escaped = true
+					tracking = false // writers spell __metadata__ without escapes
+				case '"':
+					inString = false
+					lastKey = tracking && keyLen == len(metadataKey) && string(key[:keyLen]) == metadataKey
+				default:
+					if keyLen < len(key) {
+						key[keyLen] = c
+					}
+					keyLen++
+				}
+			case c == '"':
+				inString, tracking, keyLen = true, depth == 1, 0
+			case c == '{' || c == '[':
+				depth++
+			case c == '}' || c == ']':
+				depth--
+			case c == ':' && depth == 1:
+				sc.keys++
+				if lastKey {
+					sc.metadata = true
+				}
+				lastKey = false
+			}
+			if !sc.nonSpace && c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				sc.nonSpace = true
+			}
+		}
+		if sc.utf8 && n > 0 {
+			chunk := buf[pre-carry : pre+n]
+			keep := 0
+			for i := len(chunk) - 1; i >= 0 && i >= len(chunk)-utf8.UTFMax; i-- {
+				if utf8.RuneStart(chunk[i]) {
+					if !utf8.FullRune(chunk[i:]) {
+						keep = len(chunk) - i
+					}
+					break
+				}
+			}
+			sc.utf8 = utf8.Valid(chunk[:len(chunk)-keep])
+			copy(buf[pre-keep:pre], chunk[len(chunk)-keep:])
+			carry = keep
+		}
+		if err == io.EOF {
+			if carry > 0 {
+				sc.utf8 = false
+			}
+			return sc, nil
+		}
+		if err != nil {
+			return sc, err
+		}
+	}
 }

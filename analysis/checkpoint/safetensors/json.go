@@ -1,7 +1,6 @@
 package safetensors
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +23,10 @@ type headerParser struct {
 	path string
 }
 
-func parseJSON(hdr []byte, path string, maxTensors int) (*Header, error) {
-	p := &headerParser{dec: json.NewDecoder(bytes.NewReader(hdr)), path: path}
+// parseJSON decodes the header streamed by r; entries is the first pass's count
+// of top-level keys, which sizes the list exactly (it is at most maxTensors+1).
+func parseJSON(r io.Reader, path string, maxTensors, entries int) (*Header, error) {
+	p := &headerParser{dec: json.NewDecoder(r), path: path}
 	p.dec.UseNumber() // keep numbers as written, to refuse 2.0 or 1e3 as sizes
 	tok, err := p.token()
 	if err != nil {
@@ -34,8 +35,8 @@ func parseJSON(hdr []byte, path string, maxTensors int) (*Header, error) {
 	if !isDelim(tok, '{') {
 		return nil, tensor.Errorf(path, "header is not a JSON object (it starts with %s)", describe(tok))
 	}
-	h := &Header{}
-	seen := make(map[string]struct{})
+	h := &Header{Entries: make([]Entry, 0, min(entries, maxTensors))}
+	seen := make(map[string]struct{}, min(entries, maxTensors+1))
 	for p.dec.More() {
 		name, err := p.key()
 		if err != nil {
