@@ -331,6 +331,19 @@ func (p *paperPair) units(t *testing.T, pm paperModel, module string) []paperUni
 				out = append(out, u)
 			}
 		}
+	case ModProjectorFFN:
+		// OpenVLA's projector: fc1 and fc2 output rows ranked together; an fc1 row
+		// takes fc2's column, an fc2 row fc3's (the LLM's input width stays).
+		for l, fc := range []string{"projector.fc1.", "projector.fc2."} {
+			next := []string{"projector.fc2.", "projector.fc3."}[l]
+			n := p.n(t, fc+"weight")
+			for j := range n.rows {
+				out = append(out, paperUnit{l, j, divergence(n.rowDelta[j], n.rowBase[j], rel), []cut{
+					{tensor: fc + "weight", rows: []int{j}},
+					{tensor: fc + "bias", rows: []int{j}},
+					{tensor: next + "weight", cols: []int{j}}}})
+			}
+		}
 	default:
 		t.Fatalf("no recomputation for %s", module)
 	}
@@ -382,6 +395,22 @@ func TestPaperPresetsEndToEnd(t *testing.T) {
 	}
 }
 
+// TestPaperProjectorPooled prunes OpenVLA's projector (the presets protect
+// it): fc1's and fc2's rows form one ranking of 8,704 + 4,096 units at scale 1.
+func TestPaperProjectorPooled(t *testing.T) {
+	p := openPaperPair(t, "openvla-7b")
+	r := Recipe{Name: "projector", Rules: []Rule{{Module: ModProjectorFFN, Ratio: 0.3, Direction: DirHighest}}}
+	m := checkPaperRecipe(t, p, paperModels["openvla-7b"], r)
+	st := m.Rules[0]
+	fc1, fc2 := p.n(t, "projector.fc1.weight"), p.n(t, "projector.fc2.weight")
+	if len(st.Layers) != 2 || st.Layers[0].Units != fc1.rows || st.Layers[1].Units != fc2.rows || st.Units != fc1.rows+fc2.rows {
+		t.Fatalf("projector family %+v, want fc1's %d and fc2's %d rows", st, fc1.rows, fc2.rows)
+	}
+	if st.Layers[0].Pruned == 0 || st.Layers[1].Pruned == 0 {
+		t.Errorf("one ranking over both layers should cut into each here: %+v", st.Layers)
+	}
+}
+
 func checkPaperPreset(t *testing.T, p *paperPair, pm paperModel, name string) {
 	r, err := Preset(name)
 	if err != nil {
@@ -396,6 +425,13 @@ func checkPaperPreset(t *testing.T, p *paperPair, pm paperModel, name string) {
 			t.Errorf("preset rule %+v differs from Table 12 %+v", rule, row)
 		}
 	}
+	checkPaperRecipe(t, p, pm, r)
+}
+
+// checkPaperRecipe resolves r, compares the mask with the recomputation and
+// checks every export.
+func checkPaperRecipe(t *testing.T, p *paperPair, pm paperModel, r Recipe) *Mask {
+	t.Helper()
 	m, err := ResolveWith(p.res, r, Options{VLATensors: VLATensors(p.vla)})
 	if err != nil {
 		t.Fatalf("resolve: %v", err)
@@ -495,6 +531,7 @@ func checkPaperPreset(t *testing.T, p *paperPair, pm paperModel, name string) {
 	}
 
 	checkPaperExports(t, p, m)
+	return m
 }
 
 func equalSet(a, b map[int64]bool) bool {
