@@ -127,10 +127,6 @@
         const roundTo = h('input', { type: 'number', min: '0', step: '1', value: String(rule.round_to || 0), 'data-testid': 'round-' + i });
         roundTo.addEventListener('input', () => { rule.round_to = Number(roundTo.value); changed(); });
 
-        const allowEmpty = h('input', { type: 'checkbox', 'data-testid': 'allow-empty-' + i });
-        allowEmpty.checked = !!rule.allow_empty_layer;
-        allowEmpty.addEventListener('change', () => { rule.allow_empty_layer = allowEmpty.checked; changed(); });
-
         const remove = h('button', { type: 'button', class: 'small danger', text: 'Remove', 'data-testid': 'remove-' + i });
         remove.addEventListener('click', () => { state.rules.splice(i, 1); renderRules(); changed(); });
 
@@ -148,8 +144,11 @@
           field('Unit score', select(VARIANTS, rule.variant || '', { 'data-testid': 'variant-' + i }, (v) => { rule.variant = v; changed(); })),
           field('Ranking', select(SCOPES, rule.scope || 'global', { 'data-testid': 'scope-' + i }, (v) => { rule.scope = v; changed(); })),
           field('Protected layers', prot),
+          // Say which convention N follows: the authors' code keeps protected
+          // units in N (it only never picks them), deltascope leaves them out.
+          h('p', { class: 'note', 'data-testid': 'protected-note-' + i,
+            text: 'Protected layers are never pruned, and their units are left out of N: the ratio applies to the other layers\' units (the authors\' code counts them in N). A rule may empty a layer, as theirs does; the result then warns.' }),
           field('Round kept units to', roundTo),
-          h('label', { class: 'check' }, allowEmpty, 'allow emptying a layer'),
           remove));
       });
       if (!state.rules.length) box.append(h('p', { class: 'empty', text: 'No rule: nothing is pruned. Add a rule or start from a preset.' }));

@@ -74,7 +74,7 @@ var ExportKinds = []struct{ Kind, Label, Hint string }{
 	{"masks", "Masks (safetensors)", "U8 keep-masks per tensor dimension"},
 	{"masks-snippet", "PyTorch snippet (.py)", "applies the masks file"},
 	{"masked", "Masked checkpoint (.tar)", "the VLA's files with pruned cells zeroed"},
-	{"sliced", "Sliced checkpoint (.tar)", "pruned units removed, with widths.json"},
+	{"sliced", "Sliced checkpoint (.tar)", "pruned units removed; config.json lists every layer's width (deltascope_sliced), which a per-layer loader reads: stock from_pretrained cannot build it, the masked checkpoint loads unchanged"},
 }
 
 // ComposeURL is the composer of an analysis, editing saved recipe rid when > 0.
