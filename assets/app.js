@@ -115,6 +115,11 @@
     opt.tooltip = Object.assign({}, opt.tooltip, {
       formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : meta.kind === 'points' ? pointTooltip(meta) : xyTooltip(meta),
     });
+    // The colour bar's handles print raw values: a log scale's bar runs in
+    // log10 units, and a formatter (a function) cannot travel in the JSON.
+    if (meta.kind === 'heatmap' && opt.visualMap && !Array.isArray(opt.visualMap)) {
+      opt.visualMap.formatter = (v) => fmtNum(meta.log ? Math.pow(10, v) : v);
+    }
     chart.on('finished', () => { box.dataset.drawn = '1'; });
     chart.setOption(opt);
     if (meta.link_base && meta.names) {
@@ -235,7 +240,10 @@
       const o = {};
       for (const el of form.elements) {
         if (!el.name || el.disabled || el.type === 'submit') continue;
-        if (el.type === 'number') { if (el.value !== '') o[el.name] = Number(el.value); } else o[el.name] = el.value;
+        if (el.type === 'number') { if (el.value !== '') o[el.name] = Number(el.value); }
+        // data-list: a comma-separated field sent as a list (an analysis's tags).
+        else if ('list' in el.dataset) o[el.name] = el.value.split(',').map((t) => t.trim()).filter(Boolean);
+        else o[el.name] = el.value;
       }
       if (e.submitter && e.submitter.name) o[e.submitter.name] = e.submitter.value;
       body = JSON.stringify(o);
@@ -255,6 +263,23 @@
       show(err.message);
       buttons.forEach((b) => { b.disabled = false; });
     }
+  });
+
+  // <input data-filter="ID"> hides the rows of table #ID whose
+  // data-filter-text lacks a word typed (the server filters the same way with
+  // ?q=, for links and for pages without JavaScript).
+  document.addEventListener('input', (e) => {
+    const input = e.target.closest('input[data-filter]');
+    if (!input) return;
+    const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const tr of $$('#' + input.dataset.filter + ' tbody tr')) {
+      const hay = tr.dataset.filterText || '';
+      tr.hidden = !words.every((w) => hay.includes(w));
+      if (!tr.hidden) shown++;
+    }
+    const empty = $('[data-filter-empty="' + input.dataset.filter + '"]');
+    if (empty) empty.hidden = shown > 0;
   });
 
   // [data-toggle="ID"] shows or hides the element with that id (a comment's
@@ -518,7 +543,11 @@
 
     function request() {
       const specs = (side) => state.sources[side].map((s) => (s.prefix ? s.prefix + '=' + s.spec : s.spec));
-      return { base: specs('base'), vla: specs('vla'), map: state.rules.filter((r) => r.re).map((r) => r.re + '=>' + r.repl) };
+      return {
+        base: specs('base'), vla: specs('vla'), map: state.rules.filter((r) => r.re).map((r) => r.re + '=>' + r.repl),
+        name: $('[data-name]', page).value.trim(),
+        tags: $('[data-tags]', page).value.split(',').map((t) => t.trim()).filter(Boolean),
+      };
     }
 
     // ---- preview and start
@@ -552,6 +581,10 @@
       try {
         const a = await api('POST', '/api/analyses', request());
         localStorage.removeItem(STATE_KEY); // the next analysis starts afresh
+        // ... and so does this page if Back brings it from the cache.
+        state.sources = { base: [], vla: [] };
+        state.rules = [];
+        state.uploads = {};
         window.location.href = '/analyses/' + encodeURIComponent(a.id);
       } catch (err) {
         showError(err.message);
@@ -580,6 +613,18 @@
     }
     renderRules();
     showInterrupted();
+
+    // Sources restored from an earlier visit say so, with a way to drop them:
+    // they may belong to an analysis that has long finished.
+    const restored = $('[data-restored]', page);
+    restored.hidden = !(saved.sources && ((saved.sources.base || []).length || (saved.sources.vla || []).length));
+    $('[data-clear-saved]', page).addEventListener('click', () => {
+      localStorage.removeItem(STATE_KEY);
+      window.location.reload();
+    });
+    // A page brought back by Back after a start shows what it held then:
+    // reload it from the (now empty) saved state instead.
+    window.addEventListener('pageshow', (e) => { if (e.persisted) window.location.reload(); });
   }
 
   // In accounts mode, show who is signed in and offer to sign out.

@@ -19,6 +19,10 @@ type createAnalysisRequest struct {
 	Base []string `json:"base"`
 	VLA  []string `json:"vla"`
 	Map  []string `json:"map"`
+	// Name and Tags label the analysis (not the result: they never change the
+	// cache key). No name: one is made from the sources (store.DefaultName).
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
 }
 
 type createAnalysisResponse struct {
@@ -55,7 +59,7 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 		tooManyRequests(w, fmt.Sprintf("%d analyses are already waiting (limit %d); try again when some have finished", counts[store.StatusQueued], s.guard.g.MaxQueuedAnalyses))
 		return
 	}
-	a, err := s.db.CreateAnalysis(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map})
+	a, err := s.db.CreateLabeled(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map}, store.Labels{Name: req.Name, Tags: req.Tags})
 	if err != nil {
 		s.apiError(w, r, err)
 		return

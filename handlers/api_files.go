@@ -64,6 +64,12 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	root, err := os.OpenRoot(s.cfg.Roots[idx])
+	if errors.Is(err, fs.ErrNotExist) {
+		// A root not made yet (the uploads folder of a fresh data folder,
+		// before the first upload) is an empty folder, not a server error.
+		writeJSON(w, http.StatusOK, filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: []fileEntry{}})
+		return
+	}
 	if err != nil {
 		s.apiError(w, r, err)
 		return

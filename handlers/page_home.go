@@ -20,10 +20,10 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	t, ct := web.AnalysesTable(list), web.CheckpointsTable(cps)
+	h := web.BuildHome(list, r.URL.Query().Get("q"), cps)
 	if wantsTable(r) {
-		writeTable(w, r, "deltascope", []web.Table{t, ct})
+		writeTable(w, r, "deltascope", []web.Table{h.Analyses, h.Checkpoints})
 		return
 	}
-	s.render(w, r, http.StatusOK, web.HomePageWith(t, web.AnalysisChoices(list), ct))
+	s.render(w, r, http.StatusOK, web.HomeView(h))
 }

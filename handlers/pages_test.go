@@ -60,7 +60,7 @@ func TestPageScenarios(t *testing.T) {
 		expect, reject     []string
 	}{
 		{"home", "GET", "/", 200, "text/html; charset=utf-8", []string{"Analyses", done, appJS, `href="/new"`, `class="skip"`}, []string{"echarts"}},
-		{"home csv", "GET", "/?format=csv&table=analyses", 200, "text/csv; charset=utf-8", []string{"id,status,base,vla", done + ",done"}, nil},
+		{"home csv", "GET", "/?format=csv&table=analyses", 200, "text/csv; charset=utf-8", []string{"id,name,tags,status,base,vla", done + ",vla vs base,,done"}, nil},
 		{"home checkpoints", "GET", "/", 200, "text/html; charset=utf-8", []string{"Checkpoints", "vla/model.safetensors", "pi05/base"}, nil},
 		{"checkpoints csv", "GET", "/?format=csv&table=checkpoints", 200, "text/csv; charset=utf-8", []string{"fingerprint,sources,params,bytes,locations,analyses,first_seen\n"}, nil},
 		{"home unknown table", "GET", "/?format=csv&table=nope", 404, "application/json", []string{"analyses"}, nil},

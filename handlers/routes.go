@@ -29,6 +29,7 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/analyses", s.apiAnalysisList)
 		r.Post("/analyses", s.apiAnalysisCreate)
 		r.Get("/analyses/{id}", s.apiAnalysisGet)
+		r.Patch("/analyses/{id}", s.apiAnalysisLabels)
 		r.Delete("/analyses/{id}", s.apiAnalysisCancel)
 		r.Post("/analyses/{id}/cancel", s.apiAnalysisCancel)
 		r.Get("/analyses/{id}/tensors", s.apiAnalysisTensors)

@@ -74,7 +74,8 @@ func AnalysisChoices(list []store.Analysis) []Choice {
 	for i := range list {
 		a := &list[i]
 		if a.Status == store.StatusDone {
-			out = append(out, Choice{a.ID, a.ID + " · " + Sources(a.Request.VLA)})
+			// The name first: three runs of one VLA differ by name, not path.
+			out = append(out, Choice{a.ID, DisplayName(a) + " · " + a.ID})
 		}
 	}
 	return out

@@ -37,7 +37,7 @@ const BaselineChoice = "baseline"
 func BuildEvalsPage(a *store.Analysis, recipes []RecipeParams, baseline int64, results []store.EvalResult, canEdit bool) EvalsPage {
 	self := EvalsURL(a.ID)
 	p := EvalsPage{Analysis: a, Results: EvalsTable(a.ID, results, self)}
-	p.Recipes = Table{ID: "recipes", Title: "Recipes", Base: self, Empty: "No saved recipes yet: compose one from the overview's composer.",
+	p.Recipes = Table{ID: "recipes", Title: "Recipes", Base: self, Empty: "No saved recipes yet: compose one with “Compose a pruning mask”, above.",
 		Columns: []string{"recipe", "review_status", "params_after", "pruned", "updated"}}
 	after := map[int64]int64{}
 	for _, rp := range recipes {

@@ -81,14 +81,16 @@ func goldenOverviewInput() OverviewInput {
 
 func TestGolden(t *testing.T) {
 	rows := []store.Analysis{*goldenAnalysis(store.StatusDone), *goldenAnalysis(store.StatusRunning)}
+	// One named and tagged (markup in a name stays text), one left to its default.
+	rows[0].Name, rows[0].Named, rows[0].Tags = "π0.5 <i>LIBERO</i>.run-3", true, []string{"libero", "bf16"}
 	tensors := goldenTensors()
 	q, _ := url.ParseQuery("metric=abs&palette=magma&tab=overview")
 	for _, c := range []struct {
 		name string
 		c    templ.Component
 	}{
-		{"home_empty", HomePage(AnalysesTable(nil))},
-		{"home_list", HomePage(AnalysesTable(rows))},
+		{"home_empty", HomeView(BuildHome(nil, "", nil))},
+		{"home_list", HomeView(BuildHome(rows, "", nil))},
 		{"new", NewPage(true)},
 		{"job_running", JobPage(goldenAnalysis(store.StatusRunning), NewJobView(goldenAnalysis(store.StatusRunning), started.Add(30*time.Second)))},
 		{"job_failed", JobPage(goldenAnalysis(store.StatusFailed), NewJobView(goldenAnalysis(store.StatusFailed), finished))},

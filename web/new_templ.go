@@ -54,7 +54,7 @@ func NewPage(hasRoots bool) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\"><div class=\"grid-2\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\"><p class=\"note restored\" data-restored data-testid=\"restored\" hidden>The sources and rules below are from last time, kept in this browser. <button type=\"button\" class=\"small\" data-clear-saved data-testid=\"clear-saved\">Start afresh</button></p><div class=\"grid-2\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -66,7 +66,7 @@ func NewPage(hasRoots bool) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</div><section class=\"rules\" aria-labelledby=\"rules-h\"><h2 id=\"rules-h\">Name rules</h2><p class=\"note\">Optional. Each rule rewrites matching base names (Go regular expression, groups as <code>$1</code>) before alignment, e.g. <code>^llm\\.model\\.</code> → <code>language_model.model.</code>.</p><table><thead><tr><th scope=\"col\">Regex</th><th scope=\"col\">Replacement</th><th scope=\"col\"><span class=\"sr-only\">Remove</span></th></tr></thead> <tbody data-rules></tbody></table><button type=\"button\" data-add-rule>Add rule</button></section><div class=\"actions\"><button type=\"button\" data-preview data-testid=\"preview\">Preview alignment</button> <button type=\"button\" class=\"primary\" data-start data-testid=\"start\">Start analysis</button></div><p role=\"alert\" class=\"error\" data-error hidden></p><section data-preview-out aria-live=\"polite\" data-testid=\"preview-out\"></section></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</div><section class=\"rules\" aria-labelledby=\"rules-h\"><h2 id=\"rules-h\">Name rules</h2><p class=\"note\">Optional. Each rule rewrites matching base names (Go regular expression, groups as <code>$1</code>) before alignment, e.g. <code>^llm\\.model\\.</code> → <code>language_model.model.</code>.</p><table><thead><tr><th scope=\"col\">Regex</th><th scope=\"col\">Replacement</th><th scope=\"col\"><span class=\"sr-only\">Remove</span></th></tr></thead> <tbody data-rules></tbody></table><button type=\"button\" data-add-rule>Add rule</button></section><section class=\"labels\" aria-labelledby=\"labels-h\"><h2 id=\"labels-h\">Name and tags</h2><div class=\"controls\"><label>Name <input type=\"text\" data-name maxlength=\"200\" size=\"40\" placeholder=\"made from the sources, e.g. openvla-7b vs prism-dinosiglip\" data-testid=\"new-name\"></label> <label>Tags, comma-separated <input type=\"text\" data-tags size=\"30\" placeholder=\"e.g. libero, bf16\" data-testid=\"new-tags\"></label></div><p class=\"note\">Both can be changed later on the analysis page.</p></section><div class=\"actions\"><button type=\"button\" data-preview data-testid=\"preview\">Preview alignment</button> <button type=\"button\" class=\"primary\" data-start data-testid=\"start\">Start analysis</button></div><p role=\"alert\" class=\"error\" data-error hidden></p><section data-preview-out aria-live=\"polite\" data-testid=\"preview-out\"></section></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -104,7 +104,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var5 string
 		templ_7745c5c3_Var5, templ_7745c5c3_Err = templruntime.NewAttributeExpression(id).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 35, Col: 37}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 53, Col: 37}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var5)
 		if templ_7745c5c3_Err != nil {
@@ -117,7 +117,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var6 string
 		templ_7745c5c3_Var6, templ_7745c5c3_Err = templruntime.NewAttributeExpression("side-" + id).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 35, Col: 70}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 53, Col: 70}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var6)
 		if templ_7745c5c3_Err != nil {
@@ -130,7 +130,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var7 string
 		templ_7745c5c3_Var7, templ_7745c5c3_Err = templruntime.NewAttributeExpression("side-" + id).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 36, Col: 23}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 54, Col: 23}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var7)
 		if templ_7745c5c3_Err != nil {
@@ -143,7 +143,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var8 string
 		templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(title)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 36, Col: 33}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 54, Col: 33}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var8))
 		if templ_7745c5c3_Err != nil {
@@ -156,7 +156,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var9 string
 		templ_7745c5c3_Var9, templ_7745c5c3_Err = templ.JoinStringErrs(help)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 37, Col: 24}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 55, Col: 24}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var9))
 		if templ_7745c5c3_Err != nil {
@@ -169,7 +169,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var10 string
 		templ_7745c5c3_Var10, templ_7745c5c3_Err = templruntime.NewAttributeExpression("files-" + id).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 40, Col: 119}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 58, Col: 119}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var10)
 		if templ_7745c5c3_Err != nil {
@@ -182,7 +182,7 @@ func side(id, title, help string) templ.Component {
 		var templ_7745c5c3_Var11 string
 		templ_7745c5c3_Var11, templ_7745c5c3_Err = templruntime.NewAttributeExpression("sources-" + id).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 50, Col: 69}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/new.templ`, Line: 68, Col: 69}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var11)
 		if templ_7745c5c3_Err != nil {

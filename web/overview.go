@@ -110,6 +110,7 @@ func BuildOverview(in OverviewInput, st OverviewState) Overview {
 		t.Current = t.ID == o.State.Tab
 		o.Tabs = append(o.Tabs, t)
 	}
+	o.Tabs = append(o.Tabs, Tab{ID: "spectrum", Label: "Spectrum", Href: SpectrumURL(id, nil)})
 	al := in.Alignment
 	if al == nil {
 		al = &analysis.Result{}
@@ -122,12 +123,14 @@ func BuildOverview(in OverviewInput, st OverviewState) Overview {
 	switch o.State.Tab {
 	case TabOverview:
 		o.Summary = componentTable(in.Tensors, self)
-		o.Most, o.Least = extremeTables(in.Tensors, 8, link, self)
-		for _, c := range o.Components {
-			if o.State.Component == "" || o.State.Component == c {
-				o.Heatmaps = append(o.Heatmaps, viz.ModuleHeatmap(in.Tensors, c, o.State.View, TensorURL(id, "", nil), with(o.State.Query(), "sel", "").Encode()))
-				o.HeatTables = append(o.HeatTables, cellTable(in.Tensors, c, o.State.View.Metric, link, self))
-			}
+		o.Most, o.Least = extremeTables(in.Tensors, 8, o.State.View.Weights, link, self)
+		maps := viz.HeatmapComponents(in.Tensors)
+		if o.State.Component != "" {
+			maps = []string{o.State.Component}
+		}
+		for _, c := range maps {
+			o.Heatmaps = append(o.Heatmaps, viz.ModuleHeatmap(in.Tensors, c, o.State.View, TensorURL(id, "", nil), with(o.State.Query(), "sel", "").Encode()))
+			o.HeatTables = append(o.HeatTables, cellTable(in.Tensors, c, o.State.View, link, self))
 		}
 		if st.Selected != "" {
 			for i := range in.Tensors {
@@ -189,12 +192,13 @@ func (o Overview) Tables() []Table {
 
 // cellTable lists the cells of one component's heatmap, layer by layer, each
 // linking to its tensor, with the value the heatmap colours by.
-func cellTable(ts []analysis.TensorStats, component string, m viz.Metric, link func(string) string, self string) Table {
+func cellTable(ts []analysis.TensorStats, component string, v viz.View, link func(string) string, self string) Table {
+	m := v.Metric
 	t := Table{ID: "cells-" + component, Title: component + " heatmap cells", Base: self,
 		Columns: []string{"layer", "kind", "tensor", viz.MetricLabel(m)}}
 	var cells []*analysis.TensorStats
 	for i := range ts {
-		if ts[i].Component == component {
+		if viz.InHeatmap(&ts[i], component, v) {
 			cells = append(cells, &ts[i])
 		}
 	}
@@ -260,12 +264,13 @@ func componentTable(ts []analysis.TensorStats, self string) Table {
 	return t
 }
 
-// extremeTables ranks the weight matrices (rank ≥ 2: the modules a mask can
-// prune; norms and biases would crowd the list) by relative ΔW.
-func extremeTables(ts []analysis.TensorStats, n int, link func(string) string, self string) (most, least Table) {
+// extremeTables ranks tensors by relative ΔW: with weightsOnly the weight
+// matrices (viz.IsWeight: the modules a mask can prune; tokens, norms and
+// biases would crowd the list), else every numeric tensor.
+func extremeTables(ts []analysis.TensorStats, n int, weightsOnly bool, link func(string) string, self string) (most, least Table) {
 	var ws []*analysis.TensorStats
 	for i := range ts {
-		if ts[i].Numeric && len(ts[i].ShapeVLA) >= 2 && !math.IsNaN(float64(ts[i].RelDelta)) {
+		if ts[i].Numeric && (!weightsOnly || viz.IsWeight(&ts[i])) && !math.IsNaN(float64(ts[i].RelDelta)) {
 			ws = append(ws, &ts[i])
 		}
 	}
@@ -276,6 +281,9 @@ func extremeTables(ts []analysis.TensorStats, n int, link func(string) string, s
 	}
 	most = Table{ID: "most", Title: "Most changed modules", Columns: cols, Base: self, Empty: "No weight matrices were compared."}
 	least = Table{ID: "least", Title: "Least changed modules", Columns: cols, Base: self, Empty: "No weight matrices were compared."}
+	if !weightsOnly {
+		most.Title, least.Title = "Most changed tensors", "Least changed tensors"
+	}
 	for i := 0; i < min(n, len(ws)); i++ {
 		most.Rows = append(most.Rows, row(ws[i]))
 		least.Rows = append(least.Rows, row(ws[len(ws)-1-i]))
@@ -301,6 +309,15 @@ func unmatchedTables(al *analysis.Result, self string) []Table {
 		amb.Rows = append(amb.Rows, []Cell{Text(a.Name), Text(a.Side), {Text: strings.Join(a.Candidates, ", "), Value: a.Candidates}})
 	}
 	return []Table{baseOnly, vlaOnly, mism, amb}
+}
+
+// nameValue is what the rename field starts with: the given name, or empty
+// (the default shows as its placeholder).
+func nameValue(a *store.Analysis) string {
+	if a.Named {
+		return a.Name
+	}
+	return ""
 }
 
 func yesNo(b bool) string {

@@ -165,7 +165,10 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 		}
 		return dir, base, nil
 	}
-	return nil, "", &tensor.Error{Path: p, Msg: "outside the allowed folders", Forbidden: true}
+	// Say which folders are allowed and how to add one: the reader of this
+	// message is usually the person who started the server.
+	return nil, "", &tensor.Error{Path: p, Forbidden: true,
+		Msg: "outside the allowed folders (" + strings.Join(roots, ", ") + "); start the server with --root DIR to allow another"}
 }
 
 // plainFSError drops the operation and path that *PathError repeats, since every

@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/go-echarts/go-echarts/v2/opts"
 )
 
 // Chart is one chart of a page: where it goes, what it is called, and the
@@ -130,15 +128,30 @@ func (r colourRange) shown(x float64) float32 {
 	return float32(x)
 }
 
-func (r colourRange) visualMap(stops []string) opts.VisualMap {
+// visualMapOption is the colour bar as the option carries it. go-echarts'
+// VisualMap has no precision, and ECharts' default of 0 decimals printed both
+// handles of a 0.001–0.05 range as "0": the precision here shows the ends to
+// four significant digits (app.js adds a formatter that turns a log scale's
+// exponents back into values), and the end texts are the exact raw values.
+func (r colourRange) visualMapOption(stops []string) map[string]any {
 	lo, hi := r.shown(r.lo), r.shown(r.hi)
-	return opts.VisualMap{
-		Type: "continuous", Calculable: opts.Bool(true),
-		Min: lo, Max: hi, Dimension: "2",
-		Text:    []string{FormatValue(r.hi), FormatValue(r.lo)},
-		InRange: &opts.VisualMapInRange{Color: stops},
-		Orient:  "horizontal", Left: "center", Bottom: "0",
+	return map[string]any{
+		"type": "continuous", "calculable": true,
+		"min": lo, "max": hi, "dimension": 2, "precision": precisionFor(float64(lo), float64(hi)),
+		"text":    []string{FormatValue(r.hi), FormatValue(r.lo)},
+		"inRange": map[string]any{"color": stops},
+		"orient":  "horizontal", "left": "center", "bottom": 0,
 	}
+}
+
+// precisionFor is how many decimals tell the ends of [lo, hi] apart with
+// about four significant digits of the span.
+func precisionFor(lo, hi float64) int {
+	span := math.Abs(hi - lo)
+	if span == 0 || math.IsNaN(span) || math.IsInf(span, 0) {
+		return 4
+	}
+	return min(12, max(0, 3-int(math.Floor(math.Log10(span)))))
 }
 
 // FormatValue prints a statistic with four significant digits.

@@ -57,18 +57,39 @@ func EvalChart(id string, series []EvalSeries) Chart {
 		}
 		out = append(out, map[string]any{"type": "line", "name": s.Benchmark, "data": data, "symbolSize": 8})
 	}
+	lo, hi := successRange(series)
+	yAxis := map[string]any{"type": "value", "name": "success rate", "min": lo, "max": hi}
 	option := map[string]any{
 		"animation": false,
 		"legend":    map[string]any{"top": 0, "type": "scroll"},
 		"grid":      map[string]any{"left": 8, "right": 40, "top": 40, "bottom": 24, "containLabel": true},
 		"tooltip":   map[string]any{"show": true, "trigger": "item"},
 		"xAxis":     map[string]any{"type": "value", "name": "parameters" + unit, "scale": true},
-		"yAxis":     map[string]any{"type": "value", "name": "success rate", "min": 0, "max": 1},
+		"yAxis":     yAxis,
 		"series":    out,
 	}
 	return Chart{ID: id, Title: "Success rate vs. parameters after pruning",
 		Caption: "Each line is a benchmark; each point a recipe's mean success over its results; the diamond is the unpruned model.",
 		Spec:    Spec{Option: option, Meta: Meta{Kind: "points", Value: "success rate", XName: "parameters" + unit, YName: "success rate", Height: 380}}}
+}
+
+// successRange is the y axis fitted to the success rates with a margin, in
+// whole percent and within 0..1: a fixed 0..1 axis flattens 93–98 % into a
+// line.
+func successRange(series []EvalSeries) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, p := range s.Points {
+			if !math.IsNaN(p.Success) {
+				lo, hi = min(lo, p.Success), max(hi, p.Success)
+			}
+		}
+	}
+	if lo > hi {
+		return 0, 1
+	}
+	pad := max(0.02, 0.15*(hi-lo))
+	return max(0, math.Floor((lo-pad)*100)/100), min(1, math.Ceil((hi+pad)*100)/100)
 }
 
 func round4(x float64) float64 {

@@ -60,12 +60,23 @@ type heatCell struct {
 // ModuleHeatmap is the layer × module-kind heatmap of one component: layers
 // along x, module kinds along y, coloured by the view's metric. A click on a
 // cell opens linkBase + escaped name + "?" + linkQuery (see Meta).
+//
+// The llm heatmap also holds the embedding and lm_head as rows of their own
+// (in the layer-less "—" column, like the final norm): alone, each would be a
+// 1×1 map stretched to a full-width bar. With v.Weights only weight matrices
+// are drawn, so the colour scale is theirs.
 func ModuleHeatmap(ts []analysis.TensorStats, component string, v View, linkBase, linkQuery string) Chart {
 	var mine []*analysis.TensorStats
+	left := 0
 	for i := range ts {
-		if ts[i].Component == component {
-			mine = append(mine, &ts[i])
+		if !slices.Contains(heatmapMembers(component), ts[i].Component) {
+			continue
 		}
+		if v.Weights && !IsWeight(&ts[i]) {
+			left++
+			continue
+		}
+		mine = append(mine, &ts[i])
 	}
 	labels := columnLabels(mine)
 	var layers []int
@@ -94,7 +105,38 @@ func ModuleHeatmap(ts []analysis.TensorStats, component string, v View, linkBase
 	c := heatmap(DOMID("heatmap", component), component, "layer", "module", xLabels, rows, cells, v)
 	c.Spec.Meta.LinkBase, c.Spec.Meta.LinkQuery = linkBase, linkQuery
 	c.Caption = fmt.Sprintf("%s per tensor; colours clipped at the %gth percentile. Click a cell for its channels.", MetricLabel(v.Metric), v.Clip)
+	if left > 0 {
+		c.Caption += fmt.Sprintf(" Weight matrices only: %d tokens, norms and biases are left out (untick “weights only” to see them).", left)
+	}
 	return c
+}
+
+// endComponents are components of one layer-less tensor each, drawn as rows
+// of the llm heatmap when there is one.
+var endComponents = []string{"embed", "lm_head"}
+
+func heatmapMembers(component string) []string {
+	if component == "llm" {
+		return append([]string{"llm"}, endComponents...)
+	}
+	return []string{component}
+}
+
+// HeatmapComponents lists the components that get a heatmap of their own, in
+// page order: every one, except embed and lm_head when the llm's map shows
+// them.
+func HeatmapComponents(ts []analysis.TensorStats) []string {
+	all := Components(ts)
+	if !slices.Contains(all, "llm") {
+		return all
+	}
+	return slices.DeleteFunc(all, func(c string) bool { return slices.Contains(endComponents, c) })
+}
+
+// InHeatmap reports whether tensor t is a cell of component's heatmap under
+// view v (the heatmap's table of cells lists the same tensors).
+func InHeatmap(t *analysis.TensorStats, component string, v View) bool {
+	return slices.Contains(heatmapMembers(component), t.Component) && (!v.Weights || IsWeight(t))
 }
 
 // kindOf is the kind part of a column label ("norm · input_layernorm" → "norm").
@@ -116,6 +158,14 @@ func layerLabel(l int) string {
 // every tensor of that kind is told apart by its path inside the layer.
 func columnLabels(ts []*analysis.TensorStats) map[*analysis.TensorStats]string {
 	base := func(t *analysis.TensorStats) string {
+		// The ends are named by what they are: lm_head's kind is "embed"
+		// too (a vocabulary × width matrix), which labelled its row wrongly.
+		switch t.Component {
+		case "embed":
+			return "embed_tokens"
+		case "lm_head":
+			return "lm_head"
+		}
 		if t.Kind == "bias" && t.Of != "" {
 			return t.Of + " bias"
 		}
@@ -254,10 +304,11 @@ func heatmapIn(id, title, xName, yName string, xLabels, yLabels []string, cells 
 		charts.WithInitializationOpts(opts.Initialization{AssetsHost: assets.Prefix, Theme: "white"}),
 		charts.WithAnimation(false),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: xName, Data: xLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
+		// The x axis name sits centred under the labels: at the axis's end
+		// (the default) the grid's right edge cut "layer" to "la".
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: xName, NameLocation: "middle", NameGap: 24, Data: xLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "category", Name: yName, Data: yLabels, SplitArea: &opts.SplitArea{Show: opts.Bool(true)}}),
-		charts.WithVisualMapOpts(r.visualMap(stops)),
-		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "28", Bottom: "56", ContainLabel: opts.Bool(true)}),
+		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "28", Bottom: "76", ContainLabel: opts.Bool(true)}),
 	)
 	hm.AddSeries(title, data)
 	hm.Validate()
@@ -267,5 +318,7 @@ func heatmapIn(id, title, xName, yName string, xLabels, yLabels []string, cells 
 		series[i] = heatSeries{SingleSeries: s}
 	}
 	option["series"] = series
+	option["visualMap"] = r.visualMapOption(stops)
+	meta.Height += 20 // the axis name under the labels
 	return Chart{ID: id, Title: title, Spec: Spec{Option: option, Meta: meta}}
 }

@@ -51,11 +51,17 @@ func Extremes(cs []Channel, n int) (top, bottom []Channel) {
 	return top, bottom
 }
 
-func xyChart() []charts.GlobalOpts {
+func xyChart() []charts.GlobalOpts { return xyChartAbove("64") }
+
+// xyChartAbove is xyChart with the plot's bottom edge that far up (pixels):
+// a zoom slider needs room under the axis name.
+func xyChartAbove(bottom string) []charts.GlobalOpts {
 	return []charts.GlobalOpts{
 		charts.WithInitializationOpts(opts.Initialization{AssetsHost: assets.Prefix, Theme: "white"}),
 		charts.WithAnimation(false),
-		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "36", Bottom: "48", ContainLabel: opts.Bool(true)}),
+		// Room for the x axis name under the labels (centred there, not at
+		// the axis's end, where the grid's edge cut "row" to "ro").
+		charts.WithGridOpts(opts.Grid{Left: "8", Right: "24", Top: "36", Bottom: bottom, ContainLabel: opts.Bool(true)}),
 	}
 }
 
@@ -73,9 +79,9 @@ func ChannelLine(id string, cs []Channel, axis string) Chart {
 	}
 	l := charts.NewLine()
 	l.SetXAxis(x) // Line.Validate copies this over the axis options' data
-	l.SetGlobalOptions(append(xyChart(),
+	l.SetGlobalOptions(append(xyChartAbove("92"),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: axis}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: axis, NameLocation: "middle", NameGap: 26}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "‖ΔW‖"}),
 		charts.WithDataZoomOpts(opts.DataZoom{Type: "inside"}, opts.DataZoom{Type: "slider"}),
 	)...)
@@ -119,7 +125,7 @@ func Histogram(id string, cs []Channel, bins int, axis string) Chart {
 	b.SetXAxis(labels) // Bar.Validate copies this over the axis options' data
 	b.SetGlobalOptions(append(xyChart(),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "‖ΔW‖ (bin centre)"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "‖ΔW‖ (bin centre)", NameLocation: "middle", NameGap: 26}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: axis + "s"}),
 	)...)
 	b.AddSeries(axis+"s", data, charts.WithBarChartOpts(opts.BarChart{BarCategoryGap: "5%"}))
@@ -158,7 +164,7 @@ func HeadBars(id string, cs []Channel, headDim int, fusedQKV bool) (Chart, bool)
 	b.SetXAxis(labels)
 	b.SetGlobalOptions(append(xyChart(),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "head"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "head", NameLocation: "middle", NameGap: 26}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "‖ΔW‖"}),
 	)...)
 	b.AddSeries("‖ΔW‖ per head", data)
@@ -178,7 +184,7 @@ func NormScatter(id string, cs []Channel, axis string) Chart {
 	s := charts.NewScatter()
 	s.SetGlobalOptions(append(xyChart(),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "item"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "‖W_base‖", Scale: opts.Bool(true)}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "‖W_base‖", NameLocation: "middle", NameGap: 26, Scale: opts.Bool(true)}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "‖ΔW‖", Scale: opts.Bool(true)}),
 	)...)
 	s.AddSeries(axis+"s", data, charts.WithSeriesOpts(func(s *charts.SingleSeries) { s.Large = opts.Bool(len(data) > 2000) }))

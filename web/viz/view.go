@@ -8,6 +8,7 @@ package viz
 import (
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/deltascope/deltascope/analysis"
@@ -63,12 +64,21 @@ type View struct {
 	Scale   string // linear | log
 	Palette string
 	Clip    float64 // percentile in [50, 100]
+	// Weights keeps heatmaps and rankings to weight matrices (IsWeight): on
+	// by default, since a few tokens, norms and biases that moved a lot
+	// would otherwise set the colour scale and fill the tables.
+	Weights bool
 }
 
 // ParseView reads a view from a query; anything missing or unknown falls back
 // to the default, so a hand-edited URL still shows something sensible.
 func ParseView(q url.Values) View {
-	v := View{Metric: MetricRelative, Scale: "linear", Palette: "viridis", Clip: DefaultClip}
+	v := View{Metric: MetricRelative, Scale: "linear", Palette: "viridis", Clip: DefaultClip, Weights: true}
+	// The controls send weights=0 from a hidden field and weights=1 from the
+	// checkbox when ticked, so "off" is 0 without a 1.
+	if ws, ok := q["weights"]; ok {
+		v.Weights = slices.Contains(ws, "1")
+	}
 	if m := q.Get("metric"); isOption(Metrics, m) {
 		v.Metric = Metric(m)
 	}
@@ -90,6 +100,32 @@ func (v View) Set(q url.Values) {
 	q.Set("scale", v.Scale)
 	q.Set("palette", v.Palette)
 	q.Set("clip", strconv.FormatFloat(v.Clip, 'g', -1, 64))
+	if !v.Weights {
+		q.Set("weights", "0") // on is the default: links stay short
+	} else {
+		q.Del("weights")
+	}
+}
+
+// IsWeight reports whether t is a weight matrix: numeric, at least two
+// dimensions longer than 1, and not a token, position embedding, norm, bias
+// or LayerScale (cls/register tokens are [1, n, d] tensors, not modules a
+// mask prunes).
+func IsWeight(t *analysis.TensorStats) bool {
+	if !t.Numeric {
+		return false
+	}
+	switch t.Kind {
+	case "norm", "bias", "layer_scale", "token", "pos_embed":
+		return false
+	}
+	long := 0
+	for _, d := range t.ShapeVLA {
+		if d > 1 {
+			long++
+		}
+	}
+	return long >= 2
 }
 
 func isOption(opts []Option, s string) bool {

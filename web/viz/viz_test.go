@@ -13,7 +13,14 @@ import (
 )
 
 func stats(name, comp, kind string, layer int, rel float64) analysis.TensorStats {
-	return analysis.TensorStats{VLA: name, Base: name, Component: comp, Kind: kind, Layer: layer, Numeric: true,
+	shape := []int64{8, 4} // a weight matrix, unless its kind says otherwise
+	switch kind {
+	case "norm", "bias", "layer_scale":
+		shape = []int64{4}
+	case "token":
+		shape = []int64{1, 1, 4}
+	}
+	return analysis.TensorStats{VLA: name, Base: name, Component: comp, Kind: kind, Layer: layer, Numeric: true, ShapeVLA: shape,
 		RelDelta: analysis.Num(rel), FroDelta: analysis.Num(rel * 10), Cosine: analysis.Num(1 - rel/100), ChangedFraction: 1}
 }
 
@@ -22,10 +29,13 @@ func TestParseViewDefaultsAndRoundTrip(t *testing.T) {
 		query string
 		want  View
 	}{
-		{"", View{MetricRelative, "linear", "viridis", 98}},
-		{"metric=cos&scale=log&palette=cividis&clip=90", View{MetricCosine, "log", "cividis", 90}},
-		{"metric=bogus&scale=x&palette=<script>&clip=12", View{MetricRelative, "linear", "viridis", 98}},
-		{"clip=100.5", View{MetricRelative, "linear", "viridis", 98}},
+		{"", View{MetricRelative, "linear", "viridis", 98, true}},
+		{"metric=cos&scale=log&palette=cividis&clip=90", View{MetricCosine, "log", "cividis", 90, true}},
+		{"metric=bogus&scale=x&palette=<script>&clip=12", View{MetricRelative, "linear", "viridis", 98, true}},
+		{"clip=100.5", View{MetricRelative, "linear", "viridis", 98, true}},
+		// The controls' hidden field sends 0, the ticked checkbox 1 after it.
+		{"weights=0", View{MetricRelative, "linear", "viridis", 98, false}},
+		{"weights=0&weights=1", View{MetricRelative, "linear", "viridis", 98, true}},
 	} {
 		t.Run(c.query, func(t *testing.T) {
 			q, _ := url.ParseQuery(c.query)
@@ -83,7 +93,8 @@ func TestModuleHeatmap(t *testing.T) {
 		stats("<script>alert(1)</script>", "llm", "ffn_up", 1, 0.5),
 		stats("vision.blocks.0.attn.qkv.weight", "vision.dinov2", "attn_qkv", 0, 0.4),
 	}
-	c := ModuleHeatmap(ts, "llm", ParseView(nil), "/t/", "tab=overview")
+	all := ParseView(url.Values{"weights": {"0"}})
+	c := ModuleHeatmap(ts, "llm", all, "/t/", "tab=overview")
 	m := c.Spec.Meta
 	if c.ID != "heatmap-llm" || m.Kind != "heatmap" {
 		t.Errorf("id %q kind %q", c.ID, m.Kind)
@@ -108,7 +119,7 @@ func TestModuleHeatmap(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(raw)
-	for _, want := range []string{`"xAxis":[{"type":"category","name":"layer","data":["0","1"]`, `"progressive":0`, `"visualMap"`, `#fde725`} {
+	for _, want := range []string{`"xAxis":[{"type":"category","name":"layer","nameLocation":"middle","nameGap":24,"data":["0","1"]`, `"progressive":0`, `"visualMap"`, `#fde725`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("option lacks %s:\n%s", want, js)
 		}
