@@ -29,6 +29,8 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	rows := fs.Bool("rows", "include per-row and per-column norms in the JSON")
 	units := fs.Bool("units", "include per-channel and per-head unit scores in the JSON")
 	data := fs.String("data", "", "cache results in the database in DIR (the one `serve --data` uses)")
+	pf := addPairFlags(fs)
+	strict := fs.Bool("strict", "fail (exit non-zero) when any tensor stays unmatched")
 	spectra := fs.Bool("spectral", "also compute the top singular values of each 2-D ΔW (a randomized SVD: several reads of every matrix)")
 	rank := fs.Int("rank", spectral.DefaultRank, "with --spectral: how many singular values per tensor (K)")
 	if err := fs.Parse(args); err != nil {
@@ -37,18 +39,27 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	if len(*bases) == 0 || len(*vlas) == 0 {
 		return fmt.Errorf("analyze: give at least one --base and one --vla\n%s", fs.Usage())
 	}
+	po, err := pf.options()
+	if err != nil {
+		return err
+	}
 	if *spectra && (*rank < 1 || *rank > spectral.MaxRank) {
 		return fmt.Errorf("analyze: --rank %d: give a rank between 1 and %d", *rank, spectral.MaxRank)
 	}
 	var res *analysis.Result
-	var err error
 	if *data != "" {
-		res, err = analyzeCached(ctx, env, *data, *bases, *vlas, *maps)
+		res, err = analyzeCached(ctx, env, *data, *bases, *vlas, *maps, po)
 	} else {
-		res, err = analyzePair(ctx, env, *bases, *vlas, *maps, false)
+		res, err = analyzePair(ctx, env, *bases, *vlas, *maps, po, false)
 	}
 	if err != nil {
 		return err
+	}
+	reportUnmatched(env.Stderr, res)
+	// --strict still writes the output, so a failing CI run can be read.
+	var strictErr error
+	if *strict {
+		strictErr = unmatchedError(res)
 	}
 	var sp *spectral.Result
 	if *spectra {
@@ -76,26 +87,26 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		if *jsonOut == "-" {
-			return nil
+			return strictErr
 		}
 	}
 	printSummary(env.Stdout, res)
 	if sp != nil {
 		printSpectra(env.Stdout, sp)
 	}
-	return nil
+	return strictErr
 }
 
 // analyzePair opens both sides and runs the engine, drawing a progress bar on a
 // terminal.
-func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, fingerprint bool) (*analysis.Result, error) {
+func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, po pairOptions, fingerprint bool) (*analysis.Result, error) {
 	base, vla, err := openPair(bases, vlas)
 	if err != nil {
 		return nil, err
 	}
 	defer base.Close()
 	defer vla.Close()
-	return analyzeSides(ctx, env, base, vla, maps, fingerprint)
+	return analyzeSides(ctx, env, base, vla, maps, po, fingerprint)
 }
 
 func openPair(bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) {
@@ -111,8 +122,8 @@ func openPair(bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) 
 	return base, vla, nil
 }
 
-func analyzeSides(ctx context.Context, env Env, base, vla *checkpoint.Side, maps []string, fingerprint bool) (*analysis.Result, error) {
-	opt := analysis.Options{Map: maps, Fingerprint: fingerprint}
+func analyzeSides(ctx context.Context, env Env, base, vla *checkpoint.Side, maps []string, po pairOptions, fingerprint bool) (*analysis.Result, error) {
+	opt := po.analysisOptions(maps, fingerprint)
 	if env.StderrIsTTY {
 		bar := newProgressBar(env.Stderr)
 		opt.Progress = bar.update
@@ -124,7 +135,7 @@ func analyzeSides(ctx context.Context, env Env, base, vla *checkpoint.Side, maps
 // analyzeCached answers from the database when the same files (same quick
 // identities, same rules, same engine) were analysed before, and stores a new
 // result otherwise, where `serve --data DIR` finds it too.
-func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps []string) (*analysis.Result, error) {
+func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps []string, po pairOptions) (*analysis.Result, error) {
 	db, err := store.Open(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -136,17 +147,22 @@ func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps [
 	}
 	defer base.Close()
 	defer vla.Close()
-	if a, err := db.FindCached(ctx, jobs.Identities(base), jobs.Identities(vla), maps); err == nil {
+	req := store.AnalysisRequest{Base: absSpecs(bases), VLA: absSpecs(vlas), Map: maps, Exact: po.exact, Geometry: po.geometry}
+	if a, err := db.FindCachedRequest(ctx, jobs.Identities(base), jobs.Identities(vla), req); err == nil {
 		return db.Result(ctx, a.ID)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	a, err := db.CreateRunning(ctx, store.AnalysisRequest{Base: absSpecs(bases), VLA: absSpecs(vlas), Map: maps})
+	a, err := db.CreateRunning(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	res, err := analyzeSides(ctx, env, base, vla, maps, true)
+	res, err := analyzeSides(ctx, env, base, vla, maps, po, true)
 	if err != nil {
+		if na, ok := errors.AsType[*analysis.NoAlignmentError](err); ok {
+			db.FailAdvised(context.WithoutCancel(ctx), a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions})
+			return nil, err
+		}
 		db.Fail(context.WithoutCancel(ctx), a.ID, err.Error())
 		return nil, err
 	}
@@ -194,7 +210,7 @@ func writeJSON(path string, stdout io.Writer, v any) error {
 func printSummary(w io.Writer, res *analysis.Result) {
 	fmt.Fprintf(w, "aligned %d tensors (%s parameters compared); base-only %d, VLA-only %d, mismatched %d, ambiguous %d\n",
 		len(res.Tensors), groupDigits(res.Compared), len(res.BaseOnly), len(res.VLAOnly), len(res.Mismatched), len(res.Ambiguous))
-	fmt.Fprintf(w, "global relative ΔW %.4g\n", float64(res.GlobalRelDelta))
+	fmt.Fprintf(w, "global relative ΔW %.4g (%s)\n", float64(res.GlobalRelDelta), precisionLabel(res.Exact))
 	type group struct {
 		name   string
 		dd, bb float64

@@ -30,6 +30,7 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	preset := fs.String("preset", "", "a built-in recipe: "+strings.Join(prune.Presets(), ", "))
 	export := fs.String("export", "", "what to write: "+strings.Join(maskExports, "|"))
 	out := fs.String("out", "", "output file (recipe, indices, masks) or new folder (masked, sliced)")
+	pf := addPairFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,7 +57,11 @@ func runMask(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 
-	res, err := analyzePair(ctx, env, *bases, *vlas, *maps, false)
+	po, err := pf.options()
+	if err != nil {
+		return err
+	}
+	res, err := analyzePair(ctx, env, *bases, *vlas, *maps, po, false)
 	if err != nil {
 		return err
 	}

@@ -220,7 +220,14 @@ func (r *Runner) runOne(parent context.Context, a *store.Analysis) {
 	default:
 		log.Warn("analysis failed", "err", err)
 		r.count(func(s *Stats) { s.Failed++ })
-		if ferr := r.db.Fail(context.WithoutCancel(ctx), a.ID, err.Error()); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
+		// Nothing aligned: the failure carries the rules that would fix it.
+		fail := func(c context.Context) error { return r.db.Fail(c, a.ID, err.Error()) }
+		if na, ok := errors.AsType[*analysis.NoAlignmentError](err); ok {
+			fail = func(c context.Context) error {
+				return r.db.FailAdvised(c, a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions})
+			}
+		}
+		if ferr := fail(context.WithoutCancel(ctx)); ferr != nil && !errors.Is(ferr, store.ErrConflict) {
 			log.Error("record failure", "err", ferr)
 		}
 	}
@@ -242,6 +249,8 @@ func (r *Runner) compute(ctx context.Context, a *store.Analysis) error {
 	var last time.Time
 	res, err := analysis.Analyze(ctx, base, vla, analysis.Options{
 		Map:         a.Request.Map,
+		Exact:       a.Request.Exact,
+		Geometry:    a.Request.Geometry,
 		Fingerprint: true,
 		Workers:     r.opt.Threads,
 		Progress: func(p analysis.Progress) {

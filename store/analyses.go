@@ -38,6 +38,11 @@ type AnalysisRequest struct {
 	Base []string `json:"base"`
 	VLA  []string `json:"vla"`
 	Map  []string `json:"map"`
+	// Exact subtracts at full precision instead of at the VLA's precision.
+	Exact bool `json:"exact,omitempty"`
+	// Geometry sets the attention layout of components (heads, KV heads; a
+	// zero head_dim is taken from the shapes).
+	Geometry map[string]arch.Geometry `json:"geometry,omitempty"`
 }
 
 // Analysis is one requested comparison: a job while queued or running, then a
@@ -75,6 +80,9 @@ type Analysis struct {
 
 	// Summary is set once the analysis is done.
 	Summary *Summary `json:"summary,omitempty"`
+	// Advice is set when an analysis ends done, or failed because nothing
+	// aligned (nil for analyses stored before it existed).
+	Advice *Advice `json:"advice,omitempty"`
 }
 
 // Progress is the fraction of bytes read, 0..1; 1 once done.
@@ -350,6 +358,9 @@ func (db *DB) List(ctx context.Context, limit int) ([]Analysis, error) {
 }
 
 func (db *DB) selectAnalysis() string {
+	if db.schema < adviceSchema {
+		return strings.Replace(strings.Replace(selectAnalysisLabeled, "a.name, a.tags", "'', '[]'", 1), "a.advice", "NULL", 1)
+	}
 	if db.schema < labelsSchema {
 		return strings.Replace(selectAnalysisLabeled, "a.name, a.tags", "'', '[]'", 1)
 	}
@@ -360,7 +371,7 @@ const selectAnalysisLabeled = `SELECT a.id, a.request, a.status, a.engine_versio
 	b.fingerprint, v.fingerprint, a.bytes_done, a.bytes_total, a.current_tensor, a.error, a.attempts,
 	a.created_at, a.started_at, a.finished_at,
 	a.params_compared, a.base_params, a.vla_params, a.global_rel_delta, a.geometry, a.warnings,
-	a.name, a.tags
+	a.name, a.tags, a.advice
 	FROM analyses a
 	LEFT JOIN checkpoints b ON b.id = a.base_checkpoint_id
 	LEFT JOIN checkpoints v ON v.id = a.vla_checkpoint_id`
@@ -371,7 +382,7 @@ func scanAnalyses(rows *sql.Rows) ([]Analysis, error) {
 	for rows.Next() {
 		var a Analysis
 		var req, tags string
-		var cacheKey, resultOf, bfp, vfp, geometry, warnings sql.NullString
+		var cacheKey, resultOf, bfp, vfp, geometry, warnings, advice sql.NullString
 		var started, finished, compared, baseParams, vlaParams sql.NullInt64
 		var created int64
 		var rel sql.NullFloat64
@@ -379,8 +390,11 @@ func scanAnalyses(rows *sql.Rows) ([]Analysis, error) {
 			&bfp, &vfp, &a.BytesDone, &a.BytesTotal, &a.CurrentTensor, &a.Error, &a.Attempts,
 			&created, &started, &finished,
 			&compared, &baseParams, &vlaParams, &rel, &geometry, &warnings,
-			&a.Name, &tags)
+			&a.Name, &tags, &advice)
 		if err != nil {
+			return nil, err
+		}
+		if a.Advice, err = scanAdvice(a.ID, advice); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(req), &a.Request); err != nil {

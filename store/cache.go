@@ -29,6 +29,13 @@ func CacheKey(baseFingerprint, vlaFingerprint string, mapRules []string, engineV
 // both sides' files were read before (every quick identity equal) and a result
 // of the current engine exists; ErrNotFound otherwise. It reads no file.
 func (db *DB) FindCached(ctx context.Context, base, vla []FileIdentity, mapRules []string) (*Analysis, error) {
+	return db.findCached(ctx, base, vla, func(bfp, vfp string) string {
+		return CacheKey(bfp, vfp, mapRules, analysis.EngineVersion)
+	})
+}
+
+// findCached finds the files' fingerprints and looks up the key made of them.
+func (db *DB) findCached(ctx context.Context, base, vla []FileIdentity, keyOf func(bfp, vfp string) string) (*Analysis, error) {
 	var key string
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
 		bfp, err := fingerprintByFiles(ctx, tx, base)
@@ -40,7 +47,7 @@ func (db *DB) FindCached(ctx context.Context, base, vla []FileIdentity, mapRules
 			return err
 		}
 		if bfp != "" && vfp != "" {
-			key = CacheKey(bfp, vfp, mapRules, analysis.EngineVersion)
+			key = keyOf(bfp, vfp)
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/arch"
 )
 
 func TestFindCached(t *testing.T) {
@@ -136,5 +137,88 @@ func TestLocationMovesToNewContent(t *testing.T) {
 	}
 	if n := countRows(t, db, `SELECT count(*) FROM checkpoint_sources`); n != 2 {
 		t.Fatalf("%d sources, want 2 (the moved location's old sources are gone)", n)
+	}
+}
+
+// The options that change a result change its key: exact subtraction and each
+// geometry override; map order does not, and a request without options keeps
+// the key results were stored under before options existed.
+func TestCacheKeyForOptions(t *testing.T) {
+	plain := AnalysisRequest{Map: []string{"a=>b"}}
+	if got, want := CacheKeyFor("b", "v", plain, "3"), CacheKey("b", "v", plain.Map, "3"); got != want {
+		t.Errorf("a request without options: key %s, want CacheKey's %s", got, want)
+	}
+	g1 := map[string]arch.Geometry{"vision.siglip": {Heads: 16, KVHeads: 16}, "llm": {Heads: 8, KVHeads: 1}}
+	g2 := map[string]arch.Geometry{"llm": {Heads: 8, KVHeads: 1}, "vision.siglip": {Heads: 16, KVHeads: 16}}
+	keys := map[string]string{}
+	for name, req := range map[string]AnalysisRequest{
+		"plain":    plain,
+		"exact":    {Map: plain.Map, Exact: true},
+		"geometry": {Map: plain.Map, Geometry: g1},
+		"both":     {Map: plain.Map, Exact: true, Geometry: g1},
+		"kv":       {Map: plain.Map, Geometry: map[string]arch.Geometry{"llm": {Heads: 8, KVHeads: 2}, "vision.siglip": {Heads: 16, KVHeads: 16}}},
+	} {
+		k := CacheKeyFor("b", "v", req, "3")
+		for other, ok := range keys {
+			if ok == k {
+				t.Errorf("%s and %s share a key", name, other)
+			}
+		}
+		keys[name] = k
+	}
+	if CacheKeyFor("b", "v", AnalysisRequest{Map: plain.Map, Geometry: g2}, "3") != keys["geometry"] {
+		t.Error("the key depends on the geometry map's order")
+	}
+}
+
+// A finished analysis stores its options' key and its advice; a failed one
+// can carry advice too; and FindCachedRequest tells requests with different
+// options apart.
+func TestAdviceAndOptionsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t)
+	dir := t.TempDir()
+	req := sampleRequest
+	req.Exact = true
+	req.Geometry = map[string]arch.Geometry{"vision.siglip": {Heads: 16, KVHeads: 16, HeadDim: 72}}
+	a := startAnalysis(t, db, req)
+	base, vla := record("fp-b", dir+"/b", 1, 1), record("fp-v", dir+"/v", 1, 1)
+	res := sampleResult()
+	if err := db.Finish(ctx, a.ID, base, vla, res); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Request.Exact || got.Request.Geometry["vision.siglip"].Heads != 16 || got.CacheKey != CacheKeyFor("fp-b", "fp-v", req, analysis.EngineVersion) {
+		t.Errorf("request %+v, key %s", got.Request, got.CacheKey)
+	}
+	sameJSON(t, "advice", got.Advice, &Advice{Suggestions: res.Suggestions, GeometryGuessed: res.GeometryGuessed})
+	full, err := db.Result(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !full.Exact || len(full.Suggestions) != 1 || full.GeometryGuessed[0] != "vision.siglip" {
+		t.Errorf("rebuilt result: exact %v, suggestions %+v, guessed %v", full.Exact, full.Suggestions, full.GeometryGuessed)
+	}
+	if hit, err := db.FindCachedRequest(ctx, base.files(), vla.files(), req); err != nil || hit.ID != a.ID {
+		t.Errorf("same request: %v, %v", hit, err)
+	}
+	if _, err := db.FindCachedRequest(ctx, base.files(), vla.files(), sampleRequest); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a request without the options found %v", err)
+	}
+
+	failed := startAnalysis(t, db, sampleRequest)
+	adv := Advice{Suggestions: []arch.Suggestion{{Rule: "^a\\.=>b.", From: "a.", To: "b.", Pairs: 3}}}
+	if err := db.FailAdvised(ctx, failed.ID, "no tensor aligned", adv); err != nil {
+		t.Fatal(err)
+	}
+	f, err := db.Get(ctx, failed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != StatusFailed || f.Error != "no tensor aligned" || f.Advice == nil || len(f.Advice.Suggestions) != 1 || f.Advice.GeometryGuessed == nil {
+		t.Errorf("failed analysis: %+v, advice %+v", f, f.Advice)
 	}
 }

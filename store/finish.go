@@ -54,7 +54,7 @@ func (db *DB) Finish(ctx context.Context, id string, base, vla CheckpointRecord,
 		if err != nil {
 			return err
 		}
-		key := CacheKey(base.Fingerprint, vla.Fingerprint, req.Map, engine)
+		key := CacheKeyFor(base.Fingerprint, vla.Fingerprint, req, engine)
 
 		var owner any // NULL: this analysis owns its rows
 		var ownerID string
@@ -86,6 +86,9 @@ func (db *DB) Finish(ctx context.Context, id string, base, vla CheckpointRecord,
 			WHERE id = ?`,
 			engine, key, owner, baseID, vlaID, now,
 			res.Compared, res.BaseParams, res.VLAParams, numArg(res.GlobalRelDelta), string(geometry), string(warnings), id)
+		if err == nil {
+			err = db.setAdvice(ctx, tx, id, AdviceOf(res))
+		}
 		if err == nil && testHookBeforeCommit != nil {
 			testHookBeforeCommit()
 		}

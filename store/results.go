@@ -197,12 +197,19 @@ func (db *DB) Result(ctx context.Context, id string) (*analysis.Result, error) {
 			Warnings:      s.Warnings,
 			BaseParams:    s.BaseParams, VLAParams: s.VLAParams, Compared: s.ParamsCompared,
 			GlobalRelDelta:  s.GlobalRelDelta,
+			Exact:           a.Request.Exact,
 			BaseFingerprint: a.BaseFingerprint, VLAFingerprint: a.VLAFingerprint,
 			BaseOnly: []string{}, VLAOnly: []string{}, Mismatched: []analysis.Mismatch{}, Ambiguous: []analysis.Ambiguity{},
 		}
 		if res.Warnings == nil {
 			res.Warnings = []string{}
 		}
+		adv := Advice{}
+		if a.Advice != nil {
+			adv = *a.Advice
+		}
+		adv = normalizeAdvice(adv)
+		res.Suggestions, res.GeometryGuessed = adv.Suggestions, adv.GeometryGuessed
 		if res.Tensors, err = queryTensors(ctx, tx, "t.analysis_id = ?", "t.position", true, []any{owner}); err != nil {
 			return err
 		}

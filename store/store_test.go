@@ -101,10 +101,13 @@ func sampleResult() *analysis.Result {
 		return t
 	}
 	res := &analysis.Result{
-		EngineVersion: analysis.EngineVersion,
-		Geometry:      map[string]arch.Geometry{"llm": {Heads: 2, KVHeads: 1, HeadDim: 4}, "vision.siglip": {Heads: 2, KVHeads: 2, HeadDim: 2}},
-		Warnings:      []string{"vision.dino: attention geometry unknown"},
-		BaseParams:    5000, VLAParams: 5100, Compared: 4900, GlobalRelDelta: 0.0125,
+		EngineVersion:   analysis.EngineVersion,
+		Geometry:        map[string]arch.Geometry{"llm": {Heads: 2, KVHeads: 1, HeadDim: 4}, "vision.siglip": {Heads: 2, KVHeads: 2, HeadDim: 2}},
+		Warnings:        []string{"vision.dino: attention geometry unknown"},
+		GeometryGuessed: []string{"vision.siglip"},
+		Suggestions: []arch.Suggestion{{Rule: `^base\.only\.=>only.`, From: "base.only.", To: "only.", Pairs: 2,
+			ExampleBase: "base.only.a", ExampleVLA: "only.a"}},
+		BaseParams: 5000, VLAParams: 5100, Compared: 4900, GlobalRelDelta: 0.0125,
 		BaseOnly:  []string{"base.only.a", "base.only.b"},
 		VLAOnly:   []string{"action_expert.0.w"},
 		Ambiguous: []analysis.Ambiguity{{Name: "x.weight", Side: "base", Candidates: []string{"a.x.weight", "b.x.weight"}}},

@@ -163,6 +163,12 @@ func (rs *resolver) apply(rule Rule, m *Mask) (RuleStats, error) {
 	if err != nil {
 		return st, err
 	}
+	if fam.unit == analysis.UnitHead && slices.Contains(rs.res.GeometryGuessed, fam.component) {
+		// Heads cut along a guessed head size are not the model's heads.
+		g := rs.res.Geometry[fam.component]
+		rs.warn("rule %s: the attention geometry of %s (%s) is a guess; set it (--heads %s=HEADS[:KV_HEADS], or in the new-analysis form) if it is wrong",
+			rule.Module, fam.component, g, fam.component)
+	}
 	protected := map[int]bool{}
 	for _, l := range rule.Protected {
 		protected[l] = true
