@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 type fileEntry struct {
@@ -75,11 +76,17 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer root.Close()
-	dir, err := root.Open(rel)
+	// O_DIRECTORY: anything but a folder fails at once, and O_NONBLOCK: a
+	// FIFO under a root would otherwise block the open (and this request's
+	// thread) until a writer came, which may be never.
+	dir, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			notFound(w, "no such folder")
-		} else {
+		case errors.Is(err, syscall.ENOTDIR):
+			badRequest(w, "not a folder")
+		default:
 			forbidden(w, "cannot open that folder")
 		}
 		return
@@ -91,17 +98,23 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: make([]fileEntry, 0, len(names))}
+	// Entries are only looked at (Lstat, Stat), never opened: listing must not
+	// depend on what a FIFO or a device would do when opened.
 	for _, name := range names {
 		fe := fileEntry{Name: name, Path: path.Join(rel, name)}
 		if info, err := root.Lstat(fe.Path); err == nil {
 			fe.Dir, fe.Size = info.IsDir(), info.Size()
-			if info.Mode()&fs.ModeSymlink != 0 {
+			mode := info.Mode()
+			if mode&fs.ModeSymlink != 0 {
 				// Resolve through the root: a link leading out is shown as such and cannot be opened.
 				if target, err := root.Stat(fe.Path); err == nil {
-					fe.Dir, fe.Size = target.IsDir(), target.Size()
+					fe.Dir, fe.Size, mode = target.IsDir(), target.Size(), target.Mode()
 				} else {
 					fe.Kind = "outside"
 				}
+			}
+			if fe.Kind == "" && !mode.IsDir() && !mode.IsRegular() {
+				fe.Kind = "special" // a FIFO, socket or device: never a checkpoint, whatever its name
 			}
 		}
 		if fe.Kind == "" {

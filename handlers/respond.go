@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"syscall"
 
+	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/tensor"
 	"github.com/deltascope/deltascope/store"
 )
@@ -41,6 +42,10 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 		// output (prune.DiskFullError promises it).
 		s.log.Warn("disk full", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestID(r))
 		writeJSON(w, http.StatusInsufficientStorage, errorBody{"the server's disk is full; nothing was written and the partial files were removed: free space on the server and try again"})
+	case errors.Is(err, checkpoint.ErrBusy):
+		// Every header slot stayed taken: the request may be repeated as is.
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusTooManyRequests, errorBody{err.Error()})
 	case errors.As(err, &te) && te.Forbidden:
 		forbidden(w, te.Error())
 	case errors.As(err, &te):
