@@ -177,6 +177,7 @@
         if (!resp.ok) {
           err.textContent = body.error || ('The server answered ' + resp.status);
           err.hidden = false;
+          clearResult(); // no number on screen may belong to another recipe
           return;
         }
         err.hidden = true;
@@ -187,6 +188,16 @@
         err.textContent = 'Could not reach the server: ' + e.message;
         err.hidden = false;
       }
+    }
+
+    // clearResult empties the counts, warnings and charts after an error, so
+    // the last good recipe's figures do not sit beside a message about this one.
+    function clearResult() {
+      state.last = null;
+      for (const id of ['params-before', 'params-after', 'params-pruned']) tid(id).textContent = '–';
+      tid('compose-warnings').replaceChildren();
+      for (const c of Object.values(charts)) c.clear();
+      for (const id of ['chart-components', 'chart-layers', 'chart-mask']) delete document.getElementById(id).dataset.drawn;
     }
 
     function draw(res) {
@@ -377,8 +388,10 @@
       const p = D.presets.find((x) => x.name === e.target.value);
       if (!p) return;
       state.rules = p.recipe.rules.map((r) => Object.assign({}, r));
-      if (!nameInput.value.trim()) nameInput.value = p.name;
-      if (!noteInput.value.trim()) noteInput.value = p.recipe.note || '';
+      // A preset is a whole recipe: its name and note come with it, or the
+      // exports of its rules would carry the previous recipe's name.
+      nameInput.value = p.name;
+      noteInput.value = p.recipe.note || '';
       renderRules();
       schedule();
     });
@@ -390,6 +403,13 @@
     tid('duplicate').addEventListener('click', duplicate);
     for (const f of document.querySelectorAll('form.export')) f.addEventListener('submit', syncExports);
     window.addEventListener('resize', () => { for (const c of Object.values(charts)) c.resize(); });
+
+    // The picker shows the preset the page starts from (the server loads the
+    // first preset that fits the model, named as that preset).
+    const startRecipe = D.recipe || {};
+    const loaded = D.presets.find((p) => p.name === (startRecipe.name || D.name) &&
+      JSON.stringify(p.recipe.rules) === JSON.stringify(startRecipe.rules));
+    if (loaded) tid('preset-select').value = loaded.name;
 
     show(tid('duplicate'), !!state.recipeId);
     renderRules();

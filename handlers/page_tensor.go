@@ -61,6 +61,7 @@ func (s *Server) pageTensor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := web.BuildTensor(a, t, r.URL.Query())
+	p.Charts = append(p.Charts, s.tensorSpectrumCharts(r, id, name)...)
 	if wantsTable(r) {
 		writeTable(w, r, id+"-"+name, p.Tables())
 		return

@@ -19,4 +19,7 @@ func (s *Server) pageRoutes(r chi.Router) {
 	// name is one escaped path segment (or ?name=), see web.TensorURL.
 	r.Get("/analyses/{id}/tensors", s.pageTensor)
 	r.Get("/analyses/{id}/tensors/*", s.pageTensor)
+	r.Get("/analyses/{id}/spectrum", s.pageSpectrum)
+	r.Post("/analyses/{id}/spectrum", s.pageSpectrumStart)
+	r.Post("/analyses/{id}/spectrum/cancel", s.pageSpectrumCancel)
 }

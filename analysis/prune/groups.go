@@ -3,6 +3,7 @@ package prune
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
@@ -25,6 +26,13 @@ func (rs *resolver) groups(rule Rule, fam family) ([]*group, error) {
 		return nil, err
 	}
 	if len(groups) == 0 {
+		// A module the model does not have at all (an OpenVLA preset's DINOv2
+		// rules on a π0.5 analysis) is a recipe for another model, not a
+		// matter of unmatched tensors: say so.
+		if !slices.ContainsFunc(rs.res.Tensors, func(t analysis.TensorStats) bool { return t.Component == fam.component }) {
+			return nil, fmt.Errorf("rule %s: this analysis has no %s module (none of its tensors is in %s): the recipe or preset is for another model; remove the rule or pick a preset for this one",
+				rule.Module, fam.component, fam.component)
+		}
 		return nil, fmt.Errorf("rule %s: the analysis has no %s units in %s (tensors without a base counterpart have no ΔW and cannot be ranked)",
 			rule.Module, fam.unit, fam.component)
 	}
