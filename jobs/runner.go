@@ -59,6 +59,8 @@ type Runner struct {
 	// Listeners are told whenever an analysis's row changed (progress, end),
 	// so that server-sent events can push without polling the database.
 	listeners map[chan string]struct{}
+	// spectraCh wakes the spectral worker (spectra.go) when a job is queued.
+	spectraCh chan struct{}
 }
 
 // New makes a Runner; call Run to start it.
@@ -156,6 +158,11 @@ func (r *Runner) Run(ctx context.Context) {
 			r.work(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.workSpectra(ctx)
+	}()
 	wg.Wait()
 	// Our jobs stopped with ctx; requeue them for the next start.
 	if n, err := r.db.RecoverInterrupted(context.WithoutCancel(ctx), true); err != nil {
