@@ -493,7 +493,7 @@ func checkPaperRecipe(t *testing.T, p *paperPair, pm paperModel, r Recipe) *Mask
 				t.Errorf("%s: frozen layer %d loses %d of %d units in the recomputation", rule.Module, l, perLayer[l], total[l])
 			}
 			if !slices.ContainsFunc(m.Warnings, func(w string) bool {
-				return strings.Contains(w, rule.Module) && strings.Contains(w, fmt.Sprintf("layer %d: the layer is emptied", l))
+				return strings.HasPrefix(w, "rule "+rule.Module+": prunes every unit of layer ") && strings.Contains(w, fmt.Sprintf(" %d: emptied", l))
 			}) {
 				t.Errorf("%s: no warning that layer %d is emptied: %q", rule.Module, l, m.Warnings)
 			}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Selection works on 64-bit keys: the high 32 bits order the units from first to
@@ -113,6 +115,7 @@ func (rs *resolver) selectUnits(rule Rule, groups []*group, st *RuleStats) error
 		st.Target = int(float64(st.Units) * rule.Ratio)
 		rs.pickGlobal(&rule, groups, st.Target, st.Units)
 	}
+	var emptied []string
 	for _, g := range groups {
 		if g.protected || g.n == 0 {
 			continue
@@ -123,12 +126,15 @@ func (rs *resolver) selectUnits(rule Rule, groups []*group, st *RuleStats) error
 			}
 		}
 		if g.count == g.n {
-			// The authors' code empties a layer whenever the ranking says so (the
-			// real OpenVLA's frozen last vision blocks, ΔW = 0, go whole under the
-			// "lowest" rules); the exports keep such a layer at width 0.
-			rs.warn("rule %s: prunes all %d units of layer %d: the layer is emptied (its exports keep it at width 0)",
-				rule.Module, g.n, g.layer)
+			emptied = append(emptied, strconv.Itoa(g.layer))
 		}
+	}
+	if len(emptied) > 0 {
+		// The authors' code empties a layer whenever the ranking says so (the
+		// real OpenVLA's frozen last vision blocks, ΔW = 0, go whole under the
+		// "lowest" rules); the exports keep such a layer at width 0.
+		rs.warn("rule %s: prunes every unit of layer %s: emptied (the exports keep it at width 0)",
+			rule.Module, strings.Join(emptied, ", "))
 	}
 	return nil
 }
