@@ -56,36 +56,19 @@ const defaultBlockElems = 1 << 20
 // tensor pair, in parallel across blocks of rows. The result does not depend on
 // the number of workers: block partial sums are merged in block order.
 func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Result, error) {
-	rules := make([]arch.MapRule, 0, len(opt.Map))
-	for _, m := range opt.Map {
-		r, err := arch.ParseMapRule(m)
-		if err != nil {
-			return nil, fmt.Errorf("--map %q: %w", m, err)
-		}
-		rules = append(rules, r)
+	rules, err := parseMaps(opt.Map)
+	if err != nil {
+		return nil, err
 	}
-	bn, vn := named(base.Tensors), named(vla.Tensors)
+	bn, vn := base.Named(), vla.Named()
 	al := arch.Align(bn, vn, rules)
 
 	res := &Result{
 		EngineVersion: EngineVersion,
-		BaseOnly:      []string{}, VLAOnly: []string{}, Mismatched: []Mismatch{}, Ambiguous: []Ambiguity{},
-		Warnings:   []string{},
-		BaseParams: base.Params(), VLAParams: vla.Params(),
+		Warnings:      []string{},
+		BaseParams:    base.Params(), VLAParams: vla.Params(),
 	}
-	for _, i := range al.BaseOnly {
-		res.BaseOnly = append(res.BaseOnly, bn[i].Name)
-	}
-	for _, i := range al.VLAOnly {
-		res.VLAOnly = append(res.VLAOnly, vn[i].Name)
-	}
-	for _, m := range al.Mismatched {
-		res.Mismatched = append(res.Mismatched, Mismatch{Base: bn[m.Base].Name, VLA: vn[m.VLA].Name,
-			ShapeBase: bn[m.Base].Shape, ShapeVLA: vn[m.VLA].Shape, Reason: m.Reason})
-	}
-	for _, a := range al.Ambiguous {
-		res.Ambiguous = append(res.Ambiguous, Ambiguity{Name: a.Name, Side: a.Side, Candidates: a.Candidates})
-	}
+	res.BaseOnly, res.VLAOnly, res.Mismatched, res.Ambiguous = listedApart(bn, vn, al)
 
 	res.Exact = opt.Exact
 	res.Suggestions = arch.Suggest(bn, vn, al)
@@ -109,8 +92,7 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 		}
 		jobs = append(jobs, j)
 		if p.Overlap {
-			res.Mismatched = append(res.Mismatched, Mismatch{Base: j.base.Name, VLA: j.vla.Name, ShapeBase: j.base.Shape,
-				ShapeVLA: j.vla.Shape, Compared: true, Reason: fmt.Sprintf("dim 0 differs: compared on the first %d rows", j.rows)})
+			res.Mismatched = append(res.Mismatched, overlapMismatch(bn[p.Base], vn[p.VLA], j.rows))
 		}
 	}
 	var fp *fingerprints
@@ -160,14 +142,6 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 	res.Units = units
 	res.Warnings = append(res.Warnings, warn...)
 	return res, nil
-}
-
-func named(ts []*checkpoint.Tensor) []arch.Named {
-	out := make([]arch.Named, len(ts))
-	for i, t := range ts {
-		out[i] = arch.Named{Name: t.Name, Shape: t.Shape}
-	}
-	return out
 }
 
 // ratio divides, keeping 0/0 = 0 (an all-zero tensor that stayed zero did not change).

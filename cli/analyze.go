@@ -83,7 +83,7 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 		if sp != nil {
 			v = withSpectra(&out, sp)
 		}
-		if err := writeJSON(*jsonOut, env.Stdout, v); err != nil {
+		if err := writeJSON(ctx, *jsonOut, env.Stdout, v); err != nil {
 			return err
 		}
 		if *jsonOut == "-" {
@@ -185,7 +185,7 @@ func absSpecs(specs []string) []string {
 
 // writeJSON writes v to path through a temporary file renamed into place, so a
 // failed or interrupted run never leaves half a file.
-func writeJSON(path string, stdout io.Writer, v any) error {
+func writeJSON(ctx context.Context, path string, stdout io.Writer, v any) error {
 	if path == "-" {
 		return json.NewEncoder(stdout).Encode(v)
 	}
@@ -200,6 +200,9 @@ func writeJSON(path string, stdout io.Writer, v any) error {
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := ctx.Err(); err != nil { // a signal during the encoding: nothing appears at path
+		return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("%s: %v", path, err)

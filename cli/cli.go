@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/deltascope/deltascope/analysis/prune"
 )
 
 // Env is what a command may touch: its streams, and whether stderr is a terminal
@@ -32,17 +34,24 @@ func commands() []command {
 	return []command{
 		{"inspect", "SRC... [--json]", "list the tensors of checkpoints: name, dtype, shape, bytes, file", runInspect},
 		{"analyze", "--base SRC... --vla SRC... [--map 'REGEX=>REPLACEMENT'...] [--json FILE] [--rows] [--units] [--data DIR]", "compute ΔW = W_VLA − W_base per tensor, row, column, channel and head", runAnalyze},
-		{"mask", "--base SRC... --vla SRC... (--recipe FILE | --preset NAME) --export recipe|indices|masks|masked|sliced --out PATH", "resolve a pruning recipe to masks and export them", runMask},
+		{"mask", "--base SRC... --vla SRC... (--recipe FILE | --preset NAME) --export " + strings.Join(prune.ExportKindNames(true), "|") + " --out PATH", "resolve a pruning recipe to masks and export them", runMask},
 		{"serve", "[--addr 127.0.0.1:8080] [--data DIR] [--root DIR...] [--auth none|accounts [--secure-cookies]]", "run the dashboard and the JSON API", runServe},
 		{"gen", "--preset NAME --scale F --out DIR [--shape-only]", "write a synthetic base/VLA pair with the names and shapes of a real model", runGen},
 		{"user", "add|list|token|passwd|role|delete NAME ... (see deltascope user)", "manage the accounts of serve --auth accounts: passwords, roles and personal API tokens", runUser},
 	}
 }
 
+// exitInterrupted is the exit status of a command stopped by SIGINT or SIGTERM.
+const exitInterrupted = 130
+
 // Main runs the command line and returns the process exit code.
 func Main(args []string, env Env) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal cancels the command, a second one takes Go's
+	// default action and ends the process at once, as a user pressing Ctrl-C
+	// twice expects.
+	context.AfterFunc(ctx, stop)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(env.Stdout, usage())
 		return 0
@@ -54,6 +63,16 @@ func Main(args []string, env Env) int {
 			if errors.As(err, &help) {
 				fmt.Fprintf(env.Stdout, "usage: deltascope %s %s\n    %s\n\nflags:\n%s", c.name, c.args, c.summary, help.flags)
 				return 0
+			}
+			if err != nil && ctx.Err() != nil {
+				// Interrupted: the command has removed what it was writing.
+				// 130 is the shell's status for a command ended by SIGINT.
+				msg := err.Error()
+				if errors.Is(err, context.Canceled) && msg == context.Canceled.Error() {
+					msg = fmt.Sprintf("interrupted (%v)", context.Cause(ctx))
+				}
+				fmt.Fprintf(env.Stderr, "deltascope: %s\n", oneLine(msg))
+				return exitInterrupted
 			}
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "deltascope: %s\n", oneLine(err.Error()))

@@ -6,17 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/deltascope/deltascope/analysis"
-	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/prune"
 )
-
-// Export kinds of `deltascope mask`.
-var maskExports = []string{"recipe", "indices", "masks", "masked", "sliced"}
 
 // runMask resolves a recipe (a file or a built-in preset) against an analysis
 // of the pair and writes one export. File exports (recipe, indices, masks) and
@@ -28,19 +23,20 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	maps := fs.List("map", "an alignment rule 'REGEX=>REPLACEMENT' applied to base names (repeatable)")
 	recipeFile := fs.String("recipe", "", "a recipe JSON file (as written by --export recipe)")
 	preset := fs.String("preset", "", "a built-in recipe: "+strings.Join(prune.Presets(), ", "))
-	export := fs.String("export", "", "what to write: "+strings.Join(maskExports, "|"))
+	export := fs.String("export", "", "what to write: "+strings.Join(prune.ExportKindNames(true), "|"))
 	out := fs.String("out", "", "output file (recipe, indices, masks) or new folder (masked, sliced)")
 	pf := addPairFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	kind, kindErr := prune.LookupExport(*export)
 	switch {
 	case len(*bases) == 0 || len(*vlas) == 0:
 		return fmt.Errorf("mask: give at least one --base and one --vla\n%s", fs.Usage())
 	case (*recipeFile == "") == (*preset == ""):
 		return fmt.Errorf("mask: give exactly one of --recipe FILE and --preset NAME\n%s", fs.Usage())
-	case !slices.Contains(maskExports, *export):
-		return fmt.Errorf("mask: --export %q must be one of %s", *export, strings.Join(maskExports, ", "))
+	case kindErr != nil || !kind.Command:
+		return fmt.Errorf("mask: --export %q must be one of %s", *export, strings.Join(prune.ExportKindNames(true), ", "))
 	case *out == "":
 		return fmt.Errorf("mask: --out PATH is required")
 	}
@@ -82,26 +78,17 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	}
 	recipe.BaseFingerprint, recipe.VLAFingerprint, recipe.EngineVersion = baseFP, vlaFP, analysis.EngineVersion
 
-	named := make([]arch.Named, len(vla.Tensors))
-	for i, t := range vla.Tensors {
-		named[i] = arch.Named{Name: t.Name, Shape: t.Shape}
-	}
-	m, err := prune.ResolveWith(res, recipe, prune.Options{VLATensors: named})
+	m, err := prune.ResolveWith(res, recipe, prune.Options{VLATensors: prune.VLATensors(vla)})
 	if err != nil {
 		return err
 	}
 
-	switch *export {
-	case "recipe":
-		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteRecipe(w, m.Recipe) })
-	case "indices":
-		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteIndices(w, m) })
-	case "masks":
-		err = writeMaskFile(*out, func(w io.Writer) error { return prune.WriteMasks(w, m, vla) })
-	case "masked":
-		err = prune.WriteMasked(*out, m, vla)
-	case "sliced":
-		err = prune.WriteSliced(*out, m, vla)
+	if kind.Folder {
+		err = kind.WriteFolder(ctx, *out, m, vla)
+	} else {
+		err = writeMaskFile(ctx, *out, func(w io.Writer) error {
+			return kind.WriteFile(ctx, w, m, vla, strings.TrimSuffix(filepath.Base(*out), kind.Suffix))
+		})
 	}
 	if err != nil {
 		return err
@@ -143,7 +130,7 @@ func maskPathErr(err error) error {
 
 // writeMaskFile fills a temporary file beside path and renames it into place, so a
 // failed or interrupted export never leaves half a file.
-func writeMaskFile(path string, fill func(io.Writer) error) error {
+func writeMaskFile(ctx context.Context, path string, fill func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, maskPathErr(err))
@@ -151,10 +138,16 @@ func writeMaskFile(path string, fill func(io.Writer) error) error {
 	defer os.Remove(tmp.Name())
 	if err := fill(tmp); err != nil {
 		tmp.Close()
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), ctx.Err())
+		}
 		return fmt.Errorf("%s: writing: %v", path, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("%s: writing: %v", path, err)
+	}
+	if err := ctx.Err(); err != nil { // a signal between the last block and the rename
+		return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("%s: %v", path, maskPathErr(err))

@@ -39,8 +39,6 @@ type resolveBase struct {
 	// expert) in their components; nil when the VLA files cannot be opened.
 	vlaTensors []arch.Named
 	vlaErr     error
-	// classOf maps a VLA tensor name to its component, layer and kind.
-	classOf map[string]*analysis.TensorStats
 }
 
 // loadResolveBase reads a done analysis from the store (100–300 ms at
@@ -54,10 +52,7 @@ func (s *Server) loadResolveBase(ctx context.Context, id string) (*resolveBase, 
 	if err != nil {
 		return nil, err
 	}
-	b := &resolveBase{analysis: a, res: res, classOf: make(map[string]*analysis.TensorStats, len(res.Tensors))}
-	for i := range res.Tensors {
-		b.classOf[res.Tensors[i].VLA] = &res.Tensors[i]
-	}
+	b := &resolveBase{analysis: a, res: res}
 	// Headers only: fast even for sharded 15 GB checkpoints.
 	if vla, err := checkpoint.OpenSide(a.Request.VLA, s.openOptions()); err != nil {
 		b.vlaErr = err

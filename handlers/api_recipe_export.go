@@ -2,10 +2,10 @@ package handlers
 
 import (
 	"archive/tar"
+	"context"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +15,6 @@ import (
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/prune"
 )
-
-// Export kinds: the five of `deltascope mask --export`, plus the Python
-// snippet that applies a masks file.
-var exportKinds = []string{"recipe", "indices", "masks", "masks-snippet", "masked", "sliced"}
 
 // apiRecipeExport downloads an export of a saved recipe.
 func (s *Server) apiRecipeExport(w http.ResponseWriter, r *http.Request) {
@@ -54,11 +50,11 @@ func (s *Server) apiInlineExport(w http.ResponseWriter, r *http.Request) {
 	s.export(w, r, kind, rc)
 }
 
-func exportKind(w http.ResponseWriter, r *http.Request) (string, bool) {
-	kind := r.URL.Query().Get("kind")
-	if !slices.Contains(exportKinds, kind) {
-		badRequest(w, "export: ?kind= must be one of "+strings.Join(exportKinds, ", "))
-		return "", false
+func exportKind(w http.ResponseWriter, r *http.Request) (prune.ExportKind, bool) {
+	kind, err := prune.LookupExport(r.URL.Query().Get("kind"))
+	if err != nil {
+		badRequest(w, "export: ?kind= must be one of "+strings.Join(prune.ExportKindNames(false), ", "))
+		return prune.ExportKind{}, false
 	}
 	return kind, true
 }
@@ -66,8 +62,10 @@ func exportKind(w http.ResponseWriter, r *http.Request) (string, bool) {
 // export resolves the recipe and streams one export. Everything that can be
 // refused (the recipe, the analysis, the VLA files) is checked before the
 // first byte, so those errors are JSON; a failure after it aborts the
-// connection, so that no client takes a truncated file for a whole one.
-func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc prune.Recipe) {
+// connection, so that no client takes a truncated file for a whole one. Every
+// writer runs under the request's context: a client that goes away stops the
+// export within one block.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, kind prune.ExportKind, rc prune.Recipe) {
 	id := chi.URLParam(r, "id")
 	m, b, err := s.resolve(r, id, rc)
 	if err != nil {
@@ -77,19 +75,11 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc 
 	name := fileStem(m.Recipe.Name)
 	w.Header().Set("X-Params-Before", strconv.FormatInt(m.Params.Before, 10))
 	w.Header().Set("X-Params-After", strconv.FormatInt(m.Params.After, 10))
-	switch kind {
-	case "recipe":
-		s.streamFile(w, r, name+".recipe.json", "application/json", func(w io.Writer) error { return prune.WriteRecipe(w, m.Recipe) })
-		return
-	case "indices":
-		s.streamFile(w, r, name+".indices.json", "application/json", func(w io.Writer) error { return prune.WriteIndices(w, m) })
-		return
-	case "masks-snippet":
-		snippet := prune.MaskSnippet(name + ".masks.safetensors")
-		s.streamFile(w, r, name+".apply_masks.py", "text/x-python; charset=utf-8", func(w io.Writer) error {
-			_, err := io.WriteString(w, snippet)
-			return err
-		})
+	s.stats.exportsRunning.Add(1)
+	defer s.stats.exportsRunning.Add(-1)
+	ctx := r.Context()
+	if !kind.NeedsVLA { // made from the mask alone: works once the checkpoint is gone
+		s.streamFile(w, r, name+kind.Suffix, kind.ContentType, func(w io.Writer) error { return kind.WriteFile(ctx, w, m, nil, name) })
 		return
 	}
 
@@ -99,8 +89,8 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc 
 		return
 	}
 	defer vla.Close()
-	if kind == "masks" {
-		s.streamFile(w, r, name+".masks.safetensors", "application/octet-stream", func(w io.Writer) error { return prune.WriteMasks(w, m, vla) })
+	if !kind.Folder {
+		s.streamFile(w, r, name+kind.Suffix, kind.ContentType, func(w io.Writer) error { return kind.WriteFile(ctx, w, m, vla, name) })
 		return
 	}
 
@@ -113,22 +103,18 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind string, rc 
 	// Checkpoint exports stream straight from the VLA's files into the tar:
 	// every file's size is known from the mask before a byte is written, so
 	// the download starts at once and needs no scratch disk.
-	list := prune.MaskedEntries
-	if kind == "sliced" {
-		list = prune.SlicedEntries
-	}
-	files, err := list(m, vla)
+	files, err := kind.Entries(m, vla)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	folder := name + "." + kind
+	folder := name + "." + kind.Name
 	entries := make([]tarEntry, len(files))
 	now := time.Now().Truncate(time.Second)
 	for i, e := range files {
 		entries[i] = tarEntry{write: e.Write, hdr: &tar.Header{Typeflag: tar.TypeReg, Name: folder + "/" + e.Name, Size: e.Size, Mode: 0o644, ModTime: now}}
 	}
-	if err := streamTarEntries(w, entries, folder+".tar"); err != nil {
+	if err := streamTarEntries(ctx, w, entries, folder+".tar"); err != nil {
 		s.apiError(w, r, err)
 	}
 }
@@ -195,13 +181,13 @@ func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, filename, ct
 
 type tarEntry struct {
 	hdr   *tar.Header
-	write func(io.Writer) error // writes exactly hdr.Size bytes
+	write func(context.Context, io.Writer) error // writes exactly hdr.Size bytes, or stops with ctx
 }
 
 // streamTarEntries sends entries as a tar with an exact Content-Length. An
 // error before the first byte is returned; after it, the connection is
 // aborted, so the client never takes half an archive for a whole one.
-func streamTarEntries(w http.ResponseWriter, entries []tarEntry, filename string) error {
+func streamTarEntries(ctx context.Context, w http.ResponseWriter, entries []tarEntry, filename string) error {
 	length, err := tarLength(entries)
 	if err != nil {
 		return err
@@ -212,7 +198,7 @@ func streamTarEntries(w http.ResponseWriter, entries []tarEntry, filename string
 
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
-		if err := copyTarEntry(tw, e); err != nil {
+		if err := copyTarEntry(ctx, tw, e); err != nil {
 			panic(http.ErrAbortHandler)
 		}
 	}
@@ -222,12 +208,12 @@ func streamTarEntries(w http.ResponseWriter, entries []tarEntry, filename string
 	return nil
 }
 
-func copyTarEntry(tw *tar.Writer, e tarEntry) error {
+func copyTarEntry(ctx context.Context, tw *tar.Writer, e tarEntry) error {
 	if err := tw.WriteHeader(e.hdr); err != nil {
 		return err
 	}
 	// tar.Writer refuses more bytes than the header says; Flush refuses fewer.
-	if err := e.write(tw); err != nil {
+	if err := e.write(ctx, tw); err != nil {
 		return err
 	}
 	return tw.Flush()

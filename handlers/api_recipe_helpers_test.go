@@ -119,9 +119,7 @@ func directFixture(t *testing.T) (*analysis.Result, []arch.Named) {
 			t.Fatal(err)
 		}
 		defer vla.Close()
-		for _, x := range vla.Tensors {
-			fixtureVLANames = append(fixtureVLANames, arch.Named{Name: x.Name, Shape: x.Shape})
-		}
+		fixtureVLANames = vla.Named()
 		if fixtureResult, err = analysis.Analyze(context.Background(), base, vla, analysis.Options{}); err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/prune"
 )
 
@@ -31,10 +30,6 @@ func viewCount(c prune.Count) countView {
 	return v
 }
 
-// unitsPruned lists pruned unit indices as component → kind (attn_head,
-// ffn_channel) → layer → ascending indices; the projector's layer is -1.
-type unitsPruned map[string]map[string]map[int][]int32
-
 // resolveResponse is what the composer draws after each change.
 type resolveResponse struct {
 	Recipe      prune.Recipe             `json:"recipe"`
@@ -43,7 +38,7 @@ type resolveResponse struct {
 	ByLayer     map[string][]countView   `json:"by_layer"`
 	Rules       []prune.RuleStats        `json:"rules"`
 	Warnings    []string                 `json:"warnings"`
-	UnitsPruned unitsPruned              `json:"units_pruned,omitempty"`
+	UnitsPruned prune.UnitsPruned        `json:"units_pruned,omitempty"`
 	Widths      map[string]*prune.Widths `json:"widths"`
 }
 
@@ -64,56 +59,7 @@ func newResolveResponse(m *prune.Mask, b *resolveBase, withUnits bool) resolveRe
 		out.Warnings = append(slices.Clip(out.Warnings), "the VLA files cannot be opened now, so tensors only the VLA has are counted under \"vla_only\" and checkpoint exports will fail: "+b.vlaErr.Error())
 	}
 	if withUnits {
-		out.UnitsPruned = pruneUnits(m, b)
-	}
-	return out
-}
-
-// pruneUnits recovers the pruned units from the tensor masks: an FFN channel
-// is a row of its gate / fc1 / projector fc1, a head the columns of its output
-// projection divided by the head size.
-func pruneUnits(m *prune.Mask, b *resolveBase) unitsPruned {
-	out := unitsPruned{}
-	put := func(comp, kind string, layer int, idx []int32) {
-		if len(idx) == 0 {
-			return
-		}
-		if out[comp] == nil {
-			out[comp] = map[string]map[int][]int32{}
-		}
-		if out[comp][kind] == nil {
-			out[comp][kind] = map[int][]int32{}
-		}
-		out[comp][kind][layer] = idx
-	}
-	for i := range m.Tensors {
-		tm := &m.Tensors[i]
-		t := b.classOf[tm.Name]
-		if t == nil {
-			continue
-		}
-		switch t.Kind {
-		case arch.KindFFNGate, arch.KindFFNFc1, arch.KindProjFc1:
-			put(t.Component, "ffn_channel", t.Layer, tm.Rows)
-		case arch.KindAttnO:
-			d := 0
-			if w := m.Widths[t.Component]; w != nil {
-				d = w.HeadDim
-			}
-			if d <= 0 {
-				d = b.res.Geometry[t.Component].HeadDim
-			}
-			if d <= 0 {
-				continue
-			}
-			heads := make([]int32, 0, len(tm.Cols)/d)
-			for _, c := range tm.Cols {
-				if h := c / int32(d); len(heads) == 0 || heads[len(heads)-1] != h {
-					heads = append(heads, h)
-				}
-			}
-			put(t.Component, "attn_head", t.Layer, heads)
-		}
+		out.UnitsPruned = prune.PrunedUnits(m, b.res)
 	}
 	return out
 }

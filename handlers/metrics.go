@@ -17,6 +17,9 @@ type counters struct {
 	clientError atomic.Int64
 	cacheHits   atomic.Int64
 	cacheMisses atomic.Int64
+	// exportsRunning counts exports being written to a client; it falls back
+	// when one ends, a client that went away included.
+	exportsRunning atomic.Int64
 }
 
 type metricsResponse struct {
@@ -29,6 +32,7 @@ type metricsResponse struct {
 	Analyses      map[store.Status]int `json:"analyses"`
 	Queue         int                  `json:"queue_length"`
 	Jobs          jobs.Stats           `json:"jobs"`
+	Exports       int64                `json:"exports_running"`
 }
 
 // metrics is a JSON status page: jobs, queue length, cache hits, durations.
@@ -48,5 +52,6 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		Analyses:      counts,
 		Queue:         counts[store.StatusQueued],
 		Jobs:          s.jobs.Stats(),
+		Exports:       s.stats.exportsRunning.Load(),
 	})
 }

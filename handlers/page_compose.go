@@ -12,7 +12,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/deltascope/deltascope/analysis"
-	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
@@ -113,40 +112,12 @@ func (s *Server) pageCompose(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, web.ComposePage(web.ComposeView{Analysis: a, Data: data}))
 }
 
-// composeModules lists the module families a rule can prune in this analysis:
-// those with unit scores, and the projector when it has an fc1.
+// composeModules lists the module families a rule can prune in this analysis.
 func composeModules(res *analysis.Result) []web.ComposeModule {
-	known := map[string]bool{}
-	for _, m := range prune.Modules() {
-		known[m] = true
-	}
-	byModule := map[string]*web.ComposeModule{}
-	for _, u := range res.Units {
-		name := u.Component + "." + u.Kind
-		if !known[name] {
-			continue
-		}
-		m := byModule[name]
-		if m == nil {
-			m = &web.ComposeModule{Module: name}
-			byModule[name] = m
-		}
-		if slices.Contains(m.Layers, u.Layer) {
-			continue // the same units under another scoring
-		}
-		m.Layers = append(m.Layers, u.Layer)
-		m.Sizes = append(m.Sizes, len(u.Scores))
-		m.Units += len(u.Scores)
-	}
-	for _, t := range res.Tensors {
-		if t.Component == arch.CompProjector && t.Kind == arch.KindProjFc1 && len(t.ShapeVLA) == 2 && known[prune.ModProjectorFFN] && byModule[prune.ModProjectorFFN] == nil {
-			n := int(t.ShapeVLA[0])
-			byModule[prune.ModProjectorFFN] = &web.ComposeModule{Module: prune.ModProjectorFFN, Layers: []int{-1}, Sizes: []int{n}, Units: n}
-		}
-	}
-	out := make([]web.ComposeModule, 0, len(byModule))
-	for _, name := range slices.Sorted(maps.Keys(byModule)) {
-		out = append(out, *byModule[name])
+	mods := prune.PrunableModules(res)
+	out := make([]web.ComposeModule, len(mods))
+	for i, m := range mods {
+		out[i] = web.ComposeModule{Module: m.Module, Layers: m.Layers, Sizes: m.Sizes, Units: m.Units}
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
@@ -155,7 +156,7 @@ func TestComposerInBrowser(t *testing.T) {
 	}
 	check := func(what string, got map[string]dl) {
 		t.Helper()
-		for _, kind := range exportKinds {
+		for _, kind := range prune.ExportKindNames(false) {
 			d, ok := got[kind]
 			if !ok || d.Status != 200 || !strings.HasPrefix(d.Disposition, "attachment; filename=") || d.Bytes == 0 {
 				t.Errorf("%s export %s: %+v", what, kind, d)

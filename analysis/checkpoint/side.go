@@ -3,6 +3,8 @@ package checkpoint
 import (
 	"fmt"
 	"sort"
+
+	"github.com/deltascope/deltascope/analysis/arch"
 )
 
 // Side is one model (the base, or the VLA) made of one or more sources: OpenVLA's
@@ -68,4 +70,20 @@ func (s *Side) Bytes() int64 {
 		n += t.Size
 	}
 	return n
+}
+
+// Named lists the side's tensors by name and shape, in the side's order: what
+// alignment, classification and recipe accounting need of a checkpoint,
+// without its files.
+func (s *Side) Named() []arch.Named {
+	return Named(s.Tensors)
+}
+
+// Named lists tensors by name and shape, in their order.
+func Named(ts []*Tensor) []arch.Named {
+	out := make([]arch.Named, len(ts))
+	for i, t := range ts {
+		out[i] = arch.Named{Name: t.Name, Shape: t.Shape}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package prune
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +29,10 @@ const (
 // of a folder source (config, index, tokenizer, remote code: regular files up to
 // 64 MiB that are not weights) are copied verbatim; a single-file source brings
 // the config.json beside it. RecipeFile is added. The folder appears whole or
-// not at all: it is written under a temporary name and renamed.
-func WriteMasked(dir string, m *Mask, vla *checkpoint.Side) error {
-	return writeCheckpoint(dir, m, vla, false)
+// not at all: it is written under a temporary name and renamed. Cancelling ctx
+// stops it within one block and removes what it wrote.
+func WriteMasked(ctx context.Context, dir string, m *Mask, vla *checkpoint.Side) error {
+	return writeCheckpoint(ctx, dir, m, vla, false)
 }
 
 // WriteSliced writes into dir (which must not exist) a checkpoint with the same
@@ -38,9 +40,11 @@ func WriteMasked(dir string, m *Mask, vla *checkpoint.Side) error {
 // same tensor names, order, dtypes and file metadata, smaller shapes; the shard
 // index is rewritten with the new total_size, other companion files are copied,
 // and WidthsFile holds the per-layer widths, since widths are no longer uniform
-// across layers. Its parameter count is Mask.Params.After.
-func WriteSliced(dir string, m *Mask, vla *checkpoint.Side) error {
-	return writeCheckpoint(dir, m, vla, true)
+// across layers. Its parameter count is Mask.Params.After. Like WriteMasked,
+// it appears whole or not at all, and stops within one block when ctx is
+// cancelled.
+func WriteSliced(ctx context.Context, dir string, m *Mask, vla *checkpoint.Side) error {
+	return writeCheckpoint(ctx, dir, m, vla, true)
 }
 
 const (
@@ -49,7 +53,7 @@ const (
 	maxRowBytes       = 64 << 20
 )
 
-func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (err error) {
+func writeCheckpoint(ctx context.Context, dir string, m *Mask, vla *checkpoint.Side, sliced bool) (err error) {
 	if err := checkExportable(m, vla, sliced); err != nil {
 		return err
 	}
@@ -63,6 +67,10 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 	defer func() {
 		if err != nil {
 			os.RemoveAll(tmp)
+			if ctx.Err() != nil { // whatever failed on the way, the cause is the cancellation
+				err = interrupted(ctx, dir)
+				return
+			}
 			err = asDiskFull(err, tmp, dir) // after the removal, which its message promises
 		}
 	}()
@@ -78,7 +86,7 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 			seen[name] = src.Path
 			out = filepath.Join(tmp, name)
 		}
-		if err := exportSource(src, out, m, sliced, &buf); err != nil {
+		if err := exportSource(ctx, src, out, m, sliced, &buf); err != nil {
 			return err
 		}
 	}
@@ -89,6 +97,9 @@ func writeCheckpoint(dir string, m *Mask, vla *checkpoint.Side, sliced bool) (er
 		if err := writeSmall(filepath.Join(tmp, WidthsFile), func(w io.Writer) error { return writeIndented(w, widthsPatch(m)) }); err != nil {
 			return err
 		}
+	}
+	if err := ctx.Err(); err != nil { // the last chance to leave nothing behind
+		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return tensor.Errorf(dir, "%v", err)
@@ -161,7 +172,7 @@ func writeSmall(path string, fill func(io.Writer) error) error {
 }
 
 // exportSource writes one source's files into out.
-func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf *[]byte) error {
+func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Mask, sliced bool, buf *[]byte) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return tensor.Errorf(out, "%v", err)
 	}
@@ -176,7 +187,7 @@ func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf 
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return tensor.Errorf(dst, "%v", err)
 		}
-		n, err := exportFile(f, dst, src.Prefix, m, sliced, buf)
+		n, err := exportFile(ctx, f, dst, src.Prefix, m, sliced, buf)
 		if err != nil {
 			return err
 		}
@@ -189,6 +200,16 @@ func exportSource(src *checkpoint.Source, out string, m *Mask, sliced bool, buf 
 	}
 	for _, c := range comps {
 		name, p := c.name, c.path
+		if sliced && name == ConfigFile { // says the per-layer widths (slicedconfig.go)
+			data, err := slicedConfig(p, m)
+			if err != nil {
+				return err
+			}
+			if err := writeSmall(filepath.Join(out, name), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+				return err
+			}
+			continue
+		}
 		if sliced && name == checkpoint.IndexName {
 			if err := rewriteIndex(p, filepath.Join(out, name), dataTotal); err != nil {
 				return err

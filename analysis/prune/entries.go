@@ -2,6 +2,7 @@ package prune
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,9 +16,11 @@ import (
 // server can announce an archive's exact length and stream it at once instead
 // of building the export on disk first.
 type ExportEntry struct {
-	Name  string // slash-separated path inside the export
-	Size  int64
-	Write func(w io.Writer) error // writes exactly Size bytes
+	Name string // slash-separated path inside the export
+	Size int64
+	// Write writes exactly Size bytes, or stops within one block with
+	// ctx's error when ctx is cancelled (a client that went away).
+	Write func(ctx context.Context, w io.Writer) error
 }
 
 // MaskedEntries lists the files WriteMasked would write — the VLA's own files
@@ -75,6 +78,14 @@ func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, e
 			return nil, err
 		}
 		for _, c := range comps {
+			if sliced && c.name == ConfigFile { // says the per-layer widths (slicedconfig.go)
+				data, err := slicedConfig(c.path, m)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, bytesEntry(dir+c.name, data))
+				continue
+			}
 			if sliced && c.name == checkpoint.IndexName {
 				data, err := rewrittenIndex(c.path, dataTotal)
 				if err != nil {
@@ -102,8 +113,11 @@ func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, e
 }
 
 func bytesEntry(name string, data []byte) ExportEntry {
-	return ExportEntry{Name: name, Size: int64(len(data)), Write: func(w io.Writer) error {
-		_, err := w.Write(data)
+	return ExportEntry{Name: name, Size: int64(len(data)), Write: func(ctx context.Context, w io.Writer) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := w.Write(data) // small: a recipe, an index, widths
 		return err
 	}}
 }
@@ -123,8 +137,8 @@ func slicedSize(fi checkpoint.FileInfo, prefix string, m *Mask) (header, data in
 }
 
 // slicedFileWriter streams one VLA file with its pruned rows and columns cut out.
-func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Writer) error {
-	return func(w io.Writer) error {
+func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
 		in, h, err := openForExport(fi)
 		if err != nil {
 			return err
@@ -135,7 +149,7 @@ func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Wr
 			return tensor.Errorf(fi.Path, "%v", err)
 		}
 		buf := make([]byte, blockBytes)
-		if _, err := copyTensors(sw, in, h, prefix, m, true, &buf, fi.Path, ""); err != nil {
+		if _, err := copyTensors(ctx, sw, in, h, prefix, m, true, &buf, fi.Path, ""); err != nil {
 			return err
 		}
 		return sw.Close()
@@ -144,25 +158,28 @@ func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Wr
 
 // maskedFileWriter streams one VLA file with its pruned cells zeroed: the
 // header verbatim, then every tensor in order.
-func maskedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(io.Writer) error {
-	return func(w io.Writer) error {
+func maskedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
 		in, h, err := openForExport(fi)
 		if err != nil {
 			return err
 		}
 		defer in.Close()
-		if _, err := io.Copy(w, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
+		if _, err := copyBlocks(ctx, w, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
 			return err
 		}
 		buf := make([]byte, blockBytes)
-		_, err = copyTensors(w, in, h, prefix, m, false, &buf, fi.Path, "")
+		_, err = copyTensors(ctx, w, in, h, prefix, m, false, &buf, fi.Path, "")
 		return err
 	}
 }
 
 // fileWriter copies a companion file, which must still have its listed size.
-func fileWriter(path string, size int64) func(io.Writer) error {
-	return func(w io.Writer) error {
+func fileWriter(path string, size int64) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return tensor.Errorf(path, "%v", err)

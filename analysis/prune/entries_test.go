@@ -46,7 +46,7 @@ func TestEntriesEqualWrittenExports(t *testing.T) {
 			if c.sliced {
 				write, list = WriteSliced, SlicedEntries
 			}
-			if err := write(dir, c.m, c.side); err != nil {
+			if err := write(context.Background(), dir, c.m, c.side); err != nil {
 				t.Fatal(err)
 			}
 			want := map[string][]byte{}
@@ -64,7 +64,7 @@ func TestEntriesEqualWrittenExports(t *testing.T) {
 			var names []string
 			for _, e := range entries {
 				var b bytes.Buffer
-				if err := e.Write(&b); err != nil {
+				if err := e.Write(context.Background(), &b); err != nil {
 					t.Fatalf("%s: %v", e.Name, err)
 				}
 				if int64(b.Len()) != e.Size {

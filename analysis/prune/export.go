@@ -2,6 +2,7 @@ package prune
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +20,9 @@ import (
 //	{"recipe": {...}, "params": {...},
 //	 "tensors": {"<VLA tensor>": {"shape": [R, C], "rows": [...], "cols": [...]}, ...}}
 //
-// streamed tensor by tensor (never built whole in memory).
-func WriteIndices(w io.Writer, m *Mask) error {
+// streamed tensor by tensor (never built whole in memory), checking ctx
+// before each tensor.
+func WriteIndices(ctx context.Context, w io.Writer, m *Mask) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	recipe, err := json.Marshal(m.Recipe)
 	if err != nil {
@@ -48,6 +50,9 @@ func WriteIndices(w io.Writer, m *Mask) error {
 		bw.WriteByte(']')
 	}
 	for i, t := range m.Tensors {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if i > 0 {
 			bw.WriteByte(',')
 		}
@@ -83,8 +88,9 @@ const (
 // WriteMasks writes a safetensors file of 1-D U8 keep-masks (see RowsSuffix),
 // with the recipe as JSON in its metadata under "deltascope_recipe". When vla
 // is not nil, every masked tensor is first checked to exist there with the same
-// shape, so that masks never silently miss their model.
-func WriteMasks(w io.Writer, m *Mask, vla *checkpoint.Side) error {
+// shape, so that masks never silently miss their model. It checks ctx before
+// each mask.
+func WriteMasks(ctx context.Context, w io.Writer, m *Mask, vla *checkpoint.Side) error {
 	if err := checkAgainst(m, vla); err != nil {
 		return err
 	}
@@ -111,6 +117,9 @@ func WriteMasks(w io.Writer, m *Mask, vla *checkpoint.Side) error {
 	}
 	buf := make([]byte, longest) // the longest dimension of a masked tensor, bounded by its validated shape
 	emit := func(n int64, pruned []int32) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		b := buf[:n]
 		for i := range b {
 			b[i] = 1

@@ -66,7 +66,7 @@ func TestWriteMaskedEveryByte(t *testing.T) {
 	vla := openFixtureVLA(t)
 	defer vla.Close()
 	dir := filepath.Join(t.TempDir(), "masked")
-	if err := WriteMasked(dir, m, vla); err != nil {
+	if err := WriteMasked(context.Background(), dir, m, vla); err != nil {
 		t.Fatal(err)
 	}
 	orig := readAll(t, fixtures+"/vla/model.safetensors")
@@ -109,7 +109,7 @@ func TestWriteMaskedEveryByte(t *testing.T) {
 	if err := json.Unmarshal(readAll(t, filepath.Join(dir, RecipeFile)), &r); err != nil || r.Name != "export" {
 		t.Errorf("recipe file: %v %+v", err, r)
 	}
-	if err := WriteMasked(dir, m, vla); err == nil {
+	if err := WriteMasked(context.Background(), dir, m, vla); err == nil {
 		t.Error("writing over an existing export should fail")
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".masked.tmp-*"))
@@ -131,7 +131,7 @@ func TestWriteSlicedShapesAndCount(t *testing.T) {
 	vla := openFixtureVLA(t)
 	defer vla.Close()
 	dir := filepath.Join(t.TempDir(), "sliced")
-	if err := WriteSliced(dir, m, vla); err != nil {
+	if err := WriteSliced(context.Background(), dir, m, vla); err != nil {
 		t.Fatal(err)
 	}
 	out, err := checkpoint.OpenSide([]string{dir + "/model.safetensors"}, checkpoint.Options{})
@@ -210,7 +210,7 @@ func TestWriteMasksAndIndices(t *testing.T) {
 	vla := openFixtureVLA(t)
 	defer vla.Close()
 	var buf bytes.Buffer
-	if err := WriteMasks(&buf, m, vla); err != nil {
+	if err := WriteMasks(context.Background(), &buf, m, vla); err != nil {
 		t.Fatal(err)
 	}
 	data := buf.Bytes()
@@ -248,7 +248,7 @@ func TestWriteMasksAndIndices(t *testing.T) {
 	}
 
 	buf.Reset()
-	if err := WriteIndices(&buf, m); err != nil {
+	if err := WriteIndices(context.Background(), &buf, m); err != nil {
 		t.Fatal(err)
 	}
 	var idx struct {
@@ -350,7 +350,7 @@ func TestTorchPickleVLARefused(t *testing.T) {
 	}
 	defer side.Close()
 	dir := filepath.Join(t.TempDir(), "x")
-	err = WriteMasked(dir, &Mask{}, side)
+	err = WriteMasked(context.Background(), dir, &Mask{}, side)
 	if err == nil || !strings.Contains(err.Error(), "torch pickle") {
 		t.Errorf("got %v", err)
 	}
@@ -382,10 +382,10 @@ func TestShardedExports(t *testing.T) {
 	}
 	dir := t.TempDir()
 	masked, sliced := filepath.Join(dir, "masked"), filepath.Join(dir, "sliced")
-	if err := WriteMasked(masked, m, side); err != nil {
+	if err := WriteMasked(context.Background(), masked, m, side); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteSliced(sliced, m, side); err != nil {
+	if err := WriteSliced(context.Background(), sliced, m, side); err != nil {
 		t.Fatal(err)
 	}
 	idx := readAll(t, filepath.Join(fixtures, "base", checkpoint.IndexName))

@@ -2,6 +2,7 @@ package prune
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -14,8 +15,9 @@ import (
 
 // exportFile streams one safetensors file of the VLA into dst, masked (pruned
 // cells zeroed, header verbatim) or sliced (pruned cells removed, header
-// rewritten), one block of whole rows at a time. It returns the data bytes written.
-func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
+// rewritten), one block of whole rows at a time, checking ctx before each
+// block. It returns the data bytes written.
+func exportFile(ctx context.Context, fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
 	in, h, err := openForExport(fi)
 	if err != nil {
 		return 0, err
@@ -34,10 +36,10 @@ func exportFile(fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool
 			return 0, tensor.Errorf(dst, "%v", err)
 		}
 		data = sw
-	} else if _, err := io.Copy(bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
+	} else if _, err := copyBlocks(ctx, bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
 		return 0, writeFailed(dst, err)
 	}
-	total, err := copyTensors(data, in, h, prefix, m, sliced, buf, fi.Path, dst)
+	total, err := copyTensors(ctx, data, in, h, prefix, m, sliced, buf, fi.Path, dst)
 	if err != nil {
 		return 0, err
 	}
@@ -93,7 +95,7 @@ func openForExport(fi checkpoint.FileInfo) (*os.File, *safetensors.Header, error
 
 // copyTensors writes every tensor's data of a file in order: masked tensors
 // through streamMasked, the others verbatim. It returns the bytes written.
-func copyTensors(data io.Writer, in *os.File, h *safetensors.Header, prefix string, m *Mask, sliced bool, buf *[]byte, path, dst string) (int64, error) {
+func copyTensors(ctx context.Context, data io.Writer, in *os.File, h *safetensors.Header, prefix string, m *Mask, sliced bool, buf *[]byte, path, dst string) (int64, error) {
 	var total int64
 	for i := range h.Entries {
 		e := &h.Entries[i]
@@ -102,9 +104,9 @@ func copyTensors(data io.Writer, in *os.File, h *safetensors.Header, prefix stri
 		var n int64
 		var err error
 		if t == nil {
-			n, err = io.Copy(data, src)
+			n, err = copyBlocks(ctx, data, src)
 		} else {
-			n, err = streamMasked(data, src, e, t, sliced, buf)
+			n, err = streamMasked(ctx, data, src, e, t, sliced, buf)
 		}
 		if err != nil {
 			return 0, streamFailed(path, dst, e.Name, err)
@@ -117,7 +119,7 @@ func copyTensors(data io.Writer, in *os.File, h *safetensors.Header, prefix stri
 // streamMasked copies one masked tensor, rows in blocks: pruned rows and the
 // pruned columns of kept rows are zeroed (masked) or dropped (sliced). A vector
 // (a bias) is a column of one-element rows.
-func streamMasked(w io.Writer, src *io.SectionReader, e *safetensors.Entry, t *TensorMask, sliced bool, buf *[]byte) (int64, error) {
+func streamMasked(ctx context.Context, w io.Writer, src *io.SectionReader, e *safetensors.Entry, t *TensorMask, sliced bool, buf *[]byte) (int64, error) {
 	if !slices.Equal(e.Shape, t.Shape) {
 		return 0, errors.New("shape differs from the mask's")
 	}
@@ -154,6 +156,9 @@ func streamMasked(w io.Writer, src *io.SectionReader, e *safetensors.Entry, t *T
 	perBlock := int64(len(*buf)) / rowBytes
 	var written int64
 	for r0 := int64(0); r0 < rows; r0 += perBlock {
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
 		n := min(perBlock, rows-r0)
 		b := (*buf)[:n*rowBytes]
 		if _, err := src.ReadAt(b, r0*rowBytes); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +21,11 @@ import (
 // config files, and Out/pair.json, and returns the SRC specs of both sides.
 // Values are a pure function of (Preset, Scale, Seed): the bytes do not depend
 // on GOMAXPROCS or on timing.
+//
+// A new Out is written under a temporary name beside it and renamed, so it
+// appears whole or not at all; into an Out that exists, the files are written
+// in place and those this call created are removed if it fails. Cancelling
+// ctx stops it within one block of rows, with the same cleanup.
 func Generate(ctx context.Context, o Options) (*Pair, error) {
 	if o.Out == "" {
 		return nil, errors.New("no output folder given")
@@ -28,12 +34,106 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := os.Lstat(o.Out); errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(o.Out)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return nil, err
+		}
+		tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".tmp-")
+		if err != nil {
+			return nil, err
+		}
+		into := o
+		into.Out = tmp
+		pair, err := generateInto(ctx, m, into, &created{})
+		if err == nil {
+			err = os.Rename(tmp, o.Out)
+		}
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, interrupted(ctx, o.Out, err)
+		}
+		return pair, nil
+	}
+	made := &created{}
+	pair, err := generateInto(ctx, m, o, made)
+	if err != nil {
+		made.remove()
+		return nil, interrupted(ctx, o.Out, err)
+	}
+	return pair, nil
+}
+
+// interrupted names the folder and the cause when ctx stopped Generate,
+// rather than the temporary file it was writing; other errors pass as they are.
+func interrupted(ctx context.Context, out string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return &interruptedError{out: out, cause: context.Cause(ctx), err: ctx.Err()}
+}
+
+// interruptedError unwraps to the context's error and its cause.
+type interruptedError struct {
+	out        string
+	cause, err error
+}
+
+func (e *interruptedError) Error() string {
+	return fmt.Sprintf("%s: interrupted (%v); what was written is removed", e.out, e.cause)
+}
+
+func (e *interruptedError) Unwrap() []error { return []error{e.err, e.cause} }
+
+// created records the files and folders a Generate into an existing folder
+// made, in order, so that a failure can take exactly them away again.
+type created struct{ paths []string }
+
+// mkdirAll is os.MkdirAll that records each folder it creates.
+func (c *created) mkdirAll(dir string) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		c.paths = append(c.paths, missing[i])
+	}
+	return nil
+}
+
+// create creates (or truncates) a file and records it.
+func (c *created) create(path string) (*os.File, error) {
+	if err := c.mkdirAll(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		c.paths = append(c.paths, path)
+	}
+	return f, err
+}
+
+// remove deletes what was recorded, files before the folders holding them.
+func (c *created) remove() {
+	for i := len(c.paths) - 1; i >= 0; i-- {
+		os.Remove(c.paths[i])
+	}
+}
+
+// generateInto writes the model's files under o.Out.
+func generateInto(ctx context.Context, m *model, o Options, made *created) (*Pair, error) {
 	for _, side := range []struct {
 		files []fileSpec
 		vla   bool
 	}{{m.baseFiles, false}, {m.vlaFiles, true}} {
 		for i := range side.files {
-			if err := writeFile(ctx, o, &side.files[i], side.vla); err != nil {
+			if err := writeFile(ctx, o, &side.files[i], side.vla, made); err != nil {
 				return nil, err
 			}
 		}
@@ -44,7 +144,7 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 	}
 	slices.Sort(extras)
 	for _, p := range extras {
-		if err := writeSmall(filepath.Join(o.Out, filepath.FromSlash(p)), m.extra[p]); err != nil {
+		if err := writeSmall(made, filepath.Join(o.Out, filepath.FromSlash(p)), m.extra[p]); err != nil {
 			return nil, err
 		}
 	}
@@ -53,17 +153,22 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeSmall(filepath.Join(o.Out, "pair.json"), append(data, '\n')); err != nil {
+	if err := writeSmall(made, filepath.Join(o.Out, "pair.json"), append(data, '\n')); err != nil {
 		return nil, err
 	}
 	return pair, nil
 }
 
-func writeSmall(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func writeSmall(made *created, path string, data []byte) error {
+	f, err := made.create(path)
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, data, 0o644)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // checkDTypes guards fill, which encodes only BF16 and F32.
@@ -82,12 +187,12 @@ func checkDTypes(f *fileSpec, vla bool) error {
 
 // writeFile writes one safetensors file: the header, then either every tensor's
 // values or, with ShapeOnly, a sparse hole of the right size.
-func writeFile(ctx context.Context, o Options, fs *fileSpec, vla bool) (err error) {
-	path := filepath.Join(o.Out, filepath.FromSlash(fs.path))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func writeFile(ctx context.Context, o Options, fs *fileSpec, vla bool, made *created) (err error) {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Create(path)
+	path := filepath.Join(o.Out, filepath.FromSlash(fs.path))
+	f, err := made.create(path)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,93 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis/prune"
+	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/jobs"
+	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web"
+)
+
+// A client that hangs up in the middle of a checkpoint download stops the
+// export: the handler returns (the running-exports count falls back to 0)
+// within a second, long before the archive would have been whole.
+func TestExportStopsWhenClientDisconnects(t *testing.T) {
+	root := t.TempDir()
+	// TinyLlama at 0.6 scale: a 780 MB VLA (sparse), seconds of archive.
+	pair, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: root, ShapeOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	id := analyzeInto(t, db, root, pair.Base, pair.VLA)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log})
+	hs := httptest.NewServer(recipeTestRouter(srv))
+	t.Cleanup(hs.Close)
+
+	for _, kind := range []string{"masked", "sliced"} {
+		t.Run(kind, func(t *testing.T) {
+			conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			body := fmt.Sprintf(`{"name": "ffn", "rules": [{"module": %q, "ratio": 0.1, "direction": "highest"}]}`, prune.ModLLMFFN)
+			fmt.Fprintf(conn, "POST /api/analyses/%s/export?kind=%s HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+				id, kind, len(body), body)
+			rd := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(rd, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 200 || resp.ContentLength < 100<<20 {
+				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+				t.Fatalf("export: %d, %d bytes announced: %s", resp.StatusCode, resp.ContentLength, msg)
+			}
+			if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			if n := srv.stats.exportsRunning.Load(); n != 1 {
+				t.Fatalf("%d exports running during the download, want 1", n)
+			}
+			conn.Close()
+			hung := time.Now()
+			for srv.stats.exportsRunning.Load() != 0 {
+				if time.Since(hung) > time.Second {
+					t.Fatalf("the export still runs %v after its client hung up", time.Since(hung).Round(time.Millisecond))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Logf("export stopped %v after the client hung up", time.Since(hung).Round(time.Millisecond))
+		})
+	}
+}
+
+// Every export kind the recipe API serves has a download button on the
+// composer page, and every button a kind: the page's list and prune's table
+// stay the same list.
+func TestExportKindsOffered(t *testing.T) {
+	var page []string
+	for _, k := range web.ExportKinds {
+		page = append(page, k.Kind)
+	}
+	if got, want := strings.Join(page, ","), strings.Join(prune.ExportKindNames(false), ","); got != want {
+		t.Errorf("composer offers %s; the API serves %s", got, want)
+	}
+}
