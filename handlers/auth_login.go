@@ -30,6 +30,8 @@ type loginView struct {
 	Message string
 	Name    string
 	Next    string
+	// Warning says why signing in cannot work from here (cookieWarning).
+	Warning string
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +40,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	renderLogin(w, http.StatusOK, loginView{Next: next})
+	renderLogin(w, http.StatusOK, loginView{Next: next, Warning: s.cookieWarning(r)})
 }
 
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +54,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, password := r.PostForm.Get("name"), r.PostForm.Get("password")
-	view := loginView{Name: name, Next: safeNext(r.PostForm.Get("next"))}
+	view := loginView{Name: name, Next: safeNext(r.PostForm.Get("next")), Warning: s.cookieWarning(r)}
 	addrKey, nameKey := clientAddress(r), "name:"+strings.ToLower(truncate(name, 64))
 
 	if wait, blocked := s.auth.logins.blocked(addrKey, nameKey); blocked {
@@ -158,6 +160,7 @@ var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
 <main class="login">
 <h1>deltascope</h1>
 <p class="lede">Sign in to review divergence maps and pruning recipes.</p>
+{{if .Warning}}<p class="message" role="alert" data-testid="cookie-warning">{{.Warning}}</p>{{end}}
 {{if .Message}}<p class="message" role="alert">{{.Message}}</p>{{end}}
 <form method="post" action="/login">
 <input type="hidden" name="next" value="{{.Next}}">

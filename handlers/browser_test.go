@@ -34,7 +34,8 @@ func chromiumPath(tb testing.TB) string {
 
 // newBrowser starts a headless Chromium with a fresh profile and returns a
 // tab context. The first Run allocates the browser; it lives until cleanup.
-func newBrowser(tb testing.TB) context.Context {
+// extra adds flags (a host-resolver rule, say).
+func newBrowser(tb testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(tb)),
@@ -50,6 +51,7 @@ func newBrowser(tb testing.TB) context.Context {
 		chromedp.UserDataDir(tb.TempDir()),
 		chromedp.WindowSize(1366, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	tb.Cleanup(func() { cancelTab(); cancelAlloc() })
