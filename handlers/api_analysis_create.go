@@ -23,6 +23,11 @@ type createAnalysisRequest struct {
 	// cache key). No name: one is made from the sources (store.DefaultName).
 	Name string   `json:"name"`
 	Tags []string `json:"tags"`
+	// Exact subtracts at full precision; Geometry sets components' attention
+	// layout ({"vision.siglip": {"heads": 16, "kv_heads": 16}}). Both change
+	// the result, and so the cache key.
+	Exact    bool                     `json:"exact"`
+	Geometry map[string]arch.Geometry `json:"geometry"`
 }
 
 type createAnalysisResponse struct {
@@ -59,7 +64,7 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 		tooManyRequests(w, fmt.Sprintf("%d analyses are already waiting (limit %d); try again when some have finished", counts[store.StatusQueued], s.guard.g.MaxQueuedAnalyses))
 		return
 	}
-	a, err := s.db.CreateLabeled(r.Context(), store.AnalysisRequest{Base: req.Base, VLA: req.VLA, Map: req.Map}, store.Labels{Name: req.Name, Tags: req.Tags})
+	a, err := s.db.CreateLabeled(r.Context(), req.storeRequest(), store.Labels{Name: req.Name, Tags: req.Tags})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -86,6 +91,10 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 			return req, false
 		}
 	}
+	if err := checkGeometry(req.Geometry); err != nil {
+		badRequest(w, err.Error())
+		return req, false
+	}
 	if len(s.cfg.Roots) == 0 {
 		forbidden(w, "this server has no --root folders")
 		return req, false
@@ -109,7 +118,7 @@ func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.
 		return nil, false
 	}
 	defer vla.Close()
-	a, err := s.db.FindCached(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.Map)
+	a, err := s.db.FindCachedRequest(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.storeRequest())
 	return a, err == nil
 }
 
