@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 )
@@ -63,7 +67,7 @@ func runInspect(_ context.Context, env Env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return writeInspectTable(env.Stdout, rep)
+	return writeInspectTable(env.Stdout, rep, outputColumns(env.Stdout))
 }
 
 func buildInspectReport(side *checkpoint.Side) inspectReport {
@@ -89,11 +93,30 @@ func buildInspectReport(side *checkpoint.Side) inspectReport {
 	return rep
 }
 
-func writeInspectTable(w io.Writer, rep inspectReport) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDTYPE\tSHAPE\tBYTES\tFILE")
+// writeInspectTable prints the report for people. Everything that came from a
+// file (names, paths, metadata) goes through display, so a hostile name cannot
+// send escape sequences to the terminal. With columns > 0 (a terminal's width)
+// rows are fitted to it: the file column shows base names when there is one
+// source, and long names are elided in the middle, where the dotted path
+// repeats the least. --json is the complete, unescaped form.
+func writeInspectTable(w io.Writer, rep inspectReport, columns int) error {
+	oneSource := len(rep.Sources) == 1
+	common := commonDir(rep.Tensors)
+	rows := make([][5]string, 0, len(rep.Tensors)+1)
+	rows = append(rows, [5]string{"NAME", "DTYPE", "SHAPE", "BYTES", "FILE"})
 	for _, t := range rep.Tensors {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Name, t.DType, shapeString(t.Shape), t.Bytes, t.File)
+		file := t.File
+		if oneSource {
+			file = filepath.Base(file)
+		} else if rel, err := filepath.Rel(common, file); err == nil && common != "" {
+			file = rel // the sources' files, told apart by what follows their common folder
+		}
+		rows = append(rows, [5]string{display(t.Name), t.DType, shapeString(t.Shape), strconv.FormatInt(t.Bytes, 10), display(file)})
+	}
+	fitColumns(rows, columns)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3], r[4])
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -109,20 +132,127 @@ func writeInspectTable(w io.Writer, rep inspectReport) error {
 		fmt.Fprintf(w, "  %-8s %6d tensors %18s parameters %12s\n", d, t.Tensors, groupDigits(t.Params), humanBytes(t.Bytes))
 	}
 	for _, s := range rep.Sources {
-		fmt.Fprintf(w, "source %s (%s, %d file(s))\n", s.Spec, s.Format, len(s.Files))
+		fmt.Fprintf(w, "source %s (%s, %d file(s))\n", display(s.Spec), s.Format, len(s.Files))
 		keys := make([]string, 0, len(s.Metadata))
 		for k := range s.Metadata {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(w, "  metadata %s = %s\n", k, s.Metadata[k])
+			fmt.Fprintf(w, "  metadata %s = %s\n", display(k), display(s.Metadata[k]))
 		}
 		for _, e := range s.Entries {
-			fmt.Fprintf(w, "  entry %s = %s\n", e.Name, e.Value)
+			fmt.Fprintf(w, "  entry %s = %s\n", display(e.Name), display(e.Value))
 		}
 	}
 	return nil
+}
+
+// display returns s as is when every rune is printable, and otherwise quoted
+// Go-style ("a\x1b[31m"), so control characters, terminal escapes and
+// bidirectional overrides from a checkpoint never reach the terminal raw, and
+// the quotes show that the name holds something unusual.
+func display(s string) string {
+	for _, r := range s {
+		if !strconv.IsPrint(r) || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// commonDir is the folder every tensor's file lies under ("" when none).
+func commonDir(ts []inspectTensor) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	dir := filepath.Dir(ts[0].File)
+	for _, t := range ts[1:] {
+		for dir != "." && dir != string(filepath.Separator) && !strings.HasPrefix(t.File, dir+string(filepath.Separator)) {
+			dir = filepath.Dir(dir)
+		}
+	}
+	if dir == "." || dir == string(filepath.Separator) {
+		return ""
+	}
+	return dir
+}
+
+// Column layout: two spaces between columns (the tabwriter's padding), and
+// the widths names and files are shrunk to, in turn: names to a width that
+// still reads well, then files, then names to the narrowest.
+const (
+	columnGap    = 2
+	fairNameCols = 40
+	minNameCols  = 24
+	minFileCols  = 16
+)
+
+// fitColumns shrinks the name and file columns of rows (header first) so that
+// a row fits in columns, file first, then name, eliding in the middle; the
+// dtype, shape and byte columns are short and always kept whole. columns ≤ 0
+// leaves rows as they are.
+func fitColumns(rows [][5]string, columns int) {
+	if columns <= 0 {
+		return
+	}
+	var width [5]int
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	total := 4 * columnGap
+	for _, w := range width {
+		total += w
+	}
+	over := total - columns
+	if over <= 0 {
+		return
+	}
+	limit := width
+	for _, step := range []struct{ col, floor int }{{0, fairNameCols}, {4, minFileCols}, {0, minNameCols}} {
+		if cut := min(over, limit[step.col]-step.floor); cut > 0 {
+			limit[step.col] -= cut
+			over -= cut
+		}
+	}
+	for i := range rows[1:] {
+		rows[i+1][0] = elideMiddle(rows[i+1][0], limit[0])
+		rows[i+1][4] = elideStart(rows[i+1][4], limit[4])
+	}
+}
+
+// elideStart shortens a path to its last n runes behind "…": the end (shard
+// and file name) is what tells files apart.
+func elideStart(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 2 {
+		return s
+	}
+	return "…" + string(r[len(r)-n+1:])
+}
+
+// elideMiddle shortens s to n runes by replacing its middle with "…", keeping
+// a little more of the end, where a tensor name says what it is (…mlp.fc1.weight).
+func elideMiddle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 3 {
+		return s
+	}
+	tail := (n - 1) * 3 / 5
+	head := n - 1 - tail
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+// outputColumns is the width to fit the table to: $COLUMNS when set, else the
+// terminal's width when w is one, else 0 — piped output is never cut, so grep
+// and awk see whole names.
+func outputColumns(w io.Writer) int {
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return terminalColumns(w)
 }
 
 func shapeString(s []int64) string {

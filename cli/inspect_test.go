@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/deltascope/deltascope/internal/hostile"
+	"github.com/deltascope/deltascope/internal/testfixtures"
+)
+
+// namedSafetensors writes a safetensors file of zero-size F32 tensors with the
+// given names, whatever bytes they hold.
+func namedSafetensors(t *testing.T, path string, names ...string) {
+	t.Helper()
+	h := map[string]any{}
+	for _, n := range names {
+		h[n] = map[string]any{"dtype": "F32", "shape": []int{0}, "data_offsets": []int{0, 0}}
+	}
+	js, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile.WriteFile(t, path, append(binary.LittleEndian.AppendUint64(nil, uint64(len(js))), js...))
+}
+
+func runInspectCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runInspect(context.Background(), Env{Stdout: &out, Stderr: &errOut}, args)
+	return out.String(), err
+}
+
+// TestInspectEscapesNames: tensor names holding terminal escapes, control
+// characters or a bidirectional override are printed quoted, so nothing but
+// newlines and printable text reaches the terminal; --json keeps them exact.
+func TestInspectEscapesNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evil.safetensors")
+	evil := "evil\x1b]0;pwned\x07\x1b[2J.weight"
+	bidi := "\u202egnp.exe"
+	namedSafetensors(t, path, evil, bidi, "plain.weight")
+	out, err := runInspectCmd(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range out {
+		if (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' {
+			t.Fatalf("output holds %U at byte %d:\n%q", r, i, out)
+		}
+	}
+	for _, want := range []string{`"evil\x1b]0;pwned\a\x1b[2J.weight"`, `"\u202egnp.exe"`, "\nplain.weight "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	js, err := runInspectCmd(t, "--json", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep inspectReport
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tn := range rep.Tensors {
+		found = found || tn.Name == evil
+	}
+	if !found {
+		t.Errorf("--json does not give the name exactly: %v", rep.Tensors)
+	}
+}
+
+// TestInspectFitsTerminal: with $COLUMNS set (as a shell exports it), every
+// row fits: the file column shows base names for one source, and long names
+// are elided in the middle. Piped output (no $COLUMNS, not a terminal) keeps
+// whole names. Before, π0.5's rows were ~150 columns and OpenVLA's ~230.
+func TestInspectFitsTerminal(t *testing.T) {
+	vla := testfixtures.Path("pi05", "vla", "model.safetensors")
+	base := testfixtures.Path("pi05", "base")
+	longest := "paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.q_proj.weight"
+
+	t.Setenv("COLUMNS", "")
+	out, err := runInspectCmd(t, vla)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _, _ := strings.Cut(out, "\n\n")
+	if !strings.Contains(table, longest) || strings.Contains(table, "…") || strings.Contains(table, filepath.Dir(vla)) {
+		t.Errorf("piped: want whole names and base file names:\n%s", head(out))
+	}
+
+	for _, cols := range []int{100, 80} {
+		t.Setenv("COLUMNS", itoa(cols))
+		for _, args := range [][]string{{vla}, {base}, {"b.=" + base, vla}} {
+			out, err := runInspectCmd(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			table, _, _ := strings.Cut(out, "\n\n")
+			for _, line := range strings.Split(table, "\n") {
+				if n := utf8.RuneCountInString(line); n > cols {
+					t.Fatalf("COLUMNS=%d %v: a %d-column row:\n%s", cols, args, n, line)
+				}
+			}
+			if !strings.Contains(table, "…") {
+				t.Errorf("COLUMNS=%d %v: no name was elided:\n%s", cols, args, head(table))
+			}
+			if len(args) == 1 && strings.Contains(table, string(filepath.Separator)+"model") {
+				t.Errorf("COLUMNS=%d %v: one source, yet the file column shows paths:\n%s", cols, args, head(table))
+			}
+		}
+	}
+}
+
+// TestInspectPickleBomb runs `deltascope inspect` on the review's pickle bomb
+// in a child process: it exits non-zero with one line naming the file and the
+// problem, its peak RSS under 300 MB. Before, the 8 M-None bomb was listed
+// after reaching 584 MB RSS, and the 64 KB deflated one reached 3.2 GB in 37 s.
+func TestInspectPickleBomb(t *testing.T) {
+	dir := t.TempDir()
+	for name, file := range map[string][]byte{
+		"bomb.pt":          hostile.PickleBomb(8, 1<<20, false),
+		"bomb-deflated.pt": hostile.PickleBomb(60, 1<<20, true),
+	} {
+		path := filepath.Join(dir, name)
+		hostile.WriteFile(t, path, file)
+		argv, _ := json.Marshal([]string{"inspect", path})
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "DELTASCOPE_AS_MAIN="+string(argv))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KB on Linux
+		t.Logf("%s: peak RSS %d MB; %s", name, rss>>20, strings.TrimSpace(stderr.String()))
+		if err == nil {
+			t.Errorf("%s: inspect succeeded on a pickle bomb", name)
+		}
+		if msg := stderr.String(); !strings.HasPrefix(msg, "deltascope: "+path+": ") || strings.Count(msg, "\n") != 1 ||
+			!strings.Contains(msg, "bomb") {
+			t.Errorf("%s: stderr %q, want one line naming the file and the bomb", name, msg)
+		}
+		if rss > 300<<20 {
+			t.Errorf("%s: inspect reached %d MB RSS", name, rss>>20)
+		}
+	}
+}
+
+func head(s string) string {
+	lines := strings.SplitN(s, "\n", 6)
+	return strings.Join(lines[:min(5, len(lines))], "\n")
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
