@@ -2,6 +2,7 @@ package spectral
 
 import (
 	"context"
+	"slices"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -64,28 +65,28 @@ func (m *matrix) bytesPerPass() int64 {
 //
 // The singular values of Z are those of QᵀΔW, ΔW's projection onto the range
 // found; they grow towards ΔW's own with every round, and the rounds stop once
-// the top K move by less than Tol·σ₁, or after Power rounds. ‖ΔW‖²_F is summed
-// exactly along the first pass.
-func (m *matrix) spectrum(ctx context.Context, opt Options, prog *reporter) (Spectrum, error) {
+// the top K move by less than Tol·σ₁, or after Power rounds. They come from
+// the R factor of the QR that orthonormalizes Z anyway. ‖ΔW‖²_F is summed
+// exactly along the first pass. Every buffer comes from sc, reused across the
+// tensors a worker computes.
+func (m *matrix) spectrum(ctx context.Context, opt Options, prog *reporter, sc *scratch) (Spectrum, error) {
 	rows, cols, l := int(m.rows), int(m.cols), m.l
-	omega := gaussian(cols, l, seedFor(opt.Seed, m.head.VLA, m.head.Block))
-	y := mat.NewDense(rows, l, nil)
-	z := mat.NewDense(cols, l, nil)
-	d := newChunk(m)
+	omega := sc.gaussian(cols, l, seedFor(opt.Seed, m.head.VLA, m.head.Block))
+	y := blas64.General{Rows: rows, Cols: l, Stride: l, Data: grow(&sc.y, rows*l)}
+	z := blas64.General{Rows: cols, Cols: l, Stride: l, Data: grow(&sc.z, cols*l)}
+	d := sc.chunk(m)
 
-	right := func(x *mat.Dense) (float64, error) {
-		xr := x.RawMatrix()
+	right := func(x blas64.General) (float64, error) {
 		return d.pass(ctx, prog, func(i0 int, dc blas64.General) {
 			// Y[i0:i0+c] = D·X
-			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, dc, xr, 0, rowsOf(y, i0, dc.Rows))
+			blas64.Gemm(blas.NoTrans, blas.NoTrans, 1, dc, x, 0, rowsOf(y, i0, dc.Rows))
 		})
 	}
-	left := func(q *mat.Dense) error {
-		z.Zero()
-		zr := z.RawMatrix()
+	left := func(q blas64.General) error {
+		clear(z.Data)
 		_, err := d.pass(ctx, prog, func(i0 int, dc blas64.General) {
 			// Z += Dᵀ·Q[i0:i0+c]
-			blas64.Gemm(blas.Trans, blas.NoTrans, 1, dc, rowsOf(q, i0, dc.Rows), 1, zr)
+			blas64.Gemm(blas.Trans, blas.NoTrans, 1, dc, rowsOf(q, i0, dc.Rows), 1, z)
 		})
 		return err
 	}
@@ -93,18 +94,20 @@ func (m *matrix) spectrum(ctx context.Context, opt Options, prog *reporter) (Spe
 	if err != nil {
 		return Spectrum{}, err
 	}
-	if err := left(orth(y)); err != nil {
+	sc.orth(y, false)
+	if err := left(y); err != nil {
 		return Spectrum{}, err
 	}
-	sv := singularValues(z)
+	sv := sc.orth(z, true)
 	for round := range m.power {
-		if _, err := right(orth(z)); err != nil {
+		if _, err := right(z); err != nil {
 			return Spectrum{}, err
 		}
-		if err := left(orth(y)); err != nil {
+		sc.orth(y, false)
+		if err := left(y); err != nil {
 			return Spectrum{}, err
 		}
-		next := singularValues(z)
+		next := sc.orth(z, true)
 		var moved float64
 		for i := range m.k {
 			moved = max(moved, math.Abs(next[i]-sv[i]))
@@ -117,64 +120,75 @@ func (m *matrix) spectrum(ctx context.Context, opt Options, prog *reporter) (Spe
 			break
 		}
 	}
-	return FromSingularValues(sv[:m.k], fro2), nil
+	return FromSingularValues(slices.Clone(sv[:m.k]), fro2), nil
 }
 
 // rowsOf is rows [i0, i0+n) of a as a BLAS view (no copy).
-func rowsOf(a *mat.Dense, i0, n int) blas64.General {
-	r := a.RawMatrix()
-	return blas64.General{Rows: n, Cols: r.Cols, Stride: r.Stride, Data: r.Data[i0*r.Stride : (i0+n-1)*r.Stride+r.Cols]}
+func rowsOf(a blas64.General, i0, n int) blas64.General {
+	return blas64.General{Rows: n, Cols: a.Cols, Stride: a.Stride, Data: a.Data[i0*a.Stride : (i0+n-1)*a.Stride+a.Cols]}
 }
 
-// orth returns an orthonormal basis of a's columns: the thin Q of its QR
-// factorization (LAPACK dgeqrf + dorgqr), formed in a copy of a. mat.QR would
-// form the full square Q, which for a 250k-row vocabulary is enormous.
-func orth(a *mat.Dense) *mat.Dense {
-	q := mat.DenseCopyOf(a)
-	g := q.RawMatrix()
-	tau := make([]float64, min(g.Rows, g.Cols))
-	work := make([]float64, 1)
-	lapack64.Geqrf(g, tau, work, -1)
-	work = make([]float64, max(1, int(work[0])))
-	lapack64.Geqrf(g, tau, work, len(work))
-	lapack64.Orgqr(g, tau, work[:1], -1)
-	if n := int(work[0]); n > len(work) {
-		work = make([]float64, n)
-	}
-	lapack64.Orgqr(g, tau, work, len(work))
-	return q
+// scratch holds one worker's buffers, grown to the largest tensor it has
+// seen: a model's spectra then allocate them a few times, not once per pass.
+type scratch struct {
+	omega, y, z   []float64
+	tau, work, rr []float64
+	rawB, rawV    []byte
+	base, delta   []float64
 }
 
-// singularValues of a tall n × l matrix, descending: through its l × l R
-// factor, whose singular values are the same, so the SVD stays small.
-func singularValues(z *mat.Dense) []float64 {
-	r, c := z.Dims()
-	small := z
-	if r > c {
-		var qr mat.QR
-		qr.Factorize(z)
-		var rr mat.Dense
-		qr.RTo(&rr)
-		small = mat.DenseCopyOf(rr.Slice(0, c, 0, c))
+func grow[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
 	}
-	var svd mat.SVD
-	if !svd.Factorize(small, mat.SVDNone) {
-		// gonum's SVD fails only on NaN or Inf input; the chunk decoder turns
-		// those into zeros first, so this cannot happen on any file.
-		return make([]float64, c)
+	*s = (*s)[:n]
+	return *s
+}
+
+// orth replaces a (tall, rows ≥ cols) with an orthonormal basis of its
+// columns: the thin Q of its QR factorization (LAPACK dgeqrf + dorgqr), in
+// place. With values set it also returns the singular values of a as it was,
+// descending: those of its cols × cols R factor, so the SVD stays small.
+// (mat.QR would form the full square Q, enormous for a 250k-row vocabulary.)
+func (sc *scratch) orth(a blas64.General, values bool) []float64 {
+	k := a.Cols
+	tau := grow(&sc.tau, k)
+	query := grow(&sc.work, max(1, len(sc.work)))
+	lapack64.Geqrf(a, tau, query, -1)
+	need := int(query[0])
+	lapack64.Orgqr(a, tau, query, -1)
+	need = max(need, int(query[0]), 1)
+	work := grow(&sc.work, max(need, len(sc.work)))
+	lapack64.Geqrf(a, tau, work, len(work))
+	var sv []float64
+	if values {
+		rr := grow(&sc.rr, k*k)
+		clear(rr)
+		for i := range k {
+			copy(rr[i*k+i:(i+1)*k], a.Data[i*a.Stride+i:i*a.Stride+k])
+		}
+		var svd mat.SVD
+		if svd.Factorize(mat.NewDense(k, k, rr), mat.SVDNone) {
+			sv = svd.Values(nil)
+		} else {
+			// gonum's SVD fails only on NaN or Inf input; the chunk decoder
+			// turns those into zeros first, so no file can get here.
+			sv = make([]float64, k)
+		}
 	}
-	return svd.Values(nil)
+	lapack64.Orgqr(a, tau, work, len(work))
+	return sv
 }
 
 // gaussian is an n × l matrix of standard normal draws from a seeded PCG, so
 // the same files give the same spectrum to the last digit.
-func gaussian(n, l int, seed uint64) *mat.Dense {
+func (sc *scratch) gaussian(n, l int, seed uint64) blas64.General {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
-	data := make([]float64, n*l)
+	data := grow(&sc.omega, n*l)
 	for i := range data {
 		data[i] = rng.NormFloat64()
 	}
-	return mat.NewDense(n, l, data)
+	return blas64.General{Rows: n, Cols: l, Stride: l, Data: data}
 }
 
 func seedFor(seed uint64, name, block string) uint64 {
@@ -193,13 +207,13 @@ type chunk struct {
 	bBits, vBits int64
 }
 
-func newChunk(m *matrix) *chunk {
-	n := m.chunkRows * m.cols
+func (sc *scratch) chunk(m *matrix) *chunk {
+	n := int(m.chunkRows * m.cols)
 	c := &chunk{m: m, bBits: m.base.DType.Bits(), vBits: m.vla.DType.Bits()}
-	c.rawB = make([]byte, n*c.bBits/8)
-	c.rawV = make([]byte, n*c.vBits/8)
-	c.base = make([]float64, n)
-	c.delta = make([]float64, n)
+	c.rawB = grow(&sc.rawB, n*int(c.bBits)/8)
+	c.rawV = grow(&sc.rawV, n*int(c.vBits)/8)
+	c.base = grow(&sc.base, n)
+	c.delta = grow(&sc.delta, n)
 	return c
 }
 

@@ -228,6 +228,7 @@ func Compute(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sc := &scratch{}
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(work) || ctx.Err() != nil {
@@ -235,7 +236,7 @@ func Compute(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 				}
 				m := work[i]
 				prog.current(m.head.VLA)
-				sp, err := m.spectrum(ctx, opt, prog)
+				sp, err := m.spectrum(ctx, opt, prog, sc)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
