@@ -2,10 +2,10 @@ package spectral
 
 import (
 	"context"
-	"slices"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
