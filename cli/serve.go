@@ -79,7 +79,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { defer wg.Done(); serveErr <- httpSrv.Serve(ln) }()
 	if !*noDemo {
-		go ensureDemo(runCtx, db, runner, demoDir, log)
+		// The demo writes to the database: like the runner it is waited for
+		// before the deferred db.Close, and runCtx stops its generation.
+		wg.Go(func() { ensureDemo(runCtx, db, runner, demoDir, log) })
 	}
 
 	select {
@@ -87,6 +89,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		log.Info("shutting down")
 	case err := <-serveErr:
 		stopRunner()
+		wg.Wait() // nothing may use the database once it closes
 		return fmt.Errorf("serve: %v", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -98,6 +101,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	wg.Wait()
 	return nil
 }
+
+// generateDemo makes the demo pair; tests slow it down to widen the window in
+// which serve could return before the demo goroutine ends.
+var generateDemo = synth.Generate
 
 // ensureDemo gives a newcomer real heatmaps at once: on a database with no
 // analyses it generates a small OpenVLA-shaped pair (full layer and module
@@ -112,7 +119,7 @@ func ensureDemo(ctx context.Context, db *store.DB, runner *jobs.Runner, dir stri
 		log.Info("generating the demo pair", "dir", dir)
 		tmp := dir + ".tmp"
 		os.RemoveAll(tmp)
-		if _, err := synth.Generate(ctx, synth.Options{Preset: "openvla-7b", Scale: 0.05, Out: tmp, Seed: 1}); err != nil {
+		if _, err := generateDemo(ctx, synth.Options{Preset: "openvla-7b", Scale: 0.05, Out: tmp, Seed: 1}); err != nil {
 			log.Error("demo pair", "err", err)
 			return
 		}
