@@ -133,12 +133,15 @@ func (db *DB) CreateUser(ctx context.Context, name string, role Role, password s
 	}
 	u := &User{Name: name, Role: role, HasPassword: hash != ""}
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var exists int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, name).Scan(&exists); err != nil {
-			return err
-		}
-		if exists > 0 {
+		var existing string
+		err := tx.QueryRowContext(ctx, `SELECT name FROM users WHERE name = ? COLLATE NOCASE LIMIT 1`, name).Scan(&existing)
+		switch {
+		case err == nil && existing == name:
 			return errorf(ECONFLICT, "user %q already exists", name)
+		case err == nil:
+			return errorf(ECONFLICT, "user %q already exists as %q: names differ by more than case", name, existing)
+		case err != sql.ErrNoRows:
+			return err
 		}
 		now := db.now()
 		u.CreatedAt = time.UnixMilli(now)
@@ -158,6 +161,13 @@ func (db *DB) CreateUser(ctx context.Context, name string, role Role, password s
 
 const userColumns = `id, name, role, password_hash <> '', created_at`
 
+// userIDByName is the id of the one account a name means, taking the name
+// twice as arguments. Names compare case-insensitively (names are ASCII, which
+// NOCASE folds), so ADMIN cannot pose beside admin and "Admin" logs in as
+// admin; in a store from before this rule, where two accounts may differ only
+// in case, the exact spelling wins, so no statement ever touches both.
+const userIDByName = `(SELECT id FROM users WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC, id LIMIT 1)`
+
 func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	var u User
 	var role string
@@ -172,7 +182,7 @@ func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 
 // GetUser returns the account called name, or ErrNotFound.
 func (db *DB) GetUser(ctx context.Context, name string) (*User, error) {
-	u, err := scanUser(db.reader.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	u, err := scanUser(db.reader.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = `+userIDByName, name, name))
 	if err == sql.ErrNoRows {
 		return nil, errorf(ENOTFOUND, "user %q not found", name)
 	}
@@ -216,7 +226,7 @@ func (db *DB) SetUserRole(ctx context.Context, name string, role Role) (*User, e
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE name = ?`, string(role), name)
+		_, err = tx.ExecContext(ctx, `UPDATE users SET role = ? WHERE id = `+userIDByName, string(role), name, name)
 		return err
 	})
 	if err != nil {
@@ -233,14 +243,14 @@ func (db *DB) SetUserPassword(ctx context.Context, name, password string) error 
 		return err
 	}
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, hash, name)
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = `+userIDByName, hash, name, name)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errorf(ENOTFOUND, "user %q not found", name)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)`, name)
+		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = `+userIDByName, name, name)
 		return err
 	})
 	return wrapStore("set password", err)
@@ -260,7 +270,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+		_, err = tx.ExecContext(ctx, `DELETE FROM users WHERE id = `+userIDByName, name, name)
 		return err
 	})
 	return wrapStore("delete user", err)
@@ -281,7 +291,7 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 func (db *DB) CheckPassword(ctx context.Context, name, password string) (*User, error) {
 	var hash string
 	u, err := scanUserWithHash(db.reader.QueryRowContext(ctx,
-		`SELECT `+userColumns+`, password_hash FROM users WHERE name = ?`, name), &hash)
+		`SELECT `+userColumns+`, password_hash FROM users WHERE id = `+userIDByName, name, name), &hash)
 	if err != nil && err != sql.ErrNoRows {
 		return nil, fmt.Errorf("store: check password: %w", err)
 	}
@@ -324,7 +334,7 @@ func dummyHash() []byte {
 
 func userRoleTx(ctx context.Context, tx *sql.Tx, name string) (Role, error) {
 	var role string
-	err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE name = ?`, name).Scan(&role)
+	err := tx.QueryRowContext(ctx, `SELECT role FROM users WHERE id = `+userIDByName, name, name).Scan(&role)
 	if err == sql.ErrNoRows {
 		return "", errorf(ENOTFOUND, "user %q not found", name)
 	}
@@ -333,7 +343,7 @@ func userRoleTx(ctx context.Context, tx *sql.Tx, name string) (Role, error) {
 
 func refuseLastAdmin(ctx context.Context, tx *sql.Tx, name, verb string) error {
 	var others int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND name <> ?`, name).Scan(&others); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE role = 'admin' AND id <> `+userIDByName, name, name).Scan(&others); err != nil {
 		return err
 	}
 	if others == 0 {
