@@ -150,8 +150,9 @@ func (r *Runner) computeSpectrum(ctx context.Context, s *store.Spectrum, req sto
 	defer cancel()
 	var last time.Time
 	return spectral.Compute(ctx, base, vla, spectral.Options{
-		Rank: s.Rank,
-		Map:  req.Map,
+		Rank:  s.Rank,
+		Map:   req.Map,
+		Exact: req.Exact, // the same ΔW as the analysis: at the VLA's precision unless it asked for exact
 		Progress: func(p spectral.Progress) {
 			if time.Since(last) < r.opt.ProgressEvery && p.BytesDone < p.BytesTotal {
 				return
