@@ -92,5 +92,6 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 }
 
 func (s *Server) openOptions() checkpoint.Options {
-	return checkpoint.Options{Roots: s.cfg.Roots, Limits: s.cfg.Limits}
+	// HeaderWait: a request waits a few seconds for a header slot, then gets 429.
+	return checkpoint.Options{Roots: s.cfg.Roots, Limits: s.cfg.Limits, HeaderWait: checkpoint.DefaultHeaderWait}
 }
