@@ -27,7 +27,7 @@ const SeriesStepEvery = 1000
 // training run; GenerateSeries also writes it to Out/series.json, in the shape
 // `POST /api/series` takes.
 type Series struct {
-	Base        []string          `json:"base"`
+	Base        []string           `json:"base"`
 	Checkpoints []SeriesCheckpoint `json:"checkpoints"`
 }
 
