@@ -23,6 +23,9 @@ type Env struct {
 	StderrIsTTY    bool
 	// Stdin feeds `user add --password-stdin`; nil means os.Stdin.
 	Stdin io.Reader
+	// PasswordCost is the bcrypt cost of the passwords `user` sets; 0 means
+	// store.DefaultPasswordCost. Tests lower it to make hashing fast.
+	PasswordCost int
 }
 
 type command struct {

@@ -52,6 +52,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if env.PasswordCost != 0 { // accounts created through the API hash at the env's cost too
+		if err := db.SetPasswordCost(env.PasswordCost); err != nil {
+			return err
+		}
+	}
 	auth.warn(ctx, db, *addr, log)
 	if n, err := db.RecoverInterrupted(ctx, *interrupted == "resume"); err != nil {
 		return err

@@ -67,8 +67,17 @@ func (u userFlags) parse(args []string, want bool) (string, error) {
 	return u.fs.args[0], nil
 }
 
-func (u userFlags) open(ctx context.Context) (*store.DB, error) {
-	return store.Open(ctx, *u.data)
+// open opens the database at the env's password cost.
+func (u userFlags) open(ctx context.Context, env Env) (*store.DB, error) {
+	db, err := store.Open(ctx, *u.data)
+	if err != nil || env.PasswordCost == 0 {
+		return db, err
+	}
+	if err := db.SetPasswordCost(env.PasswordCost); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 func runUserAdd(ctx context.Context, env Env, args []string) error {
@@ -91,7 +100,7 @@ func runUserAdd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user add: %v", err)
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -113,7 +122,7 @@ func runUserList(ctx context.Context, env Env, args []string) error {
 	if _, err := f.parse(args, false); err != nil {
 		return err
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -141,7 +150,7 @@ func runUserToken(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -169,7 +178,7 @@ func runUserPasswd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user passwd: %v", err)
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -195,7 +204,7 @@ func runUserRole(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user role: %v", err)
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -214,7 +223,7 @@ func runUserDelete(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := f.open(ctx)
+	db, err := f.open(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -14,13 +14,11 @@ import (
 	"github.com/deltascope/deltascope/store"
 )
 
-func init() { store.PasswordCost = bcrypt.MinCost } // fast hashes in tests
-
 // runCLI runs the command line in process with stdin.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(args, Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin)})
+	code = Main(args, Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin), PasswordCost: bcrypt.MinCost}) // fast hashes
 	return code, out.String(), errb.String()
 }
 

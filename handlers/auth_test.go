@@ -18,7 +18,14 @@ import (
 	"github.com/deltascope/deltascope/store"
 )
 
-func init() { store.PasswordCost = bcrypt.MinCost } // fast hashes in tests
+// fastPasswords lowers db's bcrypt cost so that tests create users and log
+// in quickly; no other database is touched.
+func fastPasswords(tb testing.TB, db *store.DB) {
+	tb.Helper()
+	if err := db.SetPasswordCost(bcrypt.MinCost); err != nil {
+		tb.Fatal(err)
+	}
+}
 
 // authFixture is a server (in process, no listener) with one user of each role
 // and a login session for each.
@@ -40,6 +47,7 @@ func newAuthFixture(t *testing.T, cfg Config) *authFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	fastPasswords(t, db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	uploads := filepath.Join(t.TempDir(), "uploads")
 	runner := jobs.New(db, jobs.Options{Roots: []string{uploads}, Log: log})

@@ -38,6 +38,7 @@ func newAccountsServer(t *testing.T) *accountsServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fastPasswords(t, db)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runner := jobs.New(db, jobs.Options{Roots: []string{root}, Log: log, ProgressEvery: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -38,6 +38,8 @@ type DB struct {
 	// Now returns the current time; tests replace it to get distinct, ordered
 	// timestamps.
 	Now func() time.Time
+
+	pw passwordCost // bcrypt cost of new hashes (SetPasswordCost)
 }
 
 // Open opens (creating if needed) dir/deltascope.db and migrates it to the

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
 )
@@ -28,6 +30,9 @@ func mustOpenDir(tb testing.TB, dir string) *DB {
 		tb.Fatal(err)
 	}
 	useFakeClock(db)
+	if err := db.SetPasswordCost(bcrypt.MinCost); err != nil { // fast hashes in tests
+		tb.Fatal(err)
+	}
 	tb.Cleanup(func() { db.Close() })
 	return db
 }

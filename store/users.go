@@ -65,9 +65,44 @@ const (
 	maxUserNameLen = 64
 )
 
-// PasswordCost is the bcrypt cost of new password hashes. Tests lower it to
-// bcrypt.MinCost so that creating users is fast; nothing else should change it.
-var PasswordCost = 12
+// DefaultPasswordCost is the bcrypt cost of new password hashes of a DB whose
+// cost was not set (SetPasswordCost).
+const DefaultPasswordCost = 12
+
+// passwordCost is a DB's bcrypt cost, and the dummy hash compared against for
+// an unknown name, made at that cost so that both take the same time.
+type passwordCost struct {
+	mu    sync.Mutex
+	cost  int // 0: DefaultPasswordCost
+	dummy []byte
+}
+
+// SetPasswordCost sets the bcrypt cost of the hashes this DB makes from now on
+// (existing hashes keep theirs). Tests lower it to bcrypt.MinCost so that
+// creating users is fast, without touching any other DB.
+func (db *DB) SetPasswordCost(cost int) error {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return errorf(EINVALID, "password cost %d: bcrypt takes %d to %d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	db.pw.mu.Lock()
+	defer db.pw.mu.Unlock()
+	db.pw.cost, db.pw.dummy = cost, nil
+	return nil
+}
+
+// PasswordCost is the bcrypt cost of the hashes this DB makes.
+func (db *DB) PasswordCost() int {
+	db.pw.mu.Lock()
+	defer db.pw.mu.Unlock()
+	return db.pw.costOrDefault()
+}
+
+func (p *passwordCost) costOrDefault() int {
+	if p.cost == 0 {
+		return DefaultPasswordCost
+	}
+	return p.cost
+}
 
 // ErrBadCredentials is CheckPassword's answer for an unknown name and for a
 // wrong password alike, so a caller cannot tell which.
@@ -95,12 +130,12 @@ func ValidatePassword(pw string) error {
 	return nil
 }
 
-// HashPassword returns the bcrypt hash of pw after checking its length.
-func HashPassword(pw string) (string, error) {
+// HashPassword returns the bcrypt hash of pw at cost after checking its length.
+func HashPassword(pw string, cost int) (string, error) {
 	if err := ValidatePassword(pw); err != nil {
 		return "", err
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), PasswordCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
 	if err != nil {
 		return "", fmt.Errorf("store: hash password: %w", err)
 	}
@@ -127,7 +162,7 @@ func (db *DB) CreateUser(ctx context.Context, name string, role Role, password s
 	hash := ""
 	if password != "" {
 		var err error
-		if hash, err = HashPassword(password); err != nil {
+		if hash, err = HashPassword(password, db.PasswordCost()); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +273,7 @@ func (db *DB) SetUserRole(ctx context.Context, name string, role Role) (*User, e
 // SetUserPassword replaces a password and ends the user's sessions, so a
 // password changed after a leak locks out whoever used the old one.
 func (db *DB) SetUserPassword(ctx context.Context, name, password string) error {
-	hash, err := HashPassword(password)
+	hash, err := HashPassword(password, db.PasswordCost())
 	if err != nil {
 		return err
 	}
@@ -296,7 +331,7 @@ func (db *DB) CheckPassword(ctx context.Context, name, password string) (*User, 
 		return nil, fmt.Errorf("store: check password: %w", err)
 	}
 	if err == sql.ErrNoRows || hash == "" || len(password) > MaxPasswordLen {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(db.dummyHash(), []byte(password))
 		return nil, ErrBadCredentials
 	}
 	// bcrypt compares the hashes in constant time.
@@ -318,18 +353,15 @@ func scanUserWithHash(row *sql.Row, hash *string) (*User, error) {
 	return &u, nil
 }
 
-var (
-	dummyOnce sync.Once
-	dummy     []byte
-)
-
-// dummyHash is a hash of a random password at the current cost, compared
-// against when there is no real hash.
-func dummyHash() []byte {
-	dummyOnce.Do(func() {
-		dummy, _ = bcrypt.GenerateFromPassword([]byte(GeneratePassword()), PasswordCost)
-	})
-	return dummy
+// dummyHash is a hash of a random password at the DB's cost, compared
+// against when there is no real hash; made once per cost.
+func (db *DB) dummyHash() []byte {
+	db.pw.mu.Lock()
+	defer db.pw.mu.Unlock()
+	if db.pw.dummy == nil {
+		db.pw.dummy, _ = bcrypt.GenerateFromPassword([]byte(GeneratePassword()), db.pw.costOrDefault())
+	}
+	return db.pw.dummy
 }
 
 func userRoleTx(ctx context.Context, tx *sql.Tx, name string) (Role, error) {

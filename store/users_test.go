@@ -10,14 +10,52 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// shippedCost is PasswordCost as released, captured before init lowers it.
-var shippedCost = PasswordCost
-
-func init() { PasswordCost = bcrypt.MinCost } // fast hashes in tests
-
 func TestShippedPasswordCost(t *testing.T) {
-	if shippedCost < bcrypt.DefaultCost {
-		t.Fatalf("PasswordCost ships as %d, below bcrypt's default %d", shippedCost, bcrypt.DefaultCost)
+	if DefaultPasswordCost < bcrypt.DefaultCost {
+		t.Fatalf("DefaultPasswordCost is %d, below bcrypt's default %d", DefaultPasswordCost, bcrypt.DefaultCost)
+	}
+	db, err := Open(context.Background(), t.TempDir()) // not mustOpen: that lowers the cost
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.PasswordCost() != DefaultPasswordCost {
+		t.Fatalf("a new DB hashes at cost %d, want %d", db.PasswordCost(), DefaultPasswordCost)
+	}
+}
+
+// The cost is the DB's own: lowering it for one database (as tests do)
+// changes no other, and bcrypt's bounds are enforced.
+func TestSetPasswordCost(t *testing.T) {
+	fast, other := mustOpen(t), mustOpen(t)
+	if err := other.SetPasswordCost(bcrypt.MinCost + 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		db   *DB
+		want int
+	}{{fast, bcrypt.MinCost}, {other, bcrypt.MinCost + 1}} {
+		if _, err := c.db.CreateUser(ctx, "ann", RoleViewer, "correct horse"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.db.CheckPassword(ctx, "ann", "correct horse"); err != nil {
+			t.Fatalf("cost %d: %v", c.want, err)
+		}
+		if _, err := c.db.CheckPassword(ctx, "nobody", "correct horse"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("unknown user: %v", err)
+		}
+		if c.db.PasswordCost() != c.want {
+			t.Errorf("PasswordCost = %d, want %d", c.db.PasswordCost(), c.want)
+		}
+		if cost, _ := bcrypt.Cost(c.db.dummyHash()); cost != c.want {
+			t.Errorf("dummy hash at cost %d, want %d", cost, c.want)
+		}
+	}
+	for _, bad := range []int{bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
+		if err := fast.SetPasswordCost(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SetPasswordCost(%d) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }
 
@@ -47,15 +85,15 @@ func TestRoleAtLeast(t *testing.T) {
 }
 
 func TestHashPasswordRoundTrip(t *testing.T) {
-	h, err := HashPassword("correct horse")
+	h, err := HashPassword("correct horse", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(h, "correct horse") {
 		t.Fatal("hash contains the password")
 	}
-	if cost, _ := bcrypt.Cost([]byte(h)); cost != PasswordCost {
-		t.Fatalf("cost %d, want %d", cost, PasswordCost)
+	if cost, _ := bcrypt.Cost([]byte(h)); cost != bcrypt.MinCost {
+		t.Fatalf("cost %d, want %d", cost, bcrypt.MinCost)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(h), []byte("correct horse")) != nil {
 		t.Fatal("hash does not verify its password")
@@ -63,12 +101,12 @@ func TestHashPasswordRoundTrip(t *testing.T) {
 	if bcrypt.CompareHashAndPassword([]byte(h), []byte("correct horsE")) == nil {
 		t.Fatal("hash verifies a different password")
 	}
-	h2, _ := HashPassword("correct horse")
+	h2, _ := HashPassword("correct horse", bcrypt.MinCost)
 	if h == h2 {
 		t.Fatal("two hashes of one password are equal: no salt")
 	}
 	for _, bad := range []string{"short", strings.Repeat("x", MaxPasswordLen+1)} {
-		if _, err := HashPassword(bad); !errors.Is(err, ErrInvalid) {
+		if _, err := HashPassword(bad, bcrypt.MinCost); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("HashPassword(%d bytes) = %v, want ErrInvalid", len(bad), err)
 		}
 	}
