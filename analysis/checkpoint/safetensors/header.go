@@ -96,7 +96,10 @@ func ReadHeader(f io.ReaderAt, size int64, path string, maxHeader int64, maxTens
 	if n > uint64(size-8) {
 		return nil, tensor.Errorf(path, "header length %d runs past the end of the file (%d bytes after the length)", n, size-8)
 	}
-	section := func() io.Reader { return bufio.NewReaderSize(io.NewSectionReader(f, 8, int64(n)), 64<<10) }
+	// Read in chunks of up to 64 KB (the decoder's own reads are small).
+	section := func() io.Reader {
+		return bufio.NewReaderSize(io.NewSectionReader(f, 8, int64(n)), int(min(n, 64<<10)))
+	}
 	return parseHeader(section, int64(n), size, path, maxTensors)
 }
 
@@ -131,7 +134,7 @@ func parseHeader(open func() io.Reader, hdrLen, fileSize int64, path string, max
 	if fileSize < 8 || dataLen < 0 {
 		return nil, tensor.Errorf(path, "header of %d bytes does not fit in a file of %d bytes", hdrLen, fileSize)
 	}
-	sc, err := scanHeader(open())
+	sc, err := scanHeader(open(), hdrLen)
 	if err == nil && sc.bytes != hdrLen {
 		err = io.ErrUnexpectedEOF // the file shrank after its size was taken
 	}
@@ -249,14 +252,14 @@ func (sc headerScan) tensors() int {
 	return sc.keys
 }
 
-// scanHeader reads r once, in constant memory: it counts the top-level keys
+// scanHeader reads r (size bytes) once, in constant memory: it counts the top-level keys
 // (colons at depth 1 outside strings; in valid JSON, one per key), notes
 // whether one is __metadata__, and checks UTF-8, carrying a rune split
 // between two reads over to the next.
-func scanHeader(r io.Reader) (headerScan, error) {
+func scanHeader(r io.Reader, size int64) (headerScan, error) {
 	sc := headerScan{utf8: true}
 	const pre = utf8.UTFMax // room before each read for the carried bytes
-	buf := make([]byte, pre+64<<10)
+	buf := make([]byte, pre+int(min(max(size, 1), 64<<10)))
 	carry := 0 // bytes of an incomplete rune, kept in buf[pre-carry:pre]
 	depth, inString, escaped := 0, false, false
 	var key [16]byte // the first bytes of the current depth-1 string
