@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-//go:embed app.css app.js vendor/*.js
+//go:embed app.css app.js login.css vendor/*.js
 var files embed.FS
 
 // Prefix is where assets are served.
@@ -72,10 +72,12 @@ func URL(name string) string {
 
 // Names of the files pages refer to.
 const (
-	AppCSS  = "app.css"
-	AppJS   = "app.js"
-	ECharts = "vendor/echarts-5.6.0.min.js"
-	HTMX    = "vendor/htmx-2.0.11.min.js"
+	AppCSS = "app.css"
+	AppJS  = "app.js"
+	// LoginCSS styles the login page, which has no dashboard layout.
+	LoginCSS = "login.css"
+	ECharts  = "vendor/echarts-5.6.0.min.js"
+	HTMX     = "vendor/htmx-2.0.11.min.js"
 )
 
 // Handler serves the checksum URLs under Prefix with year-long immutable cache

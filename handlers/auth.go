@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -151,15 +152,16 @@ func withPrincipal(r *http.Request, p *principal) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 }
 
-// publicPaths answer without a login: the login page itself, its style sheet,
-// logout (harmless, and it must work with an expired session) and the health
-// checks that load balancers and supervisors poll.
+// publicPaths answer without a login: the login page itself, its style sheet
+// (that one asset, at its checksum URL), logout (harmless, and it must work
+// with an expired session) and the health checks that load balancers and
+// supervisors poll.
 var publicPaths = map[string]bool{
-	"/login":     true,
-	"/login.css": true,
-	"/logout":    true,
-	"/healthz":   true,
-	"/readyz":    true,
+	"/login":                    true,
+	assets.URL(assets.LoginCSS): true,
+	"/logout":                   true,
+	"/healthz":                  true,
+	"/readyz":                   true,
 }
 
 // requiredRole is the access policy of every route, in one place, so that a

@@ -11,16 +11,17 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
 
-// authRoutes registers the login page, its style sheet and logout. They are
-// public (see publicPaths); in auth=none mode they send the browser home.
+// authRoutes registers the login page and logout. They are public (see
+// publicPaths, which also opens the page's style sheet, an asset at its
+// checksum URL); in auth=none mode they send the browser home.
 func (s *Server) authRoutes(r chi.Router) {
 	r.Get("/login", s.loginPage)
 	r.Post("/login", s.loginSubmit)
 	r.Post("/logout", s.logout)
-	r.Get("/login.css", serveLoginCSS)
 }
 
 // maxLoginForm bounds the login form body: a name, a password and a path.
@@ -147,14 +148,15 @@ func renderLogin(w http.ResponseWriter, code int, v loginView) {
 }
 
 // loginTemplate is standalone (the dashboard's layout needs a login to see):
-// no inline script or style, so it works under the strict CSP.
-var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+// no inline script or style, so it works under the strict CSP. Its style sheet
+// is assets/login.css, served like every asset at its checksum URL.
+var loginTemplate = template.Must(template.New("login").Funcs(template.FuncMap{"asset": assets.URL}).Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · deltascope</title>
-<link rel="stylesheet" href="/login.css">
+<link rel="stylesheet" href="{{asset "login.css"}}">
 </head>
 <body>
 <main class="login">
@@ -175,26 +177,3 @@ var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
 </body>
 </html>
 `))
-
-const loginCSS = `body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f4f5f7;color:#1d2330;
-font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-.login{width:min(22rem,92vw);background:#fff;border:1px solid #dde1e8;border-radius:10px;padding:2rem;
-box-shadow:0 4px 18px rgba(20,30,50,.08)}
-h1{margin:0 0 .25rem;font-size:1.5rem;letter-spacing:.01em}
-.lede,.hint{color:#5b6475;margin:.25rem 0 1.25rem}
-.hint{font-size:.85rem;margin:1.25rem 0 0}
-form{display:grid;gap:.4rem}
-label{font-weight:600;font-size:.9rem;margin-top:.4rem}
-input{font:inherit;padding:.5rem .6rem;border:1px solid #c5cbd6;border-radius:6px}
-input:focus{outline:2px solid #3d6cf0;outline-offset:1px}
-button{margin-top:1rem;font:inherit;font-weight:600;padding:.55rem;border:0;border-radius:6px;background:#3d6cf0;color:#fff;cursor:pointer}
-button:hover{background:#2f59d4}
-.message{background:#fdecec;color:#8a1c1c;border:1px solid #f3c2c2;border-radius:6px;padding:.5rem .7rem}
-code{font-size:.85em;background:#f0f2f5;padding:.05rem .3rem;border-radius:4px}
-`
-
-func serveLoginCSS(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	w.Write([]byte(loginCSS))
-}

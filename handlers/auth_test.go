@@ -156,7 +156,7 @@ func concretePath(pattern string) string {
 // of requiredRole: "" means public.
 func wantRole(method, path string) store.Role {
 	switch {
-	case map[string]bool{"/login": true, "/login.css": true, "/logout": true, "/healthz": true, "/readyz": true}[path]:
+	case map[string]bool{"/login": true, "/logout": true, "/healthz": true, "/readyz": true}[path]:
 		return ""
 	case strings.HasPrefix(path, "/api/users"):
 		return store.RoleAdmin

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -15,7 +16,7 @@ func TestSecurityHeadersEverywhere(t *testing.T) {
 			who                  as
 		}{
 			{"login page", "GET", "/login", anonymous},
-			{"login style sheet", "GET", "/login.css", anonymous},
+			{"login style sheet", "GET", assets.URL(assets.LoginCSS), anonymous},
 			{"a page", "GET", "/", store.RoleViewer},
 			{"a redirect to login", "GET", "/analyses/x", anonymous},
 			{"API", "GET", "/api/analyses", store.RoleViewer},
