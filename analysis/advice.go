@@ -23,7 +23,7 @@ type ComponentGeometry struct {
 // geometry, from the headers and configs alone, with its warnings. Sorted by
 // component.
 func PairGeometry(base, vla *checkpoint.Side, overrides map[string]arch.Geometry) ([]ComponentGeometry, []string) {
-	geo, guessed, warn := arch.GeometriesGuessed(pairConfigs(base, vla), namesAndShapes(vla), overrides)
+	geo, guessed, warn := arch.GeometriesGuessed(pairConfigs(base, vla), vla.Named(), overrides)
 	out := make([]ComponentGeometry, 0, len(geo))
 	for _, c := range slices.Sorted(maps.Keys(geo)) {
 		_, set := overrides[c]
@@ -58,15 +58,6 @@ func SuggestMaps(base, vla *checkpoint.Side, mapRules []string) ([]arch.Suggesti
 		}
 		rules = append(rules, r)
 	}
-	bn, vn := namesAndShapes(base), namesAndShapes(vla)
+	bn, vn := base.Named(), vla.Named()
 	return arch.Suggest(bn, vn, arch.Align(bn, vn, rules)), nil
-}
-
-// namesAndShapes is what alignment and geometry read of a side.
-func namesAndShapes(s *checkpoint.Side) []arch.Named {
-	out := make([]arch.Named, len(s.Tensors))
-	for i, t := range s.Tensors {
-		out[i] = arch.Named{Name: t.Name, Shape: t.Shape}
-	}
-	return out
 }

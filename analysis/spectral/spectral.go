@@ -177,7 +177,7 @@ func Compute(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 		}
 		rules = append(rules, r)
 	}
-	al := arch.Align(named(base.Tensors), named(vla.Tensors), rules)
+	al := arch.Align(base.Named(), vla.Named(), rules)
 	res := &Result{Rank: opt.Rank, Oversample: opt.Oversample, Power: opt.Power, Exact: opt.Exact, Tensors: []Tensor{}, Skipped: []string{}}
 
 	var work []*matrix
@@ -258,14 +258,6 @@ func Compute(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 	res.Tensors = out
 	sort.SliceStable(res.Tensors, func(a, b int) bool { return res.Tensors[a].VLA < res.Tensors[b].VLA })
 	return res, nil
-}
-
-func named(ts []*checkpoint.Tensor) []arch.Named {
-	out := make([]arch.Named, len(ts))
-	for i, t := range ts {
-		out[i] = arch.Named{Name: t.Name, Shape: t.Shape}
-	}
-	return out
 }
 
 // unsupported says why a 2-D pair cannot be computed, or "".
