@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -79,4 +80,41 @@ func ValidateFile(dir *os.Root, name, display string, opt Options) error {
 	src := &Source{Path: display, Metadata: map[string]string{}, headerWait: opt.HeaderWait}
 	defer src.Close()
 	return src.readFile(dir, name, display, opt.limits())
+}
+
+// OpenRegular opens path for reading when it is a regular file, and refuses
+// anything else (FIFO, device, socket) without blocking: the open is
+// non-blocking and the check is made on the open file, so a file swapped for
+// a FIFO after it was listed cannot hang an export that reopens it.
+func OpenRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, errorf(path, "%s", plainFSError(err))
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, errorf(path, "%s", plainFSError(err))
+		}
+		return nil, errorf(path, "not a regular file (%s)", info.Mode().Type())
+	}
+	return f, nil
+}
+
+// ReadRegular reads a whole small regular file, refusing one over limit bytes.
+func ReadRegular(path string, limit int64) ([]byte, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, errorf(path, "reading: %v", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, errorf(path, "is larger than the %d bytes allowed for this file", limit)
+	}
+	return data, nil
 }

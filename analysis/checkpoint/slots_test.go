@@ -112,3 +112,32 @@ func TestValidateFile(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRegular: exports reopen files by path; a FIFO in a file's place is
+// refused at once (an ordinary open would wait for a writer forever), and a
+// file over the size limit is refused by ReadRegular.
+func TestOpenRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "config.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := OpenRegular(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
+			t.Errorf("OpenRegular(FIFO): %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OpenRegular blocked on a FIFO")
+	}
+	file := filepath.Join(dir, "tokenizer.json")
+	hostile.WriteFile(t, file, []byte(`{"a": 1}`))
+	if data, err := ReadRegular(file, 8); err != nil || string(data) != `{"a": 1}` {
+		t.Errorf("ReadRegular at the limit: %q %v", data, err)
+	}
+	if _, err := ReadRegular(file, 7); err == nil || !strings.Contains(err.Error(), "larger than the 7 bytes") {
+		t.Errorf("ReadRegular over the limit: %v", err)
+	}
+}

@@ -281,9 +281,9 @@ func isWeightFile(name string) bool {
 }
 
 func copyFile(from, to string) error {
-	in, err := os.Open(from)
+	in, err := checkpoint.OpenRegular(from) // never blocks on a FIFO put in its place
 	if err != nil {
-		return tensor.Errorf(from, "%v", err)
+		return err
 	}
 	defer in.Close()
 	return writeSmall(to, func(w io.Writer) error {
@@ -307,9 +307,9 @@ func rewriteIndex(from, to string, total int64) error {
 
 // rewrittenIndex is the shard index at from with metadata.total_size = total.
 func rewrittenIndex(from string, total int64) ([]byte, error) {
-	data, err := os.ReadFile(from)
+	data, err := checkpoint.ReadRegular(from, maxCompanionBytes)
 	if err != nil {
-		return nil, tensor.Errorf(from, "%v", err)
+		return nil, err
 	}
 	var idx map[string]json.RawMessage
 	if err := json.Unmarshal(data, &idx); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -180,9 +179,9 @@ func fileWriter(path string, size int64) func(context.Context, io.Writer) error 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f, err := os.Open(path)
+		f, err := checkpoint.OpenRegular(path) // never blocks on a FIFO put in its place
 		if err != nil {
-			return tensor.Errorf(path, "%v", err)
+			return err
 		}
 		defer f.Close()
 		n, err := io.Copy(w, io.LimitReader(f, size))

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
 
@@ -46,9 +46,9 @@ var configSections = map[string][]string{
 
 // slicedConfig is the config at path rewritten for a sliced export of m.
 func slicedConfig(path string, m *Mask) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := checkpoint.ReadRegular(path, maxCompanionBytes)
 	if err != nil {
-		return nil, tensor.Errorf(path, "%v", err)
+		return nil, err
 	}
 	var cfg map[string]json.RawMessage
 	if err := json.Unmarshal(data, &cfg); err != nil || cfg == nil {

@@ -72,9 +72,9 @@ func slicedDecl(h *safetensors.Header, prefix string, m *Mask) []safetensors.Wri
 // openForExport opens a VLA file again and reads its header, refusing a file
 // that changed size since the analysis opened it.
 func openForExport(fi checkpoint.FileInfo) (*os.File, *safetensors.Header, error) {
-	in, err := os.Open(fi.Path)
+	in, err := checkpoint.OpenRegular(fi.Path) // never blocks on a FIFO put in its place
 	if err != nil {
-		return nil, nil, tensor.Errorf(fi.Path, "%v", err)
+		return nil, nil, err
 	}
 	st, err := in.Stat()
 	if err != nil {
