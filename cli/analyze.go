@@ -163,6 +163,10 @@ func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps [
 			db.FailAdvised(context.WithoutCancel(ctx), a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions})
 			return nil, err
 		}
+		if ctx.Err() != nil { // Ctrl-C: the dashboard shows it cancelled, not failed with "context canceled"
+			db.Cancel(context.WithoutCancel(ctx), a.ID)
+			return nil, err
+		}
 		db.Fail(context.WithoutCancel(ctx), a.ID, err.Error())
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/store"
 )
 
 // interruptDeadline is how long a command may take to end after SIGINT.
@@ -144,22 +145,42 @@ func TestInterruptGen(t *testing.T) {
 }
 
 // `analyze --json` of a full-size OpenVLA-7B pair (sparse files; the analysis
-// runs for many seconds) stops on Ctrl-C half a second in, and writes no JSON.
+// runs for many seconds) stops on Ctrl-C half a second in, and writes no JSON;
+// with --data, the analysis it recorded is cancelled, not left running.
 func TestInterruptAnalyze(t *testing.T) {
 	root, _ := bigPair(t)
 	pair, err := synth.ReadPair(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
-	args := []string{"analyze", "--json", filepath.Join(out, "result.json")}
-	for _, s := range pair.Base {
-		args = append(args, "--base", s)
+	for _, withData := range []bool{false, true} {
+		t.Run(map[bool]string{false: "json", true: "json and data"}[withData], func(t *testing.T) {
+			out, data := t.TempDir(), t.TempDir()
+			args := []string{"analyze", "--json", filepath.Join(out, "result.json")}
+			if withData {
+				args = append(args, "--data", data)
+			}
+			for _, s := range pair.Base {
+				args = append(args, "--base", s)
+			}
+			for _, s := range pair.VLA {
+				args = append(args, "--vla", s)
+			}
+			start := time.Now()
+			interrupt(t, args, func() bool { return time.Since(start) > 500*time.Millisecond })
+			empty(t, out)
+			if !withData {
+				return
+			}
+			db, err := store.Open(context.Background(), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			list, err := db.List(context.Background(), 10)
+			if err != nil || len(list) != 1 || list[0].Status != store.StatusCancelled {
+				t.Errorf("recorded analyses after SIGINT: %+v (%v); want one, cancelled", list, err)
+			}
+		})
 	}
-	for _, s := range pair.VLA {
-		args = append(args, "--vla", s)
-	}
-	start := time.Now()
-	interrupt(t, args, func() bool { return time.Since(start) > 500*time.Millisecond })
-	empty(t, out)
 }
