@@ -16,14 +16,16 @@ import (
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 )
 
-// exportRecipe touches every coupling the fixture has: gate/up/down, MQA q/o
-// (with a whole layer emptied so k/v go too), and SigLIP fc1 + bias / fc2 and
+// exportRecipe touches the fixture's couplings: gate/up/down, MQA q/o (a
+// whole layer's query heads go; under the fixture's default pi05 rule its
+// shared k/v stay, as in the authors' π0.5 code; k/v cuts are exported in
+// TestPaperPresetsEndToEnd's OpenVLA heads), and SigLIP fc1 + bias / fc2 and
 // q/k/v + biases / out_proj.
 var exportRecipe = Recipe{Name: "export", Rules: []Rule{
 	{Module: ModLLMFFN, Ratio: 0.3, Direction: DirHighest},
-	{Module: ModLLMHead, Ratio: 0.5, Direction: DirHighest, AllowEmptyLayer: true},
+	{Module: ModLLMHead, Ratio: 0.5, Direction: DirHighest},
 	{Module: ModSigLIPFFN, Ratio: 0.25, Direction: DirLowest},
-	{Module: ModSigLIPHead, Ratio: 0.5, Direction: DirHighest, AllowEmptyLayer: true},
+	{Module: ModSigLIPHead, Ratio: 0.5, Direction: DirHighest},
 }}
 
 func exportMask(t *testing.T) *Mask {
