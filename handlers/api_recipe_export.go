@@ -171,7 +171,11 @@ func (s *Server) streamFile(w http.ResponseWriter, r *http.Request, filename, ct
 			s.apiError(w, r, err)
 			return
 		}
-		s.log.Warn("export aborted midway", "file", filename, "err", err, "request_id", requestID(r))
+		if r.Context().Err() != nil { // the client went away: the export stopped with it, as it should
+			s.log.Info("export stopped: the client went away", "file", filename, "request_id", requestID(r))
+		} else {
+			s.log.Warn("export aborted midway", "file", filename, "err", err, "request_id", requestID(r))
+		}
 		panic(http.ErrAbortHandler)
 	}
 	if !d.started {
