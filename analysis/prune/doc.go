@@ -65,4 +65,18 @@
 // config.json with a SlicedConfigKey object giving every layer's width.
 // Checkpoint exports stream one block of rows at a time and appear whole or not
 // at all (written under a temporary name, then renamed).
+//
+// Every export takes a context and checks it at least once per block (8 MiB)
+// or tensor: a cancelled export (Ctrl-C, a client that hung up) stops at once,
+// and a checkpoint export removes its temporary folder and returns an
+// *InterruptedError. ExportKinds is the one table of kinds; the command line
+// and the server look kinds up there (LookupExport) and dispatch through it
+// (WriteFile, WriteFolder, Entries).
+//
+// # Comparing recipes
+//
+// PrunedUnits reads the units a mask prunes back from its tensor masks;
+// Compare gives two masks' parameter deltas per component and the overlap
+// (Jaccard) of their pruned units per module. PrunableModules lists the module
+// families a rule can name in an analysis, with their units per layer.
 package prune
