@@ -296,6 +296,29 @@
   const CHUNK = 8 << 20; // bytes per PATCH: small enough to resume cheaply
   const STATE_KEY = 'deltascope.new';
 
+  // prefillFromQuery puts an analysis request carried in the page's query
+  // (base, vla, map repeated; exact=1; heads=COMPONENT=HEADS:KV) into the
+  // form's state, and says whether there was one.
+  function prefillFromQuery(state, q) {
+    if (!q.getAll('base').length && !q.getAll('vla').length) return false;
+    state.sources = {
+      base: q.getAll('base').map((spec) => ({ spec, prefix: '', from: 'server' })),
+      vla: q.getAll('vla').map((spec) => ({ spec, prefix: '', from: 'server' })),
+    };
+    state.rules = q.getAll('map').map((m) => {
+      const i = m.indexOf('=>');
+      return i < 0 ? { re: m, repl: '' } : { re: m.slice(0, i), repl: m.slice(i + 2) };
+    });
+    state.exact = q.get('exact') === '1';
+    state.geometry = {};
+    for (const hd of q.getAll('heads')) {
+      const [comp, spec] = [hd.slice(0, hd.lastIndexOf('=')), hd.slice(hd.lastIndexOf('=') + 1)];
+      const [heads, kv] = spec.split(':').map(Number);
+      if (comp && heads > 0) state.geometry[comp] = { heads, kv_heads: kv || heads };
+    }
+    return true;
+  }
+
   function initNew() {
     const page = $('[data-new]');
     if (!page) return;
@@ -303,7 +326,10 @@
     const saved = (() => { try { return JSON.parse(localStorage.getItem(STATE_KEY)) || {}; } catch (e) { return {}; } })();
     // state survives a reload: chosen sources, rules, and the upload ids to
     // resume (a browser cannot keep the File itself; the user re-selects it).
-    const state = Object.assign({ session: '', sources: { base: [], vla: [] }, rules: [], uploads: {} }, saved);
+    const state = Object.assign({ session: '', sources: { base: [], vla: [] }, rules: [], uploads: {}, exact: false, geometry: {} }, saved);
+    // A link from an analysis ("analyse again with this rule", "set the
+    // heads") brings its request in the query: it replaces what was kept.
+    const fromLink = prefillFromQuery(state, new URLSearchParams(window.location.search));
     const save = () => localStorage.setItem(STATE_KEY, JSON.stringify(state));
 
     function showError(msg) {
@@ -547,11 +573,72 @@
         base: specs('base'), vla: specs('vla'), map: state.rules.filter((r) => r.re).map((r) => r.re + '=>' + r.repl),
         name: $('[data-name]', page).value.trim(),
         tags: $('[data-tags]', page).value.split(',').map((t) => t.trim()).filter(Boolean),
+        exact: !!state.exact,
+        geometry: state.geometry || {},
       };
     }
 
+    // ---- precision and attention geometry (what the preview found or
+    // guessed per component; a change here is sent as "geometry")
+    const exactBox = $('[data-exact]', page);
+    exactBox.checked = !!state.exact;
+    exactBox.addEventListener('change', () => { state.exact = exactBox.checked; save(); });
+    const geoBox = $('[data-geometry]', page);
+    function renderGeometry(rows) {
+      const set = state.geometry || {};
+      // Components set earlier but not in this preview still go with the request.
+      const byComp = new Map((rows || []).map((g) => [g.component, g]));
+      for (const c of Object.keys(set)) if (!byComp.has(c)) byComp.set(c, { component: c, heads: set[c].heads, kv_heads: set[c].kv_heads, head_dim: 0, set: true });
+      if (!byComp.size) {
+        geoBox.replaceChildren(h('p', { class: 'note', text: 'Preview the alignment to see each component\'s attention geometry.' }));
+        return;
+      }
+      const input = (g, key, label) => h('input', {
+        type: 'number', min: '1', step: '1', value: set[g.component] ? set[g.component][key] : g[key],
+        'aria-label': label + ' of ' + g.component, 'data-testid': 'geometry-' + key + '-' + g.component,
+        onchange: (e) => {
+          const row = e.target.closest('tr');
+          const heads = Number($('[data-key="heads"]', row).value), kv = Number($('[data-key="kv_heads"]', row).value);
+          state.geometry = Object.assign({}, state.geometry, { [g.component]: { heads, kv_heads: kv || heads } });
+          save();
+          $('[data-src]', row).textContent = 'set';
+        },
+      });
+      geoBox.replaceChildren(h('table', { class: 'geometry-table' },
+        h('thead', {}, h('tr', {}, ...['component', 'heads', 'KV heads', 'head size', 'from'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, ...Array.from(byComp.values()).map((g) => {
+          const hi = input(g, 'heads', 'Heads'), ki = input(g, 'kv_heads', 'KV heads');
+          hi.dataset.key = 'heads';
+          ki.dataset.key = 'kv_heads';
+          const src = set[g.component] ? 'set' : g.guessed ? 'guessed: check it' : 'found';
+          return h('tr', { 'data-testid': 'geometry-row-' + g.component },
+            h('td', {}, h('code', { text: g.component })), h('td', {}, hi), h('td', {}, ki),
+            h('td', { text: g.head_dim ? String(g.head_dim) : 'from the shapes' }),
+            h('td', { class: g.guessed && !set[g.component] ? 'guess' : '', 'data-src': true, text: src }));
+        }))));
+    }
+    renderGeometry([]);
+
     // ---- preview and start
     const out = $('[data-preview-out]', page);
+    // Suggested name rules, each one click from the rules table (and a new preview).
+    function suggestionList(list) {
+      if (!list.length) return null;
+      return h('div', { class: 'suggestions', 'data-testid': 'suggestions' },
+        h('p', { text: 'These name rules would pair tensors left unmatched:' }),
+        h('ul', {}, ...list.map((sg) => h('li', {},
+          h('code', { text: sg.rule }), ' pairs ' + sg.pairs + ' (e.g. ', h('code', { text: sg.example_base }), ' → ', h('code', { text: sg.example_vla }), ') ',
+          h('button', {
+            type: 'button', class: 'small', 'data-testid': 'apply-suggestion',
+            onclick: () => {
+              const i = sg.rule.indexOf('=>');
+              state.rules.push({ re: sg.rule.slice(0, i), repl: sg.rule.slice(i + 2) });
+              save();
+              renderRules();
+              $('[data-preview]', page).click();
+            },
+          }, 'Add this rule')))));
+    }
     function nameList(title, names) {
       return h('details', { open: names.length > 0 && names.length <= 20 }, h('summary', { text: title + ' (' + names.length + ')' }),
         h('ul', { class: 'names' }, ...names.map((n) => h('li', {}, h('code', { text: n })))));
@@ -569,7 +656,9 @@
           nameList('Only in the VLA', p.vla_only),
           nameList('Mismatched shapes', p.mismatched.map((m) => m.base + ' → ' + m.vla + ': ' + m.shape_base.join('×') + ' vs ' + m.shape_vla.join('×') + ' (' + m.reason + ')')),
           nameList('Ambiguous', p.ambiguous.map((a) => a.name + ' (' + a.side + '): ' + a.candidates.join(', '))),
+          suggestionList(p.suggestions || []),
         );
+        renderGeometry(p.geometry || []);
       } catch (err) {
         out.replaceChildren();
         showError(err.message);
@@ -585,6 +674,8 @@
         state.sources = { base: [], vla: [] };
         state.rules = [];
         state.uploads = {};
+        state.exact = false;
+        state.geometry = {};
         window.location.href = '/analyses/' + encodeURIComponent(a.id);
       } catch (err) {
         showError(err.message);
@@ -617,7 +708,7 @@
     // Sources restored from an earlier visit say so, with a way to drop them:
     // they may belong to an analysis that has long finished.
     const restored = $('[data-restored]', page);
-    restored.hidden = !(saved.sources && ((saved.sources.base || []).length || (saved.sources.vla || []).length));
+    restored.hidden = fromLink || !(saved.sources && ((saved.sources.base || []).length || (saved.sources.vla || []).length));
     $('[data-clear-saved]', page).addEventListener('click', () => {
       localStorage.removeItem(STATE_KEY);
       window.location.reload();

@@ -44,6 +44,10 @@ func goldenAnalysis(status store.Status) *store.Analysis {
 		a.Summary = &store.Summary{ParamsCompared: 7_500_000_000, BaseParams: 7_541_237_184, VLAParams: 7_541_237_184,
 			GlobalRelDelta: 0.0123, Geometry: map[string]arch.Geometry{"llm": {Heads: 2, KVHeads: 1, HeadDim: 2}},
 			Warnings: []string{"vision.siglip: no geometry; set its heads"}}
+		a.Summary.Geometry["vision.siglip"] = arch.Geometry{Heads: 1, KVHeads: 1, HeadDim: 48}
+		// A suggestion whose text would break out of HTML if not escaped.
+		a.Advice = &store.Advice{GeometryGuessed: []string{"vision.siglip"}, Suggestions: []arch.Suggestion{{Rule: `^lm\.=>"<b>x</b>.`,
+			From: "lm.", To: `"<b>x</b>.`, Pairs: 2, ExampleBase: "lm.head.weight", ExampleVLA: `"<b>x</b>.head.weight`}}}
 	}
 	return a
 }

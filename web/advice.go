@@ -1,0 +1,99 @@
+package web
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/deltascope/deltascope/analysis/arch"
+	"github.com/deltascope/deltascope/store"
+)
+
+// NewAnalysisURL is the new-analysis form prefilled with a request's sources,
+// rules and options, plus extraMap rules: one click re-runs an analysis with a
+// suggested --map rule (app.js reads the query and fills the form).
+func NewAnalysisURL(req store.AnalysisRequest, extraMap ...string) string {
+	q := url.Values{}
+	for _, b := range req.Base {
+		q.Add("base", b)
+	}
+	for _, v := range req.VLA {
+		q.Add("vla", v)
+	}
+	for _, m := range append(slices.Clone(req.Map), extraMap...) {
+		q.Add("map", m)
+	}
+	if req.Exact {
+		q.Set("exact", "1")
+	}
+	for _, c := range slices.Sorted(maps.Keys(req.Geometry)) {
+		g := req.Geometry[c]
+		kv := g.KVHeads
+		if kv == 0 {
+			kv = g.Heads
+		}
+		q.Add("heads", c+"="+strconv.Itoa(g.Heads)+":"+strconv.Itoa(kv))
+	}
+	return withQuery("/new", q)
+}
+
+// unmatchedCount is what the banner counts: tensors with no counterpart, and
+// names several tensors could match.
+func (o Overview) unmatchedCount() int { return o.BaseOnly + o.VLAOnly + o.Ambiguous }
+
+// unmatchedText spells the banner's counts out.
+func (o Overview) unmatchedText() string {
+	s := fmt.Sprintf("%d only in the base, %d only in the VLA", o.BaseOnly, o.VLAOnly)
+	if o.Ambiguous > 0 {
+		s += fmt.Sprintf(", %d ambiguous", o.Ambiguous)
+	}
+	return s + "."
+}
+
+// suggestions are the analysis's suggested --map rules (none recorded: none).
+func (o Overview) suggestions() []arch.Suggestion {
+	if o.Analysis.Advice == nil {
+		return nil
+	}
+	return o.Analysis.Advice.Suggestions
+}
+
+// PrecisionText says how an analysis subtracted its pairs.
+func PrecisionText(req store.AnalysisRequest) string {
+	if req.Exact {
+		return "exact: full-precision subtraction"
+	}
+	return "at the VLA's precision: each base value rounded to its VLA tensor's dtype"
+}
+
+// GeometryRow is one component's attention geometry as the overview shows it.
+type GeometryRow struct {
+	Component, Layout, Source string
+}
+
+// GeometryRows lists the geometry an analysis used, with where it came from:
+// set in the request, guessed, or found (config or a recognised model).
+func GeometryRows(a *store.Analysis) []GeometryRow {
+	if a.Summary == nil {
+		return nil
+	}
+	var guessed []string
+	if a.Advice != nil {
+		guessed = a.Advice.GeometryGuessed
+	}
+	var out []GeometryRow
+	for _, c := range slices.Sorted(maps.Keys(a.Summary.Geometry)) {
+		g := a.Summary.Geometry[c]
+		src := "found"
+		switch _, set := a.Request.Geometry[c]; {
+		case set:
+			src = "set"
+		case slices.Contains(guessed, c):
+			src = "guessed"
+		}
+		out = append(out, GeometryRow{Component: c, Layout: fmt.Sprintf("%d heads × %d, %d KV", g.Heads, g.HeadDim, g.KVHeads), Source: src})
+	}
+	return out
+}
