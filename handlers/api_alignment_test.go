@@ -143,3 +143,24 @@ func TestAPIGeometryAndExact(t *testing.T) {
 		}
 	}
 }
+
+// The composer's resolve warns when a head rule cuts a component whose
+// geometry is a guess, and not once the analysis was asked with its heads.
+func TestAPIResolveWarnsOnGuessedHeads(t *testing.T) {
+	s := newTestServer(t)
+	for body, want := range map[string]bool{
+		fixturePair: true,
+		strings.Replace(fixturePair, "}", `, "geometry": {"vision.siglip": {"heads": 4}}}`, 1): false,
+	} {
+		_, c := s.do(t, "POST", "/api/analyses", body)
+		s.waitDone(t, c["id"].(string))
+		code, r := s.do(t, "POST", "/api/analyses/"+c["id"].(string)+"/resolve?units=0", `{"preset": "pi05-light"}`)
+		if code != 200 {
+			t.Fatalf("resolve: %d %v", code, r)
+		}
+		got := strings.Contains(fmt.Sprint(r["warnings"]), "vision.siglip (1 heads × 48 (1 KV)) is a guess")
+		if got != want {
+			t.Errorf("%s: warned %v, want %v (warnings %v)", body, got, want, r["warnings"])
+		}
+	}
+}
