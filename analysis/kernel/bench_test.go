@@ -87,7 +87,7 @@ func BenchmarkRowRaw(b *testing.B) {
 	for _, enc := range []struct {
 		name   string
 		be, ve Encoding
-	}{{"bf16xbf16", BF16, BF16}, {"f32xbf16", F32, BF16}, {"f32xf32", F32, F32}} {
+	}{{"bf16xbf16", BF16, BF16}, {"f32xbf16", F32, BF16}, {"f32asbf16xbf16", F32AsBF16, BF16}, {"f32xf32", F32, F32}} {
 		braw, vraw := encode(enc.be, base), encode(enc.ve, vla)
 		for _, im := range benchImpls() {
 			b.Run(fmt.Sprintf("%s/%s", enc.name, im.name), func(b *testing.B) {
