@@ -20,6 +20,9 @@ func (s *Server) pageRoutes(r chi.Router) {
 	r.Get("/analyses/{id}/tensors", s.pageTensor)
 	r.Get("/analyses/{id}/tensors/*", s.pageTensor)
 	r.Get("/analyses/{id}/spectrum", s.pageSpectrum)
+	r.Get("/series", s.pageSeriesList)
+	r.Post("/series", s.pageSeriesCreate)
+	r.Get("/series/{id}", s.pageSeries)
 	r.Post("/analyses/{id}/spectrum", s.pageSpectrumStart)
 	r.Post("/analyses/{id}/spectrum/cancel", s.pageSpectrumCancel)
 }

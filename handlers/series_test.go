@@ -1,0 +1,195 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/deltascope/deltascope/analysis/synth"
+)
+
+// genSeries writes a 3-checkpoint TinyLlama-shaped run under the server's root.
+func (s *pageServer) genSeries(t *testing.T, name string) *synth.Series {
+	t.Helper()
+	run, err := synth.GenerateSeries(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.05, Out: filepath.Join(s.root, name)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+type seriesJSON struct {
+	ID    string `json:"id"`
+	Done  bool   `json:"done"`
+	Steps []struct {
+		Step       int64              `json:"step"`
+		AnalysisID string             `json:"analysis_id"`
+		DriftID    string             `json:"drift_id"`
+		Status     string             `json:"status"`
+		Delta      map[string]float64 `json:"rel_delta"`
+		Drift      map[string]float64 `json:"rel_drift"`
+	} `json:"steps"`
+}
+
+func (s *pageServer) waitSeries(t *testing.T, id string) seriesJSON {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		code, b := doJSON(t, "GET", s.URL+"/api/series/"+id, "")
+		var v seriesJSON
+		if code != http.StatusOK || json.Unmarshal(b, &v) != nil {
+			t.Fatalf("GET series: %d %s", code, b)
+		}
+		for _, st := range v.Steps {
+			if st.Status == "failed" || st.Status == "cancelled" {
+				t.Fatalf("step %d: %s", st.Step, st.Status)
+			}
+		}
+		if v.Done {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("series %s did not finish", id)
+	return seriesJSON{}
+}
+
+// TestAPISeries creates a run from its checkpoints (steps given and read from
+// the names), follows it to the end, and checks the trajectory: ΔW against the
+// base grows step by step, the drift is measured between checkpoints, and a
+// second series of the same files reuses every analysis.
+func TestAPISeries(t *testing.T) {
+	s := newPageServer(t, true)
+	s.genSeries(t, "run")
+	body := `{"name": "tiny run", "base": ["run/base/model.safetensors"], "checkpoints": [
+		{"vla": ["run/checkpoint-2000/model.safetensors"]},
+		{"step": 1000, "vla": ["run/checkpoint-1000/model.safetensors"]},
+		{"vla": ["run/checkpoint-3000/model.safetensors"]}]}`
+	code, b := doJSON(t, "POST", s.URL+"/api/series", body)
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	var created seriesJSON
+	json.Unmarshal(b, &created)
+	v := s.waitSeries(t, created.ID)
+	if len(v.Steps) != 3 || v.Steps[0].Step != 1000 || v.Steps[2].Step != 3000 {
+		t.Fatalf("steps %+v", v.Steps)
+	}
+	if v.Steps[0].DriftID != v.Steps[0].AnalysisID || v.Steps[1].DriftID == v.Steps[1].AnalysisID {
+		t.Errorf("drift analyses: %+v", v.Steps)
+	}
+	for i := 1; i < 3; i++ {
+		if !(v.Steps[i].Delta[""] > v.Steps[i-1].Delta[""]) || !(v.Steps[i].Delta["llm"] > v.Steps[i-1].Delta["llm"]) {
+			t.Errorf("ΔW does not grow from step %d to %d: %v → %v", v.Steps[i-1].Step, v.Steps[i].Step, v.Steps[i-1].Delta, v.Steps[i].Delta)
+		}
+		if d := v.Steps[i].Drift[""]; !(d > 0) || d >= v.Steps[i].Delta[""] {
+			t.Errorf("step %d: drift %v against ΔW %v", v.Steps[i].Step, d, v.Steps[i].Delta[""])
+		}
+	}
+
+	// The same files by folder: every analysis comes from the cache.
+	code, b = doJSON(t, "POST", s.URL+"/api/series", `{"name": "again", "base": ["run/base/model.safetensors"], "folder": "run"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("POST by folder: %d %s", code, b)
+	}
+	var again seriesJSON
+	json.Unmarshal(b, &again)
+	if len(again.Steps) != 3 {
+		t.Fatalf("by folder: %d steps", len(again.Steps))
+	}
+	for i := range again.Steps {
+		if again.Steps[i].AnalysisID != v.Steps[i].AnalysisID || again.Steps[i].DriftID != v.Steps[i].DriftID {
+			t.Errorf("step %d: analyses %s/%s, want the cached %s/%s", again.Steps[i].Step, again.Steps[i].AnalysisID, again.Steps[i].DriftID,
+				v.Steps[i].AnalysisID, v.Steps[i].DriftID)
+		}
+	}
+	if code, b := doJSON(t, "GET", s.URL+"/api/series", ""); code != http.StatusOK || !strings.Contains(string(b), `"again"`) {
+		t.Errorf("list: %d %s", code, b)
+	}
+
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		want       string
+	}{
+		{"no name", `{"base": ["run/base/model.safetensors"], "folder": "run"}`, 400, "name"},
+		{"no checkpoints", `{"name": "x", "base": ["run/base/model.safetensors"]}`, 400, "checkpoints"},
+		{"step twice", `{"name": "x", "base": ["run/base/model.safetensors"], "checkpoints": [{"step": 5, "vla": ["run/checkpoint-1000"]}, {"step": 5, "vla": ["run/checkpoint-2000"]}]}`, 400, "twice"},
+		{"no step in the name", `{"name": "x", "base": ["run/base/model.safetensors"], "checkpoints": [{"vla": ["run/base/model.safetensors"]}]}`, 400, "give its step"},
+		{"folder outside the roots", `{"name": "x", "base": ["run/base/model.safetensors"], "folder": "/etc"}`, 400, "outside"},
+		{"a missing checkpoint", `{"name": "x", "base": ["run/base/model.safetensors"], "checkpoints": [{"step": 1, "vla": ["run/nope"]}]}`, 400, "nope"},
+		{"bad map rule", `{"name": "x", "base": ["b"], "map": ["(=>"], "folder": "run"}`, 400, "map rule"},
+	} {
+		code, b := doJSON(t, "POST", s.URL+"/api/series", tc.body)
+		if code != tc.code || !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, code, b, tc.code, tc.want)
+		}
+	}
+	if code, _ := doJSON(t, "GET", s.URL+"/api/series/nope", ""); code != http.StatusNotFound {
+		t.Errorf("unknown series: %d", code)
+	}
+}
+
+func TestStepFromPath(t *testing.T) {
+	for in, want := range map[string]int64{
+		"/runs/a/checkpoint-1000":                  1000,
+		"/runs/a/step_2000/model.safetensors":      2000,
+		"llm.=/runs/global_step3000/model.bin":     3000,
+		"/runs/ckpt-40/x.safetensors":              40,
+		"/runs/checkpoint-1000/step_50/model.safe": 50,
+	} {
+		if got, ok := StepFromPath(in); !ok || got != want {
+			t.Errorf("%s: %d %v, want %d", in, got, ok, want)
+		}
+	}
+	if _, ok := StepFromPath("/runs/final/model.safetensors"); ok {
+		t.Error("a path without a step gave one")
+	}
+}
+
+// TestBrowserSeries: create a run with the form, watch its charts fill in,
+// switch component, and click a layer × step cell to open that analysis.
+func TestBrowserSeries(t *testing.T) {
+	ctx := newBrowser(t)
+	s := newPageServer(t, true)
+	s.genSeries(t, "run")
+	browserDo(t, ctx, "open /series", 20*time.Second, chromedp.Navigate(s.URL+"/series"),
+		chromedp.WaitReady(chromedp.CSS(`[data-testid="series-form"]`)))
+	browserDo(t, ctx, "fill the form", 20*time.Second,
+		chromedp.SetValue(chromedp.CSS(`[data-testid="series-name"]`), "tiny run"),
+		chromedp.SetValue(chromedp.CSS(`[data-testid="series-base"]`), "run/base/model.safetensors"),
+		chromedp.SetValue(chromedp.CSS(`[data-testid="series-checkpoints"]`),
+			"run/checkpoint-1000/model.safetensors\nrun/checkpoint-2000/model.safetensors\n3000 run/checkpoint-3000/model.safetensors"),
+		chromedp.Click(chromedp.CSS(`[data-testid="series-create"]`)))
+	browserWait(t, ctx, "the series page", `!!document.querySelector('[data-testid="series-title"]')`, 20*time.Second)
+	browserWait(t, ctx, "every analysis done", `document.querySelector('[data-testid="series"]')?.dataset.done === '1'`, 90*time.Second)
+	browserWait(t, ctx, "the ΔW lines", `document.getElementById('series-delta')?.dataset.drawn === '1'`, 20*time.Second)
+	browserWait(t, ctx, "the drift lines", `document.getElementById('series-drift')?.dataset.drawn === '1'`, 20*time.Second)
+	points := browserEval[int](t, ctx, `echarts.getInstanceByDom(document.getElementById('series-drift')).getOption().series[0].data.filter(v => v !== null && v !== '-').length`)
+	if points != 3 {
+		t.Errorf("drift line has %d points, want 3", points)
+	}
+	if rows := browserEval[int](t, ctx, `document.querySelectorAll('[data-testid="table-steps"] tbody tr').length`); rows != 3 {
+		t.Errorf("steps table has %d rows", rows)
+	}
+	browserWait(t, ctx, "a layer × step heatmap", heatmapDrawn("series-llm-ffn-up"), 20*time.Second)
+	cols := browserEval[int](t, ctx, `JSON.parse(document.getElementById('series-llm-ffn-up-data').textContent).meta.x_labels.length`)
+	if cols != 3 {
+		t.Errorf("heatmap has %d step columns", cols)
+	}
+	step2 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(2) a').textContent`)
+	// Click, with the mouse, a cell of the second step's column.
+	browserDo(t, ctx, "scroll to the heatmap", 10*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#series-llm-ffn-up")))
+	pt := browserEval[[]float64](t, ctx, `(() => { const el = document.getElementById('series-llm-ffn-up');
+		const c = echarts.getInstanceByDom(el); const d = c.getOption().series[0].data.find(d => d.value[0] === 1);
+		const p = c.convertToPixel({seriesIndex: 0}, [d.value[0], d.value[1]]); const r = el.getBoundingClientRect();
+		return [r.left + p[0], r.top + p[1]]; })()`)
+	browserDo(t, ctx, "click a cell", 10*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
+	browserWait(t, ctx, "that step's analysis", `location.pathname === '/analyses/' + `+jsString(step2), 20*time.Second)
+}

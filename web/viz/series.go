@@ -1,0 +1,84 @@
+package viz
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/go-echarts/go-echarts/v2/charts"
+	"github.com/go-echarts/go-echarts/v2/opts"
+)
+
+// Line is one named series of values, one per step; NaN is a gap (a step
+// whose analysis is not done).
+type Line struct {
+	Name   string
+	Values []float64
+}
+
+// StepLines draws several lines against the training step.
+func StepLines(id, title, yName string, steps []int64, lines []Line) Chart {
+	x := make([]string, len(steps))
+	for i, s := range steps {
+		x[i] = strconv.FormatInt(s, 10)
+	}
+	l := charts.NewLine()
+	l.SetXAxis(x)
+	l.SetGlobalOptions(append(xyChart(),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "0", Type: "scroll"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "step"}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: yName}),
+	)...)
+	for _, ln := range lines {
+		data := make([]opts.LineData, len(ln.Values))
+		for i, v := range ln.Values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				data[i] = opts.LineData{Value: nil}
+			} else {
+				data[i] = opts.LineData{Value: v}
+			}
+		}
+		l.AddSeries(ln.Name, data, charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(true), ConnectNulls: opts.Bool(false)}))
+	}
+	l.Validate()
+	c := finish(id, title, l.JSON(), yName, "step", yName)
+	c.Spec.Meta.Height = 320
+	return c
+}
+
+// LayerStepCell is the value of one layer at one step, and the analysis a
+// click on it opens.
+type LayerStepCell struct {
+	Layer    int
+	Step     int
+	Value    float64
+	Analysis string
+}
+
+// LayerStepHeatmap is a layer × step heatmap of one module: steps along x,
+// layers along y. A click on a cell opens that step's analysis.
+func LayerStepHeatmap(id, title string, steps []int64, layers []int, cells []LayerStepCell, v View) Chart {
+	xLabels := make([]string, len(steps))
+	for i, s := range steps {
+		xLabels[i] = strconv.FormatInt(s, 10)
+	}
+	yLabels := make([]string, len(layers))
+	row := map[int]int{}
+	for i, l := range layers {
+		yLabels[i] = layerLabel(l)
+		row[l] = i
+	}
+	hc := make([]heatCell, 0, len(cells))
+	for _, c := range cells {
+		y, ok := row[c.Layer]
+		if !ok || c.Step < 0 || c.Step >= len(steps) {
+			continue
+		}
+		hc = append(hc, heatCell{x: c.Step, y: y, raw: c.Value, name: c.Analysis})
+	}
+	ch := heatmap(DOMID("series", id), title, "step", "layer", xLabels, yLabels, hc, v)
+	ch.Spec.Meta.LinkBase = "/analyses/"
+	ch.Caption = fmt.Sprintf("%s per layer at each checkpoint; colours clipped at the %gth percentile. Click a cell to open that step's analysis.", MetricLabel(v.Metric), v.Clip)
+	return ch
+}
