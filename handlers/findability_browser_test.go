@@ -29,6 +29,13 @@ func TestBrowserNamesComposerLinksAndLayout(t *testing.T) {
 	if browserEval[bool](t, ctx, `!document.querySelector('[data-testid="restored"]').hidden`) {
 		t.Error(`a clean browser is told its sources are "from last time"`)
 	}
+	// A fresh data folder has no uploads folder yet: browsing it is an empty
+	// folder, not "internal error".
+	browserDo(t, ctx, "pick files on the server", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-side="base"] [data-browse]`)))
+	browserWait(t, ctx, "the file browser", `!!document.querySelector('[data-side="base"] [data-browser] .browser-head, [data-side="base"] [data-browser] .error')`, 10*time.Second)
+	if e := browserEval[string](t, ctx, `document.querySelector('[data-side="base"] [data-browser] .error')?.textContent || ''`); e != "" {
+		t.Errorf("Pick files on the server, on a fresh data folder: %q", e)
+	}
 	for _, side := range []struct{ side, path string }{{"base", "pi05/base"}, {"vla", "pi05/vla/model.safetensors"}} {
 		browserDo(t, ctx, "add a "+side.side+" path", 10*time.Second,
 			chromedp.SendKeys(chromedp.CSS(`[data-side="`+side.side+`"] input[name="path"]`), side.path),
