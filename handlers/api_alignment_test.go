@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +71,16 @@ func TestAPINothingAlignedFails(t *testing.T) {
 	}
 	if sugg := adv["suggestions"].([]any); len(sugg) != 1 || sugg[0].(map[string]any)["rule"] != `^dinov2\.=>vision_backbone.featurizer.` {
 		t.Errorf("advice: %v", adv)
+	}
+	// Its page offers the rule, one click from a new analysis with it.
+	resp, err := http.Get(s.URL + "/analyses/" + c["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `data-testid="failed-suggestions"`) || !strings.Contains(string(page), `map=%5Edinov2%5C.%3D%3Evision_backbone.featurizer.`) {
+		t.Errorf("the failed analysis's page does not offer the rule")
 	}
 }
 

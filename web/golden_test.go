@@ -39,6 +39,8 @@ func goldenAnalysis(status store.Status) *store.Analysis {
 		a.StartedAt, a.BytesDone, a.BytesTotal, a.CurrentTensor = &started, 3<<30, 12<<30, "model.layers.7.mlp.up_proj.weight"
 	case store.StatusFailed:
 		a.StartedAt, a.FinishedAt, a.Error = &started, &finished, "/data/pi05/vla/model.safetensors: truncated: header says 1024 bytes, file has 100"
+		a.Advice = &store.Advice{Suggestions: []arch.Suggestion{{Rule: `^dinov2\.=>vision_backbone.featurizer.`, From: "dinov2.",
+			To: "vision_backbone.featurizer.", Pairs: 343, ExampleBase: "dinov2.blocks.0.attn.qkv.weight", ExampleVLA: "vision_backbone.featurizer.blocks.0.attn.qkv.weight"}}}
 	case store.StatusDone:
 		a.StartedAt, a.FinishedAt = &started, &finished
 		a.Summary = &store.Summary{ParamsCompared: 7_500_000_000, BaseParams: 7_541_237_184, VLAParams: 7_541_237_184,
