@@ -138,7 +138,9 @@ func ensureDemo(ctx context.Context, db *store.DB, runner *jobs.Runner, dir stri
 		log.Error("demo pair", "err", err)
 		return
 	}
-	if _, err := db.CreateAnalysis(ctx, store.AnalysisRequest{Base: pair.Base, VLA: pair.VLA}); err != nil {
+	// Named for what it is: its file names ("vla vs prismatic") would not say.
+	labels := store.Labels{Name: "demo: synthetic OpenVLA-7B-shaped pair", Tags: []string{"demo"}}
+	if _, err := db.CreateLabeled(ctx, store.AnalysisRequest{Base: pair.Base, VLA: pair.VLA}, labels); err != nil {
 		log.Error("demo analysis", "err", err)
 		return
 	}
