@@ -63,7 +63,7 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	}
 	var sp *spectral.Result
 	if *spectra {
-		if sp, err = computeSpectra(ctx, env, *bases, *vlas, *maps, *rank, po.exact); err != nil {
+		if sp, err = computeSpectra(ctx, env, *data, *bases, *vlas, *maps, *rank, po); err != nil {
 			return err
 		}
 	}

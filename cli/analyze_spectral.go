@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/spectral"
+	"github.com/deltascope/deltascope/jobs"
+	"github.com/deltascope/deltascope/store"
 )
 
 // spectralJSON is `analyze --json` with `--spectral`: the analysis's own
@@ -40,15 +44,34 @@ type spectrumBlock struct {
 
 // computeSpectra opens both sides again (headers only: the analysis closed
 // them) and computes every 2-D pair's spectrum, drawing a progress bar on a
-// terminal.
-func computeSpectra(ctx context.Context, env Env, bases, vlas, maps []string, rank int, exact bool) (*spectral.Result, error) {
+// terminal. With --data the spectra are cached with the analysis (which
+// analyzeCached has just stored or found): a repeated run reads them back.
+func computeSpectra(ctx context.Context, env Env, data string, bases, vlas, maps []string, rank int, po pairOptions) (*spectral.Result, error) {
+	if data != "" {
+		bases, vlas = absSpecs(bases), absSpecs(vlas)
+	}
 	base, vla, err := openPair(bases, vlas)
 	if err != nil {
 		return nil, err
 	}
 	defer base.Close()
 	defer vla.Close()
-	opt := spectral.Options{Rank: rank, Map: maps, Exact: exact}
+	var db *store.DB
+	var a *store.Analysis
+	if data != "" {
+		if db, err = store.Open(ctx, data); err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		req := store.AnalysisRequest{Base: bases, VLA: vlas, Map: maps, Exact: po.exact, Geometry: po.geometry}
+		if a, err = db.FindCachedRequest(ctx, jobs.Identities(base), jobs.Identities(vla), req); err != nil {
+			return nil, err
+		}
+		if sp, err := db.SpectrumOf(ctx, a.ID, rank, true); err == nil && sp.Status == store.StatusDone && sp.Result != nil {
+			return sp.Result, nil
+		}
+	}
+	opt := spectral.Options{Rank: rank, Map: maps, Exact: po.exact}
 	if env.StderrIsTTY {
 		bar := newProgressBar(env.Stderr)
 		opt.Progress = func(p spectral.Progress) {
@@ -56,7 +79,16 @@ func computeSpectra(ctx context.Context, env Env, bases, vlas, maps []string, ra
 		}
 		defer bar.finish()
 	}
-	return spectral.Compute(ctx, base, vla, opt)
+	start := time.Now()
+	res, err := spectral.Compute(ctx, base, vla, opt)
+	if err != nil || db == nil {
+		return res, err
+	}
+	// A server computing the same job now is no reason to fail the command.
+	if err := db.StoreSpectrum(ctx, a.ID, res, time.Since(start).Seconds()); err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	return res, nil
 }
 
 // withSpectra attaches each spectrum to its tensor of out.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/synth"
 	"github.com/deltascope/deltascope/internal/testfixtures"
+	"github.com/deltascope/deltascope/store"
 )
 
 // TestAnalyzeSpectral runs `analyze --spectral --rank 4` on a generated
@@ -128,4 +129,49 @@ func specIn(dir, spec string) string {
 		return prefix + "=" + filepath.Join(dir, p)
 	}
 	return filepath.Join(dir, spec)
+}
+
+// TestAnalyzeSpectralCached: with --data the spectra are stored with the
+// analysis, where the server finds them, and a second run reads them back.
+func TestAnalyzeSpectralCached(t *testing.T) {
+	data := t.TempDir()
+	out1, out2 := filepath.Join(t.TempDir(), "1.json"), filepath.Join(t.TempDir(), "2.json")
+	args := func(out string) []string {
+		return []string{"analyze", "--spectral", "--rank", "4", "--data", data, "--json", out,
+			"--base", testfixtures.Path("pi05", "base"), "--vla", testfixtures.Path("pi05", "vla", "model.safetensors")}
+	}
+	if code, _, stderr := runCLI(t, "", args(out1)...); code != 0 {
+		t.Fatalf("first run: %s", stderr)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := db.List(ctx, 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("analyses %v %v", list, err)
+	}
+	first, err := db.SpectrumOf(ctx, list[0].ID, 4, true)
+	db.Close()
+	if err != nil || first.Status != store.StatusDone || first.Result == nil || len(first.Result.Tensors) < 30 {
+		t.Fatalf("stored spectrum %+v, %v", first, err)
+	}
+	if code, _, stderr := runCLI(t, "", args(out2)...); code != 0 {
+		t.Fatalf("second run: %s", stderr)
+	}
+	db, err = store.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	second, err := db.SpectrumOf(ctx, list[0].ID, 4, true)
+	if err != nil || !second.FinishedAt.Equal(*first.FinishedAt) {
+		t.Errorf("the second run recomputed the spectra (finished %v, then %v; %v)", first.FinishedAt, second.FinishedAt, err)
+	}
+	a, _ := os.ReadFile(out1)
+	b, _ := os.ReadFile(out2)
+	if !strings.Contains(string(a), `"spectrum"`) || string(a) != string(b) {
+		t.Error("the cached run's JSON differs from the first")
+	}
 }

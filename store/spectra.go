@@ -234,6 +234,45 @@ func (db *DB) FinishSpectrum(ctx context.Context, owner string, rank int, r *spe
 	return db.endSpectrum(ctx, owner, rank, StatusDone, "", string(data), seconds)
 }
 
+// StoreSpectrum records spectra its caller computed itself (the CLI's
+// `analyze --spectral --data`) as the done job of analysis id at their rank,
+// unless a server is computing that job right now (then ErrConflict).
+func (db *DB) StoreSpectrum(ctx context.Context, id string, r *spectral.Result, seconds float64) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: spectrum of %s: %w", id, err)
+	}
+	var n int64
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		owner, err := db.resultOwner(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		res, err := tx.ExecContext(ctx, `INSERT INTO spectra (result_id, rank, status, created_at, started_at, finished_at, seconds, result)
+			VALUES (?, ?, 'done', ?, ?, ?, ?, ?)
+			ON CONFLICT (result_id, rank) DO UPDATE SET status = 'done', error = '', finished_at = excluded.finished_at,
+				seconds = excluded.seconds, result = excluded.result, bytes_done = bytes_total, current_tensor = ''
+			WHERE spectra.status <> 'running'`, owner, r.Rank, now, now, now, seconds, string(data))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		var se *Error
+		if errors.As(err, &se) {
+			return err
+		}
+		return fmt.Errorf("store: spectrum of %s: %w", id, err)
+	}
+	if n == 0 {
+		return errorf(ECONFLICT, "the spectrum of %s at rank %d is being computed by a server", id, r.Rank)
+	}
+	return nil
+}
+
 // FailSpectrum marks a running spectral job failed with msg.
 func (db *DB) FailSpectrum(ctx context.Context, owner string, rank int, msg string) error {
 	return db.endSpectrum(ctx, owner, rank, StatusFailed, msg, nil, nil)

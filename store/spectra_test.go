@@ -111,4 +111,22 @@ func TestSpectrumLifecycle(t *testing.T) {
 	if s, _ := db.SpectrumOf(ctx, first.ID, 4, false); s.Status != StatusFailed || s.Error != "disk on fire" {
 		t.Errorf("after failure: %+v", s)
 	}
+
+	// Spectra the CLI computed itself are stored as a done job, once.
+	res2 := &spectral.Result{Rank: 2, Tensors: []spectral.Tensor{}, Skipped: []string{}}
+	if err := db.StoreSpectrum(ctx, second.ID, res2, 0.5); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := db.SpectrumOf(ctx, first.ID, 2, true); err != nil || s.Status != StatusDone || s.Result == nil || s.Result.Rank != 2 || s.Seconds != 0.5 {
+		t.Errorf("stored by the CLI: %+v, %v", s, err)
+	}
+	if _, _, err := db.RequestSpectrum(ctx, first.ID, 16); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.ClaimNextSpectrum(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StoreSpectrum(ctx, first.ID, &spectral.Result{Rank: 16}, 1); !errors.Is(err, ErrConflict) {
+		t.Errorf("storing over a running job: %v, want ErrConflict", err)
+	}
 }
