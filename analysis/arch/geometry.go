@@ -87,7 +87,7 @@ func GeometriesGuessed(configs [][]byte, tensors []Named, overrides map[string]G
 		if o, ok := overrides[comp]; ok {
 			g, err := completeOverride(o, s, haveShapes)
 			if err != nil {
-				warns = append(warns, fmt.Sprintf("%s: heads override %s: %v; set heads for component %s", comp, o, err, comp))
+				warns = append(warns, fmt.Sprintf("%s: heads override %s: %v; set heads for component %s (--heads %s=HEADS[:KV_HEADS])", comp, o, err, comp, comp))
 				continue
 			}
 			if haveShapes && !s.fits(g) {
@@ -105,17 +105,17 @@ func GeometriesGuessed(configs [][]byte, tensors []Named, overrides map[string]G
 		}
 		if !haveShapes {
 			if withAttention[comp] {
-				warns = append(warns, fmt.Sprintf("%s: attention weights of unexpected shape; set heads for component %s", comp, comp))
+				warns = append(warns, fmt.Sprintf("%s: attention weights of unexpected shape; set heads for component %s (--heads %s=HEADS[:KV_HEADS])", comp, comp, comp))
 			}
 			continue
 		}
 		g, note, ok := inferGeometry(comp, s, gemma)
 		if !ok {
-			warns = append(warns, fmt.Sprintf("%s: attention geometry unknown (q rows %d, k rows %d); set heads for component %s", comp, s.qRows, s.kRows, comp))
+			warns = append(warns, fmt.Sprintf("%s: attention geometry unknown (q rows %d, k rows %d); set heads for component %s (--heads %s=HEADS[:KV_HEADS])", comp, s.qRows, s.kRows, comp, comp))
 			continue
 		}
 		if note != "" {
-			warns = append(warns, fmt.Sprintf("%s: %s; set heads for component %s if this is wrong", comp, note, comp))
+			warns = append(warns, fmt.Sprintf("%s: %s; set heads for component %s (--heads %s=HEADS[:KV_HEADS]) if this is wrong", comp, note, comp, comp))
 			guessed = append(guessed, comp)
 		}
 		out[comp] = g

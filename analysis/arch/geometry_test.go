@@ -153,7 +153,7 @@ func TestGeometries(t *testing.T) {
 			name:     "unknown component needs the user",
 			tensors:  []Named{{"net.layers.0.self_attn.q_proj.weight", []int64{96, 96}}},
 			want:     map[string]Geometry{},
-			warnings: []string{"other: attention geometry unknown (q rows 96, k rows 96); set heads for component other"},
+			warnings: []string{"other: attention geometry unknown (q rows 96, k rows 96); set heads for component other (--heads other=HEADS[:KV_HEADS])"},
 		},
 		{
 			name: "LLaVA-style names beside a Llama are not Gemma",
@@ -169,7 +169,7 @@ func TestGeometries(t *testing.T) {
 			name:     "a fused qkv that is not three blocks",
 			tensors:  []Named{{"vision_backbone.featurizer.blocks.0.attn.qkv.weight", []int64{100, 32}}},
 			want:     map[string]Geometry{},
-			warnings: []string{"vision.dinov2: attention weights of unexpected shape; set heads for component vision.dinov2"},
+			warnings: []string{"vision.dinov2: attention weights of unexpected shape; set heads for component vision.dinov2 (--heads vision.dinov2=HEADS[:KV_HEADS])"},
 		},
 		{
 			name:     "unknown Llama width",

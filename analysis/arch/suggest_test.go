@@ -174,3 +174,22 @@ func TestSuggestLimits(t *testing.T) {
 		}
 	}
 }
+
+// Guesses are told apart from geometry a config, a recognised model or the
+// user gave: the π0.5 fixture's 48-wide SigLIP (no config) is a guess until
+// its heads are set; OpenVLA's recognised shapes never are.
+func TestGeometriesGuessed(t *testing.T) {
+	_, pi05VLA := loadPi05(t)
+	_, guessed, _ := GeometriesGuessed(nil, pi05VLA, nil)
+	if !slices.Equal(guessed, []string{CompSigLIP}) {
+		t.Errorf("π0.5 fixture: guessed %v, want [%s]", guessed, CompSigLIP)
+	}
+	geo, guessed, warns := GeometriesGuessed(nil, pi05VLA, map[string]Geometry{CompSigLIP: {Heads: 4}})
+	if len(guessed) != 0 || geo[CompSigLIP] != (Geometry{Heads: 4, KVHeads: 4, HeadDim: 12}) {
+		t.Errorf("with SigLIP's heads set: guessed %v, geometry %v (warnings %v)", guessed, geo[CompSigLIP], warns)
+	}
+	_, openvla := splitCases(openvlaCases())
+	if _, guessed, _ := GeometriesGuessed(nil, openvla, nil); len(guessed) != 0 {
+		t.Errorf("OpenVLA: guessed %v", guessed)
+	}
+}
