@@ -117,8 +117,8 @@
     });
     // The colour bar's handles print raw values: a log scale's bar runs in
     // log10 units, and a formatter (a function) cannot travel in the JSON.
-    if (meta.kind === 'heatmap' && opt.visualMap && !Array.isArray(opt.visualMap)) {
-      opt.visualMap.formatter = (v) => fmtNum(meta.log ? Math.pow(10, v) : v);
+    if (meta.kind === 'heatmap' && opt.visualMap) {
+      for (const vm of [].concat(opt.visualMap)) vm.formatter = (v) => fmtNum(meta.log ? Math.pow(10, v) : v);
     }
     chart.on('finished', () => { box.dataset.drawn = '1'; });
     chart.setOption(opt);

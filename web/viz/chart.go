@@ -133,15 +133,16 @@ func (r colourRange) shown(x float64) float32 {
 // handles of a 0.001–0.05 range as "0": the precision here shows the ends to
 // four significant digits (app.js adds a formatter that turns a log scale's
 // exponents back into values), and the end texts are the exact raw values.
-func (r colourRange) visualMapOption(stops []string) map[string]any {
+// It is a list of one, as go-echarts writes the option.
+func (r colourRange) visualMapOption(stops []string) []map[string]any {
 	lo, hi := r.shown(r.lo), r.shown(r.hi)
-	return map[string]any{
+	return []map[string]any{{
 		"type": "continuous", "calculable": true,
 		"min": lo, "max": hi, "dimension": 2, "precision": precisionFor(float64(lo), float64(hi)),
 		"text":    []string{FormatValue(r.hi), FormatValue(r.lo)},
 		"inRange": map[string]any{"color": stops},
 		"orient":  "horizontal", "left": "center", "bottom": 0,
-	}
+	}}
 }
 
 // precisionFor is how many decimals tell the ends of [lo, hi] apart with

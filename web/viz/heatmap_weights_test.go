@@ -40,7 +40,7 @@ func TestModuleHeatmapWeightsOnly(t *testing.T) {
 	if len(data) != 4 {
 		t.Errorf("%d cells, want the 4 weight matrices (2 q_proj, embed, lm_head)", len(data))
 	}
-	vm := c.Spec.Option["visualMap"].(map[string]any)
+	vm := c.Spec.Option["visualMap"].([]map[string]any)[0]
 	if vm["max"].(float32) > 0.031 || vm["min"].(float32) < 0.009 {
 		t.Errorf("colour range %v..%v: the norms and biases set it", vm["min"], vm["max"])
 	}
@@ -90,7 +90,7 @@ func TestModuleHeatmapEnds(t *testing.T) {
 // under the labels, where the grid cannot cut it.
 func TestHeatmapColourBarAndAxisNames(t *testing.T) {
 	c := ModuleHeatmap(weightsFixture(), "llm", ParseView(nil), "/t/", "")
-	vm := c.Spec.Option["visualMap"].(map[string]any)
+	vm := c.Spec.Option["visualMap"].([]map[string]any)[0]
 	text := vm["text"].([]string)
 	if text[0] != "0.03" || text[1] != "0.01" {
 		t.Errorf("colour bar ends %q", text)
