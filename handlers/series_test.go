@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -192,4 +194,40 @@ func TestBrowserSeries(t *testing.T) {
 		return [r.left + p[0], r.top + p[1]]; })()`)
 	browserDo(t, ctx, "click a cell", 10*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
 	browserWait(t, ctx, "that step's analysis", `location.pathname === '/analyses/' + `+jsString(step2), 20*time.Second)
+}
+
+// TestSeriesFormErrors: a refused form comes back with the reason and with
+// what was typed, at the status the API would give.
+func TestSeriesFormErrors(t *testing.T) {
+	s := newPageServer(t, false)
+	post := func(form url.Values) (int, string) {
+		req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", s.URL)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(url.Values{"name": {"my run"}, "base": {"pi05/base"}, "checkpoints": {"pi05/vla/model.safetensors"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "give its step") || !strings.Contains(body, `value="my run"`) ||
+		!strings.Contains(body, "pi05/vla/model.safetensors</textarea>") {
+		t.Errorf("no step: %d\n%s", code, body)
+	}
+	code, body = post(url.Values{"name": {"my run"}, "base": {"pi05/base"}, "checkpoints": {"7 pi05/nope"}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "nope") {
+		t.Errorf("missing checkpoint: %d\n%s", code, body)
+	}
+	resp, err := http.Get(s.URL + "/series")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `data-testid="no-series"`) {
+		t.Errorf("empty list: %d", resp.StatusCode)
+	}
 }
