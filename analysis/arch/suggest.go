@@ -25,10 +25,11 @@ type Suggestion struct {
 // noise next to the few prefixes a real layout differs by.
 const MaxSuggestions = 3
 
-// Bounds on the work Suggest does, whatever a file holds: VLA tensors looked
-// at per base tensor, and rewrites scored.
+// Bounds on the work Suggest does, whatever a file holds: VLA tensors one base
+// tensor looks at and rewrites it proposes, and rewrites scored.
 const (
-	maxBucket     = 1024
+	maxLooked     = 1024
+	maxProposals  = 16
 	maxCandidates = 64
 )
 
@@ -44,48 +45,52 @@ func Suggest(base, vla []Named, al *Alignment) []Suggestion {
 	if al == nil || len(al.BaseOnly) == 0 || len(al.VLAOnly) == 0 {
 		return []Suggestion{}
 	}
-	// VLA-only tensors by their last two segments; a base name looks up its own.
+	// VLA-only tensors by each dotted tail of at least two segments
+	// ("blocks.0.attn.qkv.weight", "0.attn.qkv.weight", …, "qkv.weight").
 	byTail := map[string][]int{}
+	for _, v := range al.VLAOnly {
+		for _, t := range tails(vla[v].Name) {
+			byTail[t] = append(byTail[t], v)
+		}
+	}
 	// VLA-only tensors by name and by canonical spelling (see userStage).
 	vlaOnly := make(map[string]int, 2*len(al.VLAOnly))
 	for _, v := range al.VLAOnly {
 		c, _ := canonicalName(vla[v].Name)
 		vlaOnly[c] = v
 		vlaOnly[vla[v].Name] = v
-		if k, ok := tailKey(vla[v].Name); ok {
-			byTail[k] = append(byTail[k], v)
-		}
 	}
 	type rewrite struct{ from, to string }
 	// Each base tensor proposes the rewrites to the VLA tensors of its shape
-	// that share the longest tail with it (layer 3 with layer 3, not layer 7);
-	// rewrites are then tried in order of how many tensors proposed them.
+	// that share the longest tail with it (layer 3 with layer 3, not layer 7):
+	// its tails are looked up longest first, so the work is a few map lookups
+	// per name, whatever the file holds. Rewrites are then tried in order of
+	// how many tensors proposed them.
 	proposals := map[rewrite]int{}
 	for _, b := range al.BaseOnly {
-		k, ok := tailKey(base[b].Name)
-		if !ok {
-			continue
-		}
-		bucket := byTail[k]
-		if len(bucket) > maxBucket {
-			bucket = bucket[:maxBucket] // a forged file's thousand look-alikes
-		}
-		best, mine := 0, []rewrite{}
-		for _, v := range bucket {
-			if !slices.Equal(base[b].Shape, vla[v].Shape) {
-				continue
+		name := base[b].Name
+		looked := 0
+		for _, t := range tails(name) {
+			seen := 0
+			for _, v := range byTail[t] {
+				if looked++; looked > maxLooked {
+					break // a forged file's thousand look-alikes of another shape
+				}
+				if !slices.Equal(base[b].Shape, vla[v].Shape) {
+					continue
+				}
+				from, to := name[:len(name)-len(t)], vla[v].Name[:len(vla[v].Name)-len(t)]
+				if from == to {
+					continue
+				}
+				proposals[rewrite{from, to}]++
+				if seen++; seen == maxProposals {
+					break // a forged file's thousand look-alikes
+				}
 			}
-			from, to, n := splitCommonTail(base[b].Name, vla[v].Name)
-			switch {
-			case from == to || n < best:
-				continue
-			case n > best:
-				best, mine = n, mine[:0]
+			if seen > 0 {
+				break
 			}
-			mine = append(mine, rewrite{from, to})
-		}
-		for _, rw := range mine {
-			proposals[rw]++
 		}
 	}
 	cands := slices.Collect(maps.Keys(proposals))
@@ -162,31 +167,18 @@ func PrefixRule(from, to string) string {
 	return "^" + regexp.QuoteMeta(from) + "=>" + strings.ReplaceAll(to, "$", "$$")
 }
 
-// tailKey is the last two dotted segments of a name, the part a prefix
-// rewrite keeps; a name of fewer segments has none (too little to go on).
-func tailKey(name string) (string, bool) {
-	_, last2 := lastSegments(name)
-	if last2 == "" {
-		return "", false
+// tails are the dotted tails of name of at least two segments, longest
+// first, the whole name included: "a.b.c" → "a.b.c", "b.c". (A rewrite may
+// add or strip a whole prefix.)
+func tails(name string) []string {
+	var out []string
+	if strings.Contains(name, ".") {
+		out = append(out, name)
 	}
-	return last2, true
-}
-
-// splitCommonTail returns what stands before the longest dotted tail the two
-// names share, and the tail's length in segments: "a.dino.blocks.0.w",
-// "a.featurizer.blocks.0.w" → "a.dino.", "a.featurizer.", 3.
-func splitCommonTail(b, v string) (string, string, int) {
-	bs, vs := strings.Split(b, "."), strings.Split(v, ".")
-	n := 0
-	for n < len(bs) && n < len(vs) && bs[len(bs)-1-n] == vs[len(vs)-1-n] {
-		n++
-	}
-	cut := func(segs []string) string {
-		head := segs[:len(segs)-n]
-		if len(head) == 0 {
-			return ""
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' && strings.Contains(name[i+1:], ".") {
+			out = append(out, name[i+1:])
 		}
-		return strings.Join(head, ".") + "."
 	}
-	return cut(bs), cut(vs), n
+	return out
 }

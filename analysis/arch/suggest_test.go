@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // prismaticCases turns the OpenVLA pair's base side into the names Prismatic's
@@ -191,5 +192,28 @@ func TestGeometriesGuessed(t *testing.T) {
 	_, openvla := splitCases(openvlaCases())
 	if _, guessed, _ := GeometriesGuessed(nil, openvla, nil); len(guessed) != 0 {
 		t.Errorf("OpenVLA: guessed %v", guessed)
+	}
+}
+
+// Many look-alike names (as a forged file could hold) cost a bounded amount of
+// work, and the right rewrite still comes first.
+func TestSuggestManyLookAlikes(t *testing.T) {
+	var base, vla []Named
+	for i := range 20000 {
+		base = append(base, Named{fmt.Sprintf("old.layers.%d.w.weight", i), []int64{4, 4}})
+		vla = append(vla, Named{fmt.Sprintf("new.layers.%d.w.weight", i), []int64{4, 4}})
+	}
+	al := &Alignment{}
+	for i := range base {
+		al.BaseOnly = append(al.BaseOnly, i)
+		al.VLAOnly = append(al.VLAOnly, i)
+	}
+	start := time.Now()
+	got := Suggest(base, vla, al)
+	if len(got) == 0 || got[0].Rule != `^old\.=>new.` || got[0].Pairs != len(base) {
+		t.Fatalf("suggestions %+v", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Suggest took %v on %d names", d, len(base))
 	}
 }
