@@ -195,7 +195,7 @@ func cell(c Cell) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var9 = []any{templ.KV("num", c.Num), templ.KV("name", c.Link != "" && !c.Num)}
+			var templ_7745c5c3_Var9 = []any{templ.KV("num", c.Num), templ.KV("name", (c.Link != "" || c.Name) && !c.Num)}
 			templ_7745c5c3_Err = templ.RenderCSSItems(ctx, templ_7745c5c3_ElementWriter, templ_7745c5c3_Var9...)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -222,7 +222,7 @@ func tensorsTable(ts []analysis.TensorStats, link func(string) string, self stri
 	for i := range ts {
 		s := &ts[i]
 		t.Rows = append(t.Rows, []Cell{
-			LinkCell(s.VLA, link(s.VLA)), Text(s.Base), Text(s.Component), Int(int64(s.Layer)), Text(s.Kind),
+			LinkCell(s.VLA, link(s.VLA)), NameCell(s.Base), Text(s.Component), Int(int64(s.Layer)), Text(s.Kind),
 			Text(s.DTypeBase), Text(s.DTypeVLA), Text(Shape(s.ShapeBase)), Text(Shape(s.ShapeVLA)), Int(s.Compared),
 			Num(float64(s.FroBase)), Num(float64(s.FroDelta)), Num(float64(s.RelDelta)), Num(float64(s.Cosine)),
 			Num(float64(s.MaxAbsDelta)), Num(float64(s.MeanAbsDelta)), Num(float64(s.ChangedFraction)),

@@ -18,10 +18,17 @@ type Cell struct {
 	Value any
 	Link  string
 	Num   bool // right-aligned, tabular figures
+	// Name marks a tensor name or path without a link: it keeps a name
+	// column's minimum width, as a linked name does.
+	Name bool
 }
 
 // Text is a plain text cell.
 func Text(s string) Cell { return Cell{Text: s, Value: s} }
+
+// NameCell is a tensor name or path: text that breaks at its dots and keeps
+// a name column's width.
+func NameCell(s string) Cell { return Cell{Text: s, Value: s, Name: true} }
 
 // LinkCell is a text cell that links somewhere.
 func LinkCell(s, href string) Cell { return Cell{Text: s, Value: s, Link: href} }
