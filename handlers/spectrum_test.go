@@ -1,14 +1,20 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/store"
 )
 
 type spectrumJSON struct {
@@ -175,5 +181,54 @@ func TestBrowserSpectrum(t *testing.T) {
 	n := browserEval[int](t, ctx, `echarts.getInstanceByDom(document.getElementById('spectrum-curve')).getOption().series[0].data.length`)
 	if n != 8 {
 		t.Errorf("curve has %d singular values, want 8", n)
+	}
+}
+
+// TestAPISpectrumCancelRunning cancels a spectral job while it computes (an
+// OpenVLA-shaped pair takes seconds): it stops as cancelled, stays so, and the
+// worker goes on to the next job.
+func TestAPISpectrumCancelRunning(t *testing.T) {
+	s := newPageServer(t, true)
+	pair, err := synth.Generate(context.Background(), synth.Options{Preset: "openvla-7b", Scale: 0.05, Out: filepath.Join(s.root, "ov")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := func(specs []string) string {
+		b, _ := json.Marshal(checkpoint.MapSpecPaths(specs, func(p string) string { return "ov/" + p }))
+		return string(b)
+	}
+	code, b := doJSON(t, "POST", s.URL+"/api/analyses", `{"base": `+spec(pair.Base)+`, "vla": `+spec(pair.VLA)+`}`)
+	var created struct{ ID string }
+	if json.Unmarshal(b, &created); code != http.StatusAccepted {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	s.waitStatus(t, created.ID, store.StatusDone)
+	base := s.URL + "/api/analyses/" + created.ID + "/spectrum"
+	if code, b := doJSON(t, "POST", base, `{"rank": 32}`); code != http.StatusAccepted {
+		t.Fatalf("start: %d %s", code, b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, b := doJSON(t, "GET", base+"?rank=32", "")
+		var sp spectrumJSON
+		json.Unmarshal(b, &sp)
+		if sp.Status == "running" && sp.Progress > 0 {
+			break
+		}
+		if sp.Status == "done" || time.Now().After(deadline) {
+			t.Fatalf("never caught the job running: %s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, b := doJSON(t, "POST", base+"/cancel?rank=32", ""); code != http.StatusOK || !strings.Contains(string(b), `"status":"cancelled"`) {
+		t.Fatalf("cancel: %d %s", code, b)
+	}
+	// The worker is free again: a small job right after finishes.
+	if code, b := doJSON(t, "POST", base, `{"rank": 1}`); code != http.StatusAccepted {
+		t.Fatalf("next job: %d %s", code, b)
+	}
+	s.waitSpectrum(t, created.ID, 1, "done")
+	if _, b := doJSON(t, "GET", base+"?rank=32", ""); !strings.Contains(string(b), `"status":"cancelled"`) || strings.Contains(string(b), `"result":{`) {
+		t.Errorf("the cancelled job changed afterwards: %.300s", b)
 	}
 }
