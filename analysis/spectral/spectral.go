@@ -40,6 +40,11 @@ const MaxRank = 256
 // 257,216 rows) is well below it.
 const maxDim = 1 << 20
 
+// maxScratchBytes bounds the (rows + cols) × l float64s one matrix needs: a
+// 257k-row vocabulary at the default rank takes 130 MiB; the largest rank on
+// the largest matrix allowed would take gigabytes.
+const maxScratchBytes = 1 << 30
+
 // Options tune a computation. The zero value is ready to use.
 type Options struct {
 	// Rank is K, the number of singular values kept (0: DefaultRank).
@@ -196,7 +201,13 @@ func Compute(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 			res.Skipped = append(res.Skipped, v.Name+": "+why)
 			continue
 		}
-		work = append(work, newMatrix(b, v, 0, rows, cols, head, opt))
+		m := newMatrix(b, v, 0, rows, cols, head, opt)
+		if need := (rows + cols) * int64(m.l) * 8; need > maxScratchBytes {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %d × %d at rank %d needs %d MiB of scratch (limit %d MiB); ask for a smaller rank",
+				v.Name, rows, cols, opt.Rank, need>>20, maxScratchBytes>>20))
+			continue
+		}
+		work = append(work, m)
 		// A fused q;k;v weight stacks three projections: each has its own rank
 		// story (the key projection may have moved little while the values moved
 		// much), so each third gets a spectrum too.

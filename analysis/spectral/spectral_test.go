@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/spectral"
 	"github.com/deltascope/deltascope/analysis/tensor"
 	"github.com/deltascope/deltascope/internal/testfixtures"
@@ -299,5 +302,50 @@ func TestSkipsNothingSilently(t *testing.T) {
 	}
 	if want < 30 || len(got) != want {
 		t.Errorf("%d aligned 2-D pairs, %d reported", want, len(got))
+	}
+}
+
+// sparseSafetensors writes a safetensors file whose data is a hole: real
+// shapes and sizes, no disk.
+func sparseSafetensors(t *testing.T, path string, ts []safetensors.WriteTensor) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := safetensors.NewWriter(f, ts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(w.HeaderSize() + w.DataSize()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestScratchBound: a matrix whose scratch at the asked rank would pass the
+// bound is skipped with a reason that says what to do, before anything is
+// allocated for it or read.
+func TestScratchBound(t *testing.T) {
+	dir := t.TempDir()
+	big := []safetensors.WriteTensor{{Name: "embed.weight", DType: tensor.BF16, Shape: []int64{300_000, 1024}}}
+	sparseSafetensors(t, filepath.Join(dir, "base.safetensors"), big)
+	sparseSafetensors(t, filepath.Join(dir, "vla.safetensors"), big)
+	base, err := checkpoint.OpenSide([]string{filepath.Join(dir, "base.safetensors")}, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	vla, err := checkpoint.OpenSide([]string{filepath.Join(dir, "vla.safetensors")}, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vla.Close()
+	res, err := spectral.Compute(context.Background(), base, vla, spectral.Options{Rank: spectral.MaxRank, Oversample: spectral.MaxRank})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tensors) != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "smaller rank") {
+		t.Fatalf("tensors %d, skipped %v", len(res.Tensors), res.Skipped)
 	}
 }
