@@ -146,20 +146,20 @@ func ComposePage(v ComposeView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\">Back to analysis <code>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\">Back to ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var4 string
-			templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(v.Analysis.ID)
+			templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(DisplayName(v.Analysis))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/compose.templ`, Line: 102, Col: 95}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/compose.templ`, Line: 102, Col: 90}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</code></a></div><section class=\"compose-summary\" aria-live=\"polite\" aria-label=\"Parameters\"><dl class=\"summary\"><div><dt>Parameters before</dt><dd data-testid=\"params-before\">–</dd></div><div><dt>After</dt><dd data-testid=\"params-after\">–</dd></div><div><dt>Pruned</dt><dd data-testid=\"params-pruned\">–</dd></div></dl><p class=\"error\" data-testid=\"compose-error\" role=\"alert\" hidden></p><ul class=\"compose-warnings\" data-testid=\"compose-warnings\"></ul></section><div class=\"grid-2\"><section aria-labelledby=\"rules-title\"><h2 id=\"rules-title\">Rules</h2><div class=\"controls\"><label>Start from a preset <select data-testid=\"preset-select\"><option value=\"\">(choose)</option> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</a></div><section class=\"compose-summary\" aria-live=\"polite\" aria-label=\"Parameters\"><dl class=\"summary\"><div><dt>Parameters before</dt><dd data-testid=\"params-before\">–</dd></div><div><dt>After</dt><dd data-testid=\"params-after\">–</dd></div><div><dt>Pruned</dt><dd data-testid=\"params-pruned\">–</dd></div></dl><p class=\"error\" data-testid=\"compose-error\" role=\"alert\" hidden></p><ul class=\"compose-warnings\" data-testid=\"compose-warnings\"></ul></section><div class=\"grid-2\"><section aria-labelledby=\"rules-title\"><h2 id=\"rules-title\">Rules</h2><div class=\"controls\"><label>Start from a preset <select data-testid=\"preset-select\"><option value=\"\">(choose)</option> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -360,7 +360,7 @@ func ComposePage(v ComposeView) templ.Component {
 			}
 			return nil
 		})
-		templ_7745c5c3_Err = Layout(PageMeta{Title: "Compose · " + v.Analysis.ID, Charts: true}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var2), templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = Layout(PageMeta{Title: "Compose · " + DisplayName(v.Analysis), Charts: true}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var2), templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
