@@ -34,7 +34,7 @@ type SeriesStepData struct {
 // analysis.
 type SeriesPage struct {
 	Series     *store.Series
-	Done       bool // every analysis finished: the section stops polling
+	Done       bool // every analysis ended (done, failed or cancelled): the section stops polling
 	Self       string
 	Components []string
 	Component  string
@@ -54,7 +54,8 @@ func BuildSeries(sr *store.Series, steps []SeriesStepData, q url.Values) SeriesP
 	stepNums := make([]int64, len(steps))
 	for i, st := range steps {
 		stepNums[i] = st.Step
-		if st.Status != store.StatusDone || st.DriftStatus != store.StatusDone {
+		// A failed analysis will not change: stop following once all ended.
+		if !st.Status.Terminal() || !st.DriftStatus.Terminal() {
 			p.Done = false
 		}
 	}
