@@ -111,7 +111,6 @@ func BuildOverview(in OverviewInput, st OverviewState) Overview {
 		o.Tabs = append(o.Tabs, t)
 	}
 	o.Tabs = append(o.Tabs, Tab{ID: "spectrum", Label: "Spectrum", Href: SpectrumURL(id, nil)})
-	o.Tabs = append(o.Tabs, Tab{ID: "spectrum", Label: "Spectrum", Href: SpectrumURL(id, nil)})
 	al := in.Alignment
 	if al == nil {
 		al = &analysis.Result{}
