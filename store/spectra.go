@@ -184,7 +184,8 @@ func scanSpectrum(rows *sql.Rows) (*Spectrum, error) {
 }
 
 // ClaimNextSpectrum moves the oldest queued spectral job to running and
-// returns it with the request of the analysis it is of, or ErrNotFound.
+// returns it with the request of the analysis it is of (the newest one
+// sharing its result), or ErrNotFound.
 func (db *DB) ClaimNextSpectrum(ctx context.Context) (*Spectrum, AnalysisRequest, error) {
 	var owner string
 	var rank int
@@ -204,7 +205,14 @@ func (db *DB) ClaimNextSpectrum(ctx context.Context) (*Spectrum, AnalysisRequest
 	if err != nil {
 		return nil, AnalysisRequest{}, err
 	}
-	a, err := db.getFrom(ctx, db.writer, owner)
+	// The newest analysis sharing the result names where the files are now:
+	// the first one's paths may have moved since.
+	src := owner
+	if err := db.writer.QueryRowContext(ctx, `SELECT id FROM analyses WHERE (id = ? OR result_of = ?) AND status = 'done'
+		ORDER BY finished_at DESC, rowid DESC LIMIT 1`, owner, owner).Scan(&src); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, AnalysisRequest{}, fmt.Errorf("store: claim spectrum: %w", err)
+	}
+	a, err := db.getFrom(ctx, db.writer, src)
 	if err != nil {
 		return nil, AnalysisRequest{}, err
 	}

@@ -13,9 +13,16 @@ func TestSpectrumLifecycle(t *testing.T) {
 	db := mustOpen(t)
 	dir := t.TempDir()
 	first, _ := finishSample(t, db, "fp-base", "fp-vla", dir)
-	// The same content again: the second analysis shares the first's rows,
-	// and so its spectra.
-	second, _ := finishSample(t, db, "fp-base", "fp-vla", dir)
+	// The same content again, found elsewhere: the second analysis shares
+	// the first's rows, and so its spectra.
+	moved := sampleRequest
+	moved.Base, moved.VLA = []string{"/moved/base"}, []string{"/moved/vla"}
+	second := startAnalysis(t, db, moved)
+	res0 := sampleResult()
+	res0.BaseFingerprint, res0.VLAFingerprint = "fp-base", "fp-vla"
+	if err := db.Finish(ctx, second.ID, record("fp-base", dir+"/moved/base", 100, 9), record("fp-vla", dir+"/moved/vla", 200, 9), res0); err != nil {
+		t.Fatal(err)
+	}
 	if got, _ := db.Get(ctx, second.ID); got.ResultOf != first.ID {
 		t.Fatalf("second analysis result_of = %q, want %s", got.ResultOf, first.ID)
 	}
@@ -45,8 +52,10 @@ func TestSpectrumLifecycle(t *testing.T) {
 		t.Error("a second request of a queued job queued another")
 	}
 
+	// The job reads the files where the newest analysis of the content found
+	// them: the second analysis's paths.
 	got, req, err := db.ClaimNextSpectrum(ctx)
-	if err != nil || got.Status != StatusRunning || got.ResultID != first.ID || len(req.Base) == 0 || req.Base[0] != sampleRequest.Base[0] {
+	if err != nil || got.Status != StatusRunning || got.ResultID != first.ID || len(req.Base) == 0 || req.Base[0] != "/moved/base" {
 		t.Fatalf("ClaimNextSpectrum = %+v, %+v, %v", got, req, err)
 	}
 	if _, _, err := db.ClaimNextSpectrum(ctx); !errors.Is(err, ErrNotFound) {
