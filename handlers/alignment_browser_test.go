@@ -54,6 +54,10 @@ func TestBrowserAlignmentBannerAppliesSuggestion(t *testing.T) {
 
 	browserDo(t, ctx, "apply the suggestion", 20*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="apply-suggestion"]`)), jsReady)
 	browserWait(t, ctx, "the prefilled form", `location.pathname === '/new' && document.querySelectorAll('[data-sources] code').length === 4`, 10*time.Second)
+	prefixes := browserEval[[]string](t, ctx, `[...document.querySelectorAll('[data-side="base"] [data-sources] input')].map(i => i.value)`)
+	if len(prefixes) != 3 || prefixes[1] != "dinov2." || prefixes[2] != "model.vision_backbone.siglip_featurizer." {
+		t.Errorf("base prefixes in the form: %q", prefixes)
+	}
 	rule := browserEval[[]string](t, ctx, `[...document.querySelectorAll('[data-rules] input')].map(i => i.value)`)
 	if len(rule) != 2 || rule[0] != `^dinov2\.` || rule[1] != "vision_backbone.featurizer." {
 		t.Fatalf("rules in the form: %q", rule)
@@ -103,7 +107,8 @@ func TestBrowserGeometryFromTheForm(t *testing.T) {
 	if g := a.Summary.Geometry["vision.siglip"]; g.Heads != 4 || g.KVHeads != 4 || g.HeadDim != 12 || !a.Request.Exact || len(a.Advice.GeometryGuessed) != 0 {
 		t.Errorf("analysis: siglip %+v, exact %v, guessed %v", g, a.Request.Exact, a.Advice.GeometryGuessed)
 	}
-	browserDo(t, ctx, "reload the overview", 20*time.Second, chromedp.Navigate(s.URL+"/analyses/"+id), jsReady)
+	// The job page turns into the overview by itself when the job ends.
+	browserWait(t, ctx, "the overview's options", `!!document.querySelector('[data-testid="geometry-vision.siglip"]')`, 30*time.Second)
 	if txt := browserEval[string](t, ctx, `document.querySelector('[data-testid="geometry-vision.siglip"]').textContent`); !strings.Contains(txt, "4 heads × 12") || !strings.Contains(txt, "set") {
 		t.Errorf("overview geometry row: %q", txt)
 	}
