@@ -43,6 +43,9 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !*spectra && *rank != spectral.DefaultRank {
+		return fmt.Errorf("analyze: --rank is the number of singular values of --spectral; add --spectral")
+	}
 	if *spectra && (*rank < 1 || *rank > spectral.MaxRank) {
 		return fmt.Errorf("analyze: --rank %d: give a rank between 1 and %d", *rank, spectral.MaxRank)
 	}

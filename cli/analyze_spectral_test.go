@@ -115,6 +115,14 @@ func TestAnalyzeSpectral(t *testing.T) {
 	}
 }
 
+func TestAnalyzeRankWithoutSpectral(t *testing.T) {
+	code, _, stderr := runCLI(t, "", "analyze", "--rank", "8",
+		"--base", testfixtures.Path("pi05", "base"), "--vla", testfixtures.Path("pi05", "vla", "model.safetensors"))
+	if code == 0 || !strings.Contains(stderr, "add --spectral") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestAnalyzeSpectralBadRank(t *testing.T) {
 	code, _, stderr := runCLI(t, "", "analyze", "--spectral", "--rank", "100000",
 		"--base", testfixtures.Path("pi05", "base"), "--vla", testfixtures.Path("pi05", "vla", "model.safetensors"))
