@@ -3,6 +3,7 @@ package synth
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
@@ -11,23 +12,34 @@ import (
 var presetBuilders = map[string]func(scale float64) (*model, error){
 	"openvla-7b": openVLA,
 	"pi05":       pi05,
-	"tinyllama":  tinyLlama,
+	"tinyllama":  tinyLlamaAs(tensor.BF16, tensor.BF16),
+	// The same model with F32 sides, for timing the engine on each dtype pair
+	// real checkpoints come in (an F32 base fine-tuned to BF16, or F32 on both).
+	"tinyllama-f32-bf16": tinyLlamaAs(tensor.F32, tensor.BF16),
+	"tinyllama-f32":      tinyLlamaAs(tensor.F32, tensor.F32),
 }
 
-// tinyLlama is TinyLlama-1.1B (Llama, GQA 32/4 heads of 64) on both sides, BF16,
-// one model.safetensors each. Widths scale through head_dim so that the head
+// tinyLlamaAs is TinyLlama-1.1B (Llama, GQA 32/4 heads of 64) on both sides,
+// stored as baseDT and vlaDT (the real one is BF16 on both), one
+// model.safetensors each. Widths scale through head_dim so that the head
 // counts, and with them the unit structure, stay real.
-func tinyLlama(scale float64) (*model, error) {
+func tinyLlamaAs(baseDT, vlaDT tensor.DType) func(scale float64) (*model, error) {
+	return func(scale float64) (*model, error) { return tinyLlama(scale, baseDT, vlaDT) }
+}
+
+func tinyLlama(scale float64, baseDT, vlaDT tensor.DType) (*model, error) {
 	hd := scaled(64, scale, 2)
 	d := decoder{layers: 22, heads: 32, kvHeads: 4, headDim: hd, hidden: 32 * hd, ffn: scaled(5632, scale, 8)}
 	vocab := scaled(32000, scale, 8)
 	b := &builder{}
 	addDecoder(b, sides{base: "model.", vla: "model.", baseGroup: "model", comp: compLLM,
-		baseMat: tensor.BF16, baseVec: tensor.BF16, vlaMat: tensor.BF16, vlaVec: tensor.BF16,
+		baseMat: baseDT, baseVec: baseDT, vlaMat: vlaDT, vlaVec: vlaDT,
 		embedRowsBase: vocab, embedRowsVLA: vocab,
 		headBaseName: "lm_head.weight", headVLAName: "lm_head.weight", headRowsBase: vocab, headRowsVLA: vocab}, d)
 	cfg := llamaConfig(d, vocab, 1e-5, 2048)
 	cfg["_name_or_path"] = "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T"
+	baseCfg := maps.Clone(cfg)
+	baseCfg["torch_dtype"], cfg["torch_dtype"] = torchDType(baseDT), torchDType(vlaDT)
 	m := &model{preset: "tinyllama", specs: b.specs,
 		baseFiles: []fileSpec{{path: "base/model.safetensors", specs: specsOf(b.specs, "model")}},
 		vlaFiles:  []fileSpec{{path: "vla/model.safetensors", specs: append([]*spec(nil), b.specs...)}},
@@ -37,10 +49,18 @@ func tinyLlama(scale float64) (*model, error) {
 	}
 	sortForFile(m.baseFiles[0].specs, baseName, baseDType)
 	sortForFile(m.vlaFiles[0].specs, vlaName, vlaDType)
-	if err := m.addJSON("base/config.json", cfg); err != nil {
+	if err := m.addJSON("base/config.json", baseCfg); err != nil {
 		return nil, err
 	}
 	return m, m.addJSON("vla/config.json", cfg)
+}
+
+// torchDType is the config.json name of a dtype the generator writes.
+func torchDType(d tensor.DType) string {
+	if d == tensor.F32 {
+		return "float32"
+	}
+	return "bfloat16"
 }
 
 func llamaConfig(d decoder, vocab int64, eps float64, ctx int) map[string]any {
