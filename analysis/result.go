@@ -15,7 +15,7 @@ import (
 
 // EngineVersion changes whenever a statistic could change for the same inputs, so
 // that cached analyses computed by an older engine are not reused.
-const EngineVersion = "3" // 2: π0.5 SigLIP heads scored by their q rows alone; 3: pairs compared at the VLA's precision by default
+const EngineVersion = "4" // 2: π0.5 SigLIP heads scored by their q rows alone; 3: pairs compared at the VLA's precision by default; 4: a tied embedding saved as lm_head on one side and embed_tokens on the other is paired
 
 // Num is a float64 that encodes NaN and ±Inf as JSON null (a cosine of an all-zero
 // tensor, a relative ΔW against a zero base), since JSON has no such numbers.

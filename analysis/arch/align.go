@@ -73,7 +73,10 @@ type Alignment struct {
 //     than a bare "weight" or "bias") and the same shape — or, when no candidate
 //     has the same shape, a matrix differing in dim 0 only (an Overlap pair: a
 //     plain HF Llama base's 32000-row embed_tokens against OpenVLA's 32064). A
-//     pair is made only when each is the other's single candidate.
+//     pair is made only when each is the other's single candidate;
+//  5. tied embeddings: a still-open embed_tokens matrix of one side and lm_head
+//     matrix of the other, when neither side stores the other name (the matrix
+//     is tied and saved once) and their shapes pair, as in stage 4.
 //
 // In stages 1–3 a key shared by several tensors of one side, and in stage 4 a
 // tensor with several candidates, is reported in Ambiguous and withheld from all
@@ -90,7 +93,59 @@ func Align(base, vla []Named, user []MapRule) *Alignment {
 		func(i int) (string, bool) { return a.vlaCanon[i], true },
 		func(b, v int) string { return ruleName(a.baseTag[b] | a.vlaTag[v]) })
 	a.suffixStage()
+	a.tiedStage()
 	return a.result()
+}
+
+// tiedStage pairs a tied embedding saved under different names on the two
+// sides (see RuleTied). The authors load both models whole, where the tied
+// lm_head and embed_tokens are one matrix, so comparing one side's
+// embed_tokens with the other's lm_head is what their ΔW of either amounts to.
+func (a *aligner) tiedStage() {
+	role := func(canon string) string {
+		switch {
+		case canon == "lm_head.weight" || strings.HasSuffix(canon, ".lm_head.weight"):
+			return "head"
+		case canon == "embed_tokens.weight" || strings.HasSuffix(canon, ".embed_tokens.weight"):
+			return "embed"
+		}
+		return ""
+	}
+	// all lists every matrix of a role on a side, open or not: a side that
+	// stores both names has no tied matrix to pair across.
+	type found struct{ all, open []int }
+	collect := func(canon []string, open []bool, named []Named) map[string]*found {
+		out := map[string]*found{"head": {}, "embed": {}}
+		for i, c := range canon {
+			r := role(c)
+			if r == "" || len(named[i].Shape) != 2 {
+				continue
+			}
+			out[r].all = append(out[r].all, i)
+			if open[i] {
+				out[r].open = append(out[r].open, i)
+			}
+		}
+		return out
+	}
+	bs, vs := collect(a.baseCanon, a.baseOpen, a.base), collect(a.vlaCanon, a.vlaOpen, a.vla)
+	for _, dir := range [][2]string{{"embed", "head"}, {"head", "embed"}} {
+		b := bs[dir[0]]
+		if len(b.open) != 1 || len(bs[dir[1]].all) != 0 || len(vs[dir[0]].all) != 0 {
+			continue
+		}
+		// Among the other side's open candidates only one may pair by shape:
+		// π0.5 also has its action expert's own, narrower lm_head.
+		bi, cands := b.open[0], []int(nil)
+		for _, vi := range vs[dir[1]].open {
+			if rel := shapeRelation(a.base[bi].Shape, a.vla[vi].Shape); rel == shapesEqual || rel == shapesOverlap {
+				cands = append(cands, vi)
+			}
+		}
+		if len(cands) == 1 {
+			a.link(bi, cands[0], RuleTied)
+		}
+	}
 }
 
 type aligner struct {

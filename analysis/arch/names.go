@@ -15,6 +15,11 @@ const (
 	// PaliGemma, LLaVA and OpenVLA's HF export.
 	RuleHF     = "hf"
 	RuleSuffix = "suffix"
+	// RuleTied: a language model whose output head is tied to its input
+	// embedding stores the matrix once, under either name, so one side's
+	// embed_tokens is the other side's lm_head (π0.5 stores lm_head, its hub
+	// PaliGemma base embed_tokens).
+	RuleTied = "tied"
 )
 
 // familyTag records which built-in rewrites a name went through. When a pair's two
