@@ -58,11 +58,15 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	reportUnmatched(env.Stderr, res)
-	// --strict still writes the output, so a failing CI run can be read.
+	// --strict still writes the output, so a failing CI run can be read; its
+	// failure is the one stderr line every failure is, so the summary and the
+	// suggestions go into that line instead of before it.
 	var strictErr error
 	if *strict {
 		strictErr = unmatchedError(res)
+	}
+	if strictErr == nil {
+		reportUnmatched(env.Stderr, res)
 	}
 	var sp *spectral.Result
 	if *spectra {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -111,5 +112,14 @@ func unmatchedError(res *analysis.Result) error {
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("analyze --strict: %d tensors unmatched (%d base-only, %d VLA-only); see the summary above", n, len(res.BaseOnly), len(res.VLAOnly))
+	msg := fmt.Sprintf("analyze --strict: %d tensors unmatched (%d base-only, %d VLA-only, %d ambiguous, %d shape mismatches)",
+		n, len(res.BaseOnly), len(res.VLAOnly), len(res.Ambiguous), n-len(res.BaseOnly)-len(res.VLAOnly)-len(res.Ambiguous))
+	for i, s := range res.Suggestions {
+		sep := "; try"
+		if i > 0 {
+			sep = " or"
+		}
+		msg += fmt.Sprintf("%s --map '%s' (pairs %d)", sep, s.Rule, s.Pairs)
+	}
+	return errors.New(msg)
 }

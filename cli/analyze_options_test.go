@@ -107,7 +107,10 @@ func TestAnalyzeUnmatchedSuggestions(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "unmatched: ") || !strings.Contains(stderr, "try --map '"+rule+"'") || !strings.Contains(stdout, "aligned ") {
 		t.Fatalf("analyze: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
-	if code, stdout, stderr := run(t, append(args, "--strict")...); code == 0 || !strings.Contains(stderr, "--strict") || !strings.Contains(stdout, "aligned ") {
+	// A failure is one stderr line (the CLI's contract), carrying the counts
+	// and the suggested rule.
+	if code, stdout, stderr := run(t, append(args, "--strict")...); code == 0 || !strings.Contains(stderr, "--strict") ||
+		strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "--map '"+rule+"'") || !strings.Contains(stdout, "aligned ") {
 		t.Errorf("analyze --strict: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if code, _, stderr := run(t, append(args, "--strict", "--map", rule)...); code != 0 || strings.Contains(stderr, "unmatched") {
