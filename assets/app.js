@@ -394,31 +394,22 @@
     const queue = [];
     let uploading = false;
 
-    function patch(id, offset, blob, onProgress) {
-      return new Promise((resolve, reject) => {
-        const x = new XMLHttpRequest();
-        x.open('PATCH', '/api/uploads/' + encodeURIComponent(id));
-        x.setRequestHeader('Upload-Offset', String(offset));
-        x.setRequestHeader('Content-Type', 'application/offset+octet-stream');
-        x.upload.onprogress = (e) => onProgress(offset + e.loaded);
-        x.onload = () => {
-          if (x.status === 204) { resolve(Number(x.getResponseHeader('Upload-Offset'))); return; }
-          let body = {};
-          try { body = JSON.parse(x.responseText); } catch (e) { /* not JSON */ }
-          const err = new Error(body.error || 'HTTP ' + x.status);
-          if (typeof body.offset === 'number') err.offset = body.offset;
-          err.retry = x.status >= 500 || x.status === 408 || x.status === 409 || x.status === 429;
-          reject(err);
-        };
-        x.onerror = () => { const err = new Error('connection lost'); err.retry = true; reject(err); };
-        x.send(blob);
-      });
+    // Uploads speak tus 1.0 through tus-js-client (vendored): chunks, retries
+    // with backoff and resuming after a dropped connection are the library's.
+    const uploadURL = (id) => '/api/uploads/' + encodeURIComponent(id);
+
+    // The server's reason from a failed tus request ("ERR_QUOTA: you hold …").
+    function tusMessage(err) {
+      const res = err && err.originalResponse;
+      const body = res ? String(res.getBody() || '').trim() : '';
+      if (body) return body.replace(/^ERR_[A-Z_]+: /, '');
+      return res ? 'HTTP ' + res.getStatus() : 'connection lost';
     }
 
     async function serverOffset(id) {
-      const r = await fetch('/api/uploads/' + encodeURIComponent(id), { method: 'HEAD' });
+      const r = await fetch(uploadURL(id), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
       if (r.status === 404) return -1;
-      if (!r.ok) throw Object.assign(new Error('HTTP ' + r.status), { retry: true });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
       return Number(r.headers.get('Upload-Offset'));
     }
 
@@ -434,8 +425,7 @@
       const { side, file, rel, row } = job;
       const key = side + '|' + rel + '|' + file.size;
       const rate = new Rate();
-      let u = state.uploads[key];
-      let offset = 0;
+      const known = state.uploads[key];
       const show = (n) => {
         row.bar.value = n;
         rate.add(n);
@@ -443,36 +433,36 @@
         row.info.textContent = fmtBytes(n) + ' of ' + fmtBytes(file.size) +
           (isFinite(r) && r > 0 ? ' · ' + fmtBytes(r) + '/s · ' + fmtDuration((file.size - n) / r) + ' left' : '');
       };
-      if (u && u.session === state.session) {
-        offset = await serverOffset(u.id).catch(() => 0);
-        if (offset < 0) { u = null; offset = 0; }
-      } else {
-        u = null;
-      }
-      if (!u) {
-        const created = await api('POST', '/api/uploads', { session: state.session, side, path: rel, size: file.size });
-        state.session = created.session;
-        u = state.uploads[key] = { id: created.id, session: created.session, side, rel, size: file.size, spec_path: created.spec_path, done: false };
-        offset = created.offset || 0;
-        save();
-      }
-      let delay = 1000;
-      while (offset < file.size) {
-        show(offset);
-        try {
-          offset = await patch(u.id, offset, file.slice(offset, offset + CHUNK), show);
-          delay = 1000;
-        } catch (err) {
-          if (!err.retry) throw err;
-          row.info.textContent = err.message + ' · retrying in ' + Math.round(delay / 1000) + ' s';
-          await new Promise((r) => setTimeout(r, delay));
-          delay = Math.min(delay * 2, 30000);
-          // Ask the server where it is: the connection may have dropped
-          // after it wrote part of the chunk.
-          offset = typeof err.offset === 'number' ? err.offset : await serverOffset(u.id).catch(() => offset);
-          if (offset < 0) throw new Error('the server forgot this upload; select the file again');
-        }
-      }
+      await new Promise((resolve, reject) => {
+        const up = new tus.Upload(file, {
+          endpoint: '/api/uploads',
+          // An upload of this session a reload interrupted resumes where the
+          // server is; one the server forgot is created afresh.
+          uploadUrl: known && known.session === state.session ? uploadURL(known.id) : null,
+          chunkSize: CHUNK,
+          retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+          metadata: { session: state.session || '', side, path: rel, filename: file.name },
+          storeFingerprintForResuming: false,
+          onAfterResponse: (req, res) => {
+            if (req.getMethod() !== 'POST' || res.getStatus() !== 201) return;
+            const id = decodeURIComponent(String(res.getHeader('Location') || '').split('/').pop());
+            state.session = res.getHeader('Deltascope-Upload-Session') || state.session;
+            state.uploads[key] = { id, session: state.session, side, rel, size: file.size, spec_path: res.getHeader('Deltascope-Spec-Path'), done: false };
+            save();
+          },
+          onProgress: (sent) => show(sent),
+          onShouldRetry: (err) => {
+            const st = err.originalResponse ? err.originalResponse.getStatus() : 0;
+            const retry = !st || st === 408 || st === 409 || st === 423 || st === 429 || st >= 500 && st !== 507;
+            if (retry) row.info.textContent = tusMessage(err) + ' · retrying';
+            return retry;
+          },
+          onError: (err) => reject(new Error(tusMessage(err))),
+          onSuccess: () => resolve(),
+        });
+        up.start();
+      });
+      const u = state.uploads[key];
       show(file.size);
       row.info.textContent = fmtBytes(file.size) + ' · done';
       row.li.dataset.done = '1';

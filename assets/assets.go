@@ -78,6 +78,9 @@ const (
 	LoginCSS = "login.css"
 	ECharts  = "vendor/echarts-5.6.0.min.js"
 	HTMX     = "vendor/htmx-2.0.11.min.js"
+	// TusJS is tus-js-client's browser bundle: the new-analysis page uploads
+	// with it (resumable, chunked, retried), as any tus client could.
+	TusJS = "vendor/tus-4.3.1.min.js"
 )
 
 // Handler serves the checksum URLs under Prefix with year-long immutable cache

@@ -3,13 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +23,10 @@ var uploadFixture = testfixtures.Path("pi05", "vla", "model.safetensors")
 // chunkUpload is one upload to a child server process.
 type chunkUpload struct {
 	id, file string
-	data     []byte
+	// recv is where tusd receives the bytes (<data>/uploads/.tus/<id>) until
+	// the upload completes and is linked at file.
+	recv string
+	data []byte
 }
 
 func (p *serverProcess) startUpload(t *testing.T) *chunkUpload {
@@ -33,7 +36,9 @@ func (p *serverProcess) startUpload(t *testing.T) *chunkUpload {
 		t.Fatal(err)
 	}
 	u := p.post(t, "/api/uploads", fmt.Sprintf(`{"side": "vla", "path": "model.safetensors", "size": %d}`, len(data)))
-	return &chunkUpload{id: u["id"].(string), file: u["spec_path"].(string), data: data}
+	file := u["spec_path"].(string)
+	recv := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(file))), ".tus", u["id"].(string))
+	return &chunkUpload{id: u["id"].(string), file: file, recv: recv, data: data}
 }
 
 func (p *serverProcess) patchUpload(u *chunkUpload, offset int64, body io.Reader) (*http.Response, error) {
@@ -73,7 +78,7 @@ func (p *serverProcess) slowChunk(t *testing.T, u *chunkUpload, offset, first in
 	}()
 	go send.Write(u.data[offset : offset+first])
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if info, err := os.Stat(u.file); err == nil && info.Size() >= offset+first {
+		if info, err := os.Stat(u.recv); err == nil && info.Size() >= offset+first {
 			return send, answer
 		}
 		if time.Now().After(deadline) {
@@ -112,9 +117,9 @@ func checkIntegrity(t *testing.T, data string) {
 	}
 }
 
-// SIGKILL in the middle of an upload chunk: the database is intact, the upload
-// resumes from its last confirmed offset (bytes before it intact, the killed
-// chunk's bytes past it cut) and completes.
+// SIGKILL in the middle of an upload chunk: the database is intact, and the
+// upload resumes from the offset tusd reports after the restart (every byte on
+// disk before it is the client's, in order) and completes.
 func TestKilledDuringUploadResumes(t *testing.T) {
 	data := t.TempDir()
 	srv := startServer(t, "--data", data)
@@ -131,15 +136,16 @@ func TestKilledDuringUploadResumes(t *testing.T) {
 	send.Close()
 
 	checkIntegrity(t, data)
-	if info, _ := os.Stat(u.file); info.Size() <= confirmed {
-		t.Fatalf("the killed chunk left %d bytes; the test needs unconfirmed bytes past %d", info.Size(), confirmed)
+	if info, _ := os.Stat(u.recv); info.Size() <= confirmed {
+		t.Fatalf("the killed chunk left %d bytes; the test needs bytes past %d", info.Size(), confirmed)
 	}
 	srv = startServer(t, "--data", data)
-	if off := srv.offset(t, u); off != confirmed {
-		t.Fatalf("after the crash the upload is at %d, want the confirmed %d", off, confirmed)
+	off := srv.offset(t, u)
+	if off < confirmed || off > confirmed+300_000 {
+		t.Fatalf("after the crash the upload is at %d, want between the confirmed %d and what was sent", off, confirmed)
 	}
-	if stored, _ := os.ReadFile(u.file); !bytes.Equal(stored[:confirmed], u.data[:confirmed]) {
-		t.Fatal("the confirmed bytes changed")
+	if stored, _ := os.ReadFile(u.recv); int64(len(stored)) < off || !bytes.Equal(stored[:off], u.data[:off]) {
+		t.Fatal("the bytes before the offset are not the client's")
 	}
 	srv.finish(t, u)
 	srv.cmd.Process.Signal(syscall.SIGTERM)
@@ -149,8 +155,8 @@ func TestKilledDuringUploadResumes(t *testing.T) {
 }
 
 // SIGTERM while a chunk is being received: the server stops reading it,
-// confirms what arrived, answers 503 with the offset, and exits 0; after a
-// restart the upload resumes from there.
+// keeps what arrived, answers 503, and exits 0; after a restart the upload
+// resumes from there.
 func TestTerminatedDuringUploadConfirms(t *testing.T) {
 	data := t.TempDir()
 	srv := startServer(t, "--data", data)
@@ -163,11 +169,10 @@ func TestTerminatedDuringUploadConfirms(t *testing.T) {
 	if !ok {
 		t.Fatal("the chunk got no answer")
 	}
-	var body map[string]any
-	json.NewDecoder(resp.Body).Decode(&body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 503 || resp.Header.Get("Upload-Offset") != strconv.Itoa(sent) {
-		t.Errorf("chunk at SIGTERM: %d, offset %q, %v; want 503 at %d", resp.StatusCode, resp.Header.Get("Upload-Offset"), body, sent)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "the server is restarting") {
+		t.Errorf("chunk at SIGTERM: %d %s; want 503", resp.StatusCode, body)
 	}
 	if err := <-srv.done; err != nil {
 		t.Errorf("SIGTERM exit: %v", err)

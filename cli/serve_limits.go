@@ -17,7 +17,8 @@ type serveLimits struct {
 	maxUpload, maxJSON, maxHeader                  *string
 	maxTensors, maxShards                          *int
 	maxQueued, maxUploads, maxUploadsPerClient     *int
-	maxConnsPerClient                              *int
+	maxConnsPerClient, uploadQuotaCount            *int
+	uploadQuota, uploadKeep                        *string
 	headerTimeout, bodyTimeout, stall, expireAfter *string
 }
 
@@ -37,6 +38,9 @@ func addLimitFlags(fs *flagSet) *serveLimits {
 		bodyTimeout:         fs.String("body-timeout", g.BodyTimeout.String(), "time a client has to send a request body (upload chunks use --upload-stall)"),
 		stall:               fs.String("upload-stall", g.UploadStall.String(), "longest pause inside an upload chunk before it is cut (what arrived is kept)"),
 		expireAfter:         fs.String("upload-expiry", "7d", "unfinished uploads idle this long are removed"),
+		uploadKeep:          fs.String("upload-keep", "30d", "finished uploads no analysis uses are removed after this long"),
+		uploadQuotaCount:    fs.Int("upload-quota-count", g.MaxUploadsPerUser, "uploads one account may hold (429 past it)"),
+		uploadQuota:         fs.String("upload-quota", "1T", "bytes one account's uploads may hold (507 past it)"),
 	}
 }
 
@@ -47,7 +51,7 @@ func (l *serveLimits) config() (handlers.Config, error) {
 	sizes := []struct {
 		flag, v string
 		dst     *int64
-	}{{"max-upload", *l.maxUpload, &cfg.MaxUploadBytes}, {"max-json-body", *l.maxJSON, &cfg.MaxJSONBody}, {"max-header", *l.maxHeader, &cfg.Limits.MaxHeaderBytes}}
+	}{{"max-upload", *l.maxUpload, &cfg.MaxUploadBytes}, {"max-json-body", *l.maxJSON, &cfg.MaxJSONBody}, {"upload-quota", *l.uploadQuota, &cfg.Guard.MaxUploadBytesPerUser}, {"max-header", *l.maxHeader, &cfg.Limits.MaxHeaderBytes}}
 	for _, s := range sizes {
 		if *s.dst, err = parseSize(s.v); err != nil || *s.dst <= 0 {
 			return cfg, fmt.Errorf("serve: --%s %q: give a positive size such as 512M or 64G", s.flag, s.v)
@@ -58,9 +62,10 @@ func (l *serveLimits) config() (handlers.Config, error) {
 	}
 	cfg.Limits.MaxTensors, cfg.Limits.MaxShards = *l.maxTensors, *l.maxShards
 	cfg.Limits.MaxPickleBytes = checkpoint.DefaultLimits.MaxPickleBytes
-	cfg.Guard = handlers.Guard{MaxQueuedAnalyses: *l.maxQueued, MaxUploads: *l.maxUploads, MaxUploadsPerClient: *l.maxUploadsPerClient, MaxConnsPerClient: *l.maxConnsPerClient}
+	cfg.Guard = handlers.Guard{MaxQueuedAnalyses: *l.maxQueued, MaxUploads: *l.maxUploads, MaxUploadsPerClient: *l.maxUploadsPerClient, MaxConnsPerClient: *l.maxConnsPerClient, MaxUploadsPerUser: *l.uploadQuotaCount,
+		MaxUploadBytesPerUser: cfg.Guard.MaxUploadBytesPerUser}
 	for name, n := range map[string]int{"max-tensors": *l.maxTensors, "max-shards": *l.maxShards, "max-queued": *l.maxQueued,
-		"max-uploads": *l.maxUploads, "max-uploads-per-client": *l.maxUploadsPerClient, "max-conns-per-client": *l.maxConnsPerClient} {
+		"max-uploads": *l.maxUploads, "max-uploads-per-client": *l.maxUploadsPerClient, "max-conns-per-client": *l.maxConnsPerClient, "upload-quota-count": *l.uploadQuotaCount} {
 		if n <= 0 {
 			return cfg, fmt.Errorf("serve: --%s must be at least 1", name)
 		}
@@ -69,7 +74,8 @@ func (l *serveLimits) config() (handlers.Config, error) {
 		flag, v string
 		dst     *time.Duration
 	}{{"header-timeout", *l.headerTimeout, &cfg.Guard.HeaderTimeout}, {"body-timeout", *l.bodyTimeout, &cfg.Guard.BodyTimeout},
-		{"upload-stall", *l.stall, &cfg.Guard.UploadStall}, {"upload-expiry", *l.expireAfter, &cfg.Guard.UploadExpiry}}
+		{"upload-stall", *l.stall, &cfg.Guard.UploadStall}, {"upload-expiry", *l.expireAfter, &cfg.Guard.UploadExpiry},
+		{"upload-keep", *l.uploadKeep, &cfg.Guard.UploadKeep}}
 	for _, d := range durations {
 		if *d.dst, err = parseDuration(d.v); err != nil || *d.dst <= 0 {
 			return cfg, fmt.Errorf("serve: --%s %q: give a positive duration such as 30s, 5m or 7d", d.flag, d.v)

@@ -41,3 +41,19 @@ func TestServeLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+// The issue-14 limits: connections per address and each account's upload quota.
+func TestServeConnectionAndQuotaFlags(t *testing.T) {
+	fs := newFlagSet("serve", 0)
+	l := addLimitFlags(fs)
+	if err := fs.Parse([]string{"--max-conns-per-client", "7", "--upload-quota", "10G", "--upload-quota-count", "5", "--upload-keep", "2d"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := l.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.Guard; g.MaxConnsPerClient != 7 || g.MaxUploadBytesPerUser != 10<<30 || g.MaxUploadsPerUser != 5 || g.UploadKeep != 48*time.Hour {
+		t.Errorf("guard %+v", g)
+	}
+}

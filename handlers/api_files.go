@@ -64,6 +64,10 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.hiddenUpload(r, idx, rel) {
+		notFound(w, "no such folder")
+		return
+	}
 	root, err := os.OpenRoot(s.cfg.Roots[idx])
 	if errors.Is(err, fs.ErrNotExist) {
 		// A root not made yet (the uploads folder of a fresh data folder,
@@ -102,6 +106,9 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 	// depend on what a FIFO or a device would do when opened.
 	for _, name := range names {
 		fe := fileEntry{Name: name, Path: path.Join(rel, name)}
+		if s.hiddenUpload(r, idx, fe.Path) {
+			continue
+		}
 		if info, err := root.Lstat(fe.Path); err == nil {
 			fe.Dir, fe.Size = info.IsDir(), info.Size()
 			mode := info.Mode()

@@ -40,34 +40,47 @@ type Guard struct {
 	// UploadExpiry is how long an unfinished upload may sit idle before the
 	// sweeper removes its file and row.
 	UploadExpiry time.Duration
+	// UploadKeep is how long a finished upload that no analysis uses is kept.
+	UploadKeep time.Duration
+	// MaxUploadsPerUser and MaxUploadBytesPerUser are each account's upload
+	// quota (receiving and finished, until deleted or expired): past the count
+	// a new upload gets 429, past the bytes 507.
+	MaxUploadsPerUser     int
+	MaxUploadBytesPerUser int64
 }
 
 // DefaultGuard holds the defaults: generous for a lab, small enough that one
 // client cannot exhaust the server.
 var DefaultGuard = Guard{
-	MaxQueuedAnalyses:   64,
-	MaxUploads:          16,
-	MaxUploadsPerClient: 4,
-	HeaderTimeout:       10 * time.Second,
-	IdleTimeout:         2 * time.Minute,
-	BodyTimeout:         30 * time.Second,
-	MaxConnsPerClient:   128,
-	UploadStall:         time.Minute,
-	UploadExpiry:        7 * 24 * time.Hour,
+	MaxQueuedAnalyses:     64,
+	MaxUploads:            16,
+	MaxUploadsPerClient:   4,
+	HeaderTimeout:         10 * time.Second,
+	IdleTimeout:           2 * time.Minute,
+	BodyTimeout:           30 * time.Second,
+	MaxConnsPerClient:     128,
+	UploadStall:           time.Minute,
+	UploadExpiry:          7 * 24 * time.Hour,
+	UploadKeep:            30 * 24 * time.Hour,
+	MaxUploadsPerUser:     200,
+	MaxUploadBytesPerUser: 1 << 40,
 }
 
 func (g *Guard) fillDefaults() {
 	d := DefaultGuard
-	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}} {
+	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}, {&g.MaxUploadsPerUser, &d.MaxUploadsPerUser}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
 	for _, f := range []struct{ v, def *time.Duration }{{&g.HeaderTimeout, &d.HeaderTimeout}, {&g.IdleTimeout, &d.IdleTimeout},
-		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}} {
+		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}, {&g.UploadKeep, &d.UploadKeep}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
+	}
+	if g.MaxUploadBytesPerUser <= 0 {
+		g.MaxUploadBytesPerUser = d.MaxUploadBytesPerUser
 	}
 }
 
@@ -160,62 +173,6 @@ func tooManyRequests(w http.ResponseWriter, msg string) {
 }
 
 var errDraining = errors.New("the server is shutting down")
-
-// uploadBody reads an upload chunk with a deadline that moves forward on every
-// read (so only a stalled client is cut off, never a slow one) and stops at
-// once when the server drains.
-type uploadBody struct {
-	body  io.Reader
-	rc    *http.ResponseController
-	stall time.Duration
-
-	mu      sync.Mutex
-	drained bool
-}
-
-func (gs *guardState) uploadBody(w http.ResponseWriter, r *http.Request) (*uploadBody, func()) {
-	b := &uploadBody{body: r.Body, rc: http.NewResponseController(w), stall: gs.g.UploadStall}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-gs.draining:
-			b.mu.Lock()
-			b.drained = true
-			b.rc.SetReadDeadline(time.Now()) // wakes a blocked Read
-			b.mu.Unlock()
-		case <-done:
-		}
-	}()
-	return b, func() {
-		close(done)
-		b.mu.Lock()
-		if !b.drained {
-			b.rc.SetReadDeadline(time.Time{})
-		}
-		b.mu.Unlock()
-	}
-}
-
-func (b *uploadBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	if b.drained {
-		b.mu.Unlock()
-		return 0, errDraining
-	}
-	b.rc.SetReadDeadline(time.Now().Add(b.stall))
-	b.mu.Unlock()
-	n, err := b.body.Read(p)
-	if err != nil && b.isDrained() {
-		err = errDraining
-	}
-	return n, err
-}
-
-func (b *uploadBody) isDrained() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.drained
-}
 
 // isTimeout says the client was too slow (a read deadline passed).
 func isTimeout(err error) bool {

@@ -271,16 +271,31 @@ func TestRequestIDsInResponsesAndLogs(t *testing.T) {
 	}
 }
 
-// Unfinished uploads idle past the expiry are swept: file, empty folders and
-// row; fresh and complete uploads stay.
+// Unfinished uploads idle past the expiry are swept: tusd's files, empty
+// folders and row; fresh and complete uploads stay. Complete uploads that no
+// analysis uses go after UploadKeep; one an analysis names stays.
 func TestExpiredUploadsAreSwept(t *testing.T) {
-	s := newGuardedServer(t, false, func(c *Config) { c.Guard.UploadExpiry = 7 * 24 * time.Hour })
+	s := newGuardedServer(t, false, func(c *Config) {
+		c.Guard.UploadExpiry = 7 * 24 * time.Hour
+		c.Guard.UploadKeep = 30 * 24 * time.Hour
+	})
 	now := time.Now()
 	s.db.Now = func() time.Time { return now }
 	_, old := s.do(t, "POST", "/api/uploads", `{"side": "base", "path": "sub/old.safetensors", "size": 100}`)
 	s.sendUpload(t, old["id"].(string), 0, make([]byte, 40))
 	_, done := s.do(t, "POST", "/api/uploads", `{"side": "vla", "path": "notes.txt", "size": 3}`)
-	s.sendUpload(t, done["id"].(string), 0, []byte("abc"))
+	if code, msg := s.sendUpload(t, done["id"].(string), 0, []byte("abc")); code != 204 {
+		t.Fatalf("finish notes.txt: %d %s", code, msg)
+	}
+	model, _ := os.ReadFile(filepath.Join(fixtures, "pi05", "vla", "model.safetensors"))
+	_, used := s.do(t, "POST", "/api/uploads", fmt.Sprintf(`{"side": "vla", "path": "model.safetensors", "size": %d}`, len(model)))
+	if code, msg := s.sendUpload(t, used["id"].(string), 0, model); code != 204 {
+		t.Fatalf("finish model.safetensors: %d %s", code, msg)
+	}
+	spec := used["spec_path"].(string)
+	if code, body := s.do(t, "POST", "/api/analyses", fmt.Sprintf(`{"base": [%q], "vla": [%q]}`, spec, spec)); code != 202 {
+		t.Fatalf("analysis of the upload: %d %v", code, body)
+	}
 	now = now.Add(8 * 24 * time.Hour)
 	_, fresh := s.do(t, "POST", "/api/uploads", fmt.Sprintf(`{"session": %q, "side": "base", "path": "fresh.safetensors", "size": 100}`, done["session"]))
 
@@ -288,18 +303,36 @@ func TestExpiredUploadsAreSwept(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}
-	if _, err := os.Stat(filepath.Dir(filepath.Dir(old["spec_path"].(string)))); !os.IsNotExist(err) {
-		t.Error("the expired upload's folders are still there")
+	for _, f := range []string{old["id"].(string), old["id"].(string) + ".info"} {
+		if _, err := os.Stat(filepath.Join(s.srv.tusDir(), f)); !os.IsNotExist(err) {
+			t.Errorf("the expired upload's %s is still there (%v)", f, err)
+		}
 	}
 	if code, _ := s.do(t, "GET", "/api/uploads/"+old["id"].(string), ""); code != 404 {
 		t.Errorf("expired upload still recorded: %d", code)
 	}
-	for _, keep := range []map[string]any{done, fresh} {
-		if _, err := os.Stat(keep["spec_path"].(string)); err != nil {
-			t.Errorf("%s was removed: %v", keep["path"], err)
-		}
+	if _, err := os.Stat(done["spec_path"].(string)); err != nil {
+		t.Errorf("the finished upload was removed: %v", err)
 	}
-	if rows := s.uploadRows(t); rows != 2 {
-		t.Errorf("%d upload rows, want 2", rows)
+	if code, _ := s.do(t, "GET", "/api/uploads/"+fresh["id"].(string), ""); code != 200 {
+		t.Errorf("the fresh upload was removed: %d", code)
+	}
+	if rows := s.uploadRows(t); rows != 3 {
+		t.Errorf("%d upload rows, want 3", rows)
+	}
+
+	// A month on: the finished upload nobody analysed goes, the analysed one stays.
+	now = now.Add(31 * 24 * time.Hour)
+	if _, err := s.srv.SweepUploads(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(done["spec_path"].(string)); !os.IsNotExist(err) {
+		t.Errorf("the unused finished upload is still there (%v)", err)
+	}
+	if _, err := os.Stat(spec); err != nil {
+		t.Errorf("the upload an analysis uses was removed: %v", err)
+	}
+	if code, _ := s.do(t, "GET", "/api/uploads/"+used["id"].(string), ""); code != 200 {
+		t.Errorf("the upload an analysis uses is no longer recorded: %d", code)
 	}
 }

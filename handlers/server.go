@@ -6,7 +6,6 @@ package handlers
 import (
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -45,17 +44,15 @@ type Config struct {
 
 // Server holds the dependencies of every handler.
 type Server struct {
-	db   *store.DB
-	jobs *jobs.Runner
-	cfg  Config
-	log  *slog.Logger
-	// uploadLocks serialises the chunks of one upload: two clients resuming the
-	// same file must not interleave writes.
-	uploadLocks sync.Map // upload id → *sync.Mutex
-	stats       counters
-	auth        *authState // login limiter and cross-origin protection
-	guard       *guardState
-	recipes     *recipeState // the composer's result cache and export slots
+	db      *store.DB
+	jobs    *jobs.Runner
+	cfg     Config
+	log     *slog.Logger
+	uploads *uploadsTus // tus uploads (api_uploads_tus.go); nil when disabled
+	stats   counters
+	auth    *authState // login limiter and cross-origin protection
+	guard   *guardState
+	recipes *recipeState // the composer's result cache and export slots
 }
 
 // New makes a Server.
@@ -84,6 +81,11 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
+	if up, err := s.newUploadsTus(); err != nil {
+		s.log.Error("uploads disabled", "err", err)
+	} else {
+		s.uploads = up
+	}
 	s.recipes = &recipeState{
 		cache:   newResultCache(resultCacheSize, s.loadResolveBase),
 		exports: make(chan struct{}, maxCheckpointExports),

@@ -2,48 +2,62 @@ package handlers
 
 import (
 	"context"
-	"errors"
-	"os"
-	"path"
+	"path/filepath"
 	"time"
+
+	"github.com/deltascope/deltascope/store"
 )
 
-// SweepUploads removes the unfinished uploads idle for longer than the
-// Guard's UploadExpiry: their partial files, then the folders left empty, and
-// their rows. It returns how many it removed.
+// SweepUploads removes what uploads leave behind: unfinished uploads idle for
+// longer than the Guard's UploadExpiry, and finished ones unchanged for
+// UploadKeep that no analysis names among its sources (an upload quota would
+// otherwise fill with checkpoints nobody analyses). It removes their files,
+// the folders left empty, and their rows, and returns how many it removed.
 func (s *Server) SweepUploads(ctx context.Context) (int, error) {
-	if s.cfg.UploadDir == "" {
+	if s.uploads == nil {
 		return 0, nil
 	}
-	cutoff := s.db.Now().Add(-s.guard.g.UploadExpiry)
-	list, err := s.db.AbandonedUploads(ctx, cutoff)
-	if err != nil || len(list) == 0 {
-		return 0, err
-	}
-	root, err := os.OpenRoot(s.cfg.UploadDir)
+	now := s.db.Now()
+	idleCutoff, keepCutoff := now.Add(-s.guard.g.UploadExpiry), now.Add(-s.guard.g.UploadKeep)
+	abandoned, err := s.db.AbandonedUploads(ctx, idleCutoff)
 	if err != nil {
 		return 0, err
 	}
-	defer root.Close()
+	unused, err := s.db.UnusedCompleteUploads(ctx, keepCutoff, func(u store.Upload) string {
+		return filepath.Join(s.cfg.UploadDir, u.Session, u.Side)
+	})
+	if err != nil {
+		return 0, err
+	}
 	removed := 0
-	for _, u := range list {
-		unlock := s.lockUpload(u.ID) // no chunk of this upload is being written meanwhile
-		// The row goes first, and only if the upload is still idle: a file without
-		// a row is harmless, a row without its file would break a resume.
-		gone, err := s.db.ExpireUpload(ctx, u.ID, cutoff)
-		if gone {
-			name := uploadFile(&u)
-			if rerr := root.Remove(name); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				s.log.Warn("expired upload: file not removed", "upload", u.ID, "err", rerr)
-			}
-			// Remove the side and session folders if that left them empty.
-			for dir := path.Dir(name); dir != "." && root.Remove(dir) == nil; dir = path.Dir(dir) {
-			}
-			removed++
-			s.log.Info("expired upload removed", "upload", u.ID, "path", u.Path, "received", u.Received, "size", u.Size)
-		}
-		unlock()
+	sweep := func(u store.Upload, expire func(context.Context, string, time.Time) (bool, error), cutoff time.Time, why string) error {
+		// tusd's lock for the id: no chunk of this upload is written meanwhile.
+		lock, err := s.uploads.locker.NewLock(u.ID)
 		if err != nil {
+			return err
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if lock.Lock(lctx, func() {}) != nil {
+			return nil // busy: a client is at it, so it is not idle
+		}
+		defer lock.Unlock()
+		// Only if still idle: the check and the delete are one statement.
+		if gone, err := expire(ctx, u.ID, cutoff); err != nil || !gone {
+			return err
+		}
+		s.removeFiles(&u)
+		removed++
+		s.log.Info("upload removed", "why", why, "upload", u.ID, "path", u.Path, "received", u.Received, "size", u.Size)
+		return nil
+	}
+	for _, u := range abandoned {
+		if err := sweep(u, s.db.ExpireUpload, idleCutoff, "unfinished and idle"); err != nil {
+			return removed, err
+		}
+	}
+	for _, u := range unused {
+		if err := sweep(u, s.db.ExpireCompleteUpload, keepCutoff, "finished and unused"); err != nil {
 			return removed, err
 		}
 	}
