@@ -223,11 +223,17 @@ func (w *worker) numericRaw(b block, p *partial, be, ve kernel.Encoding) error {
 		return nil
 	}
 	return w.segments(b, p, chunk, load, func(lo, hi int64, colDD, colBB []float64) (float64, float64) {
-		before := p.tot.Changed
+		before, nfB, nfV := p.tot.Changed, p.tot.NonFiniteBase, p.tot.NonFiniteVLA
 		lo, hi = lo-first, hi-first
 		sb, sv := rb[lo*bsz:hi*bsz], rv[lo*vsz:hi*vsz]
 		dd, bb := kernel.RowRaw(&p.tot, be, sb, ve, sv, colDD, colBB)
-		if rounded {
+		// With the base rounded in the kernel (F32AsBF16), the kernel's count is
+		// ChangedBeyondBF16's wherever every element is finite on both sides
+		// (the two differ only in how they count NaN and Inf): a second pass over
+		// the row is needed only when the segment held one.
+		if rounded && be == kernel.F32AsBF16 && p.tot.NonFiniteBase == nfB && p.tot.NonFiniteVLA == nfV {
+			p.changed += p.tot.Changed - before
+		} else if rounded {
 			p.changed += kernel.ChangedBeyondBF16(sb, sv)
 		} else {
 			p.changed += p.tot.Changed - before

@@ -39,8 +39,9 @@ func float32Bytes(f []float32) []byte {
 
 // The SIMD row kernels follow rowScalar's order exactly: element k of the
 // segment goes to lane k mod 8, an element that is non-finite on either side is
-// zeroed in both before any arithmetic, and sums use separate Mul and Add (no
-// FMA).
+// zeroed in both before any arithmetic, and every sum rounds as rowScalar's
+// separate multiply and add do (AVX2 uses no FMA; AVX-512 fuses only exact
+// products, see step8).
 
 const (
 	magnitudeBits = 0x7fffffff // float32 without its sign
@@ -250,11 +251,7 @@ type avx512Acc struct {
 func rowAVX512(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) rowSums {
 	defer archsimd.ClearAVXUpperBits() // see leaveAVX
 	var acc avx512Acc
-	blocks := acc.blocks
-	if be == BF16 && ve == BF16 {
-		blocks = acc.blocksBF16
-	}
-	withPaddedTail(be, b, ve, v, colDD, colBB, blocks)
+	withPaddedTail(be, b, ve, v, colDD, colBB, acc.blocks16)
 	s := rowSums{changed: int64(acc.changed), nonFiniteBase: int64(acc.nonFiniteBase), nonFiniteVLA: int64(acc.nonFiniteVLA)}
 	s.bb = reduce8(acc.bb)
 	s.vv = reduce8(acc.vv)
@@ -267,117 +264,225 @@ func rowAVX512(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []floa
 	return s
 }
 
+// The AVX-512 arithmetic does fewer operations than rowScalar's and gets the
+// same bits:
+//   - b·b, v·v and b·v of two float32 values are exact in float64 (24-bit
+//     significands give at most 48 bits, and no float32 product leaves float64's
+//     exponent range), so a fused multiply-add acc + b·b rounds once, exactly
+//     as rowScalar's add of the (exact) product does. d·d is not exact: it is
+//     still a multiply, then adds.
+//   - |d| is never negative and never NaN here (non-finite elements were
+//     zeroed), and for such float64 values the integer order of the bits is the
+//     numeric order, so the running max is an integer max.
+// On Zen 4 the float adds were the bottleneck (two 256-bit add pipes, a 512-bit
+// add taking both): this moves four of the nine per block onto the FMA pipes.
+
+// step8 folds the eight float64 lanes bd, vd (elements in lane order) into the
+// accumulators, which it returns, and into the columns at cdd, cbb. It is small
+// enough to inline, and takes and returns the accumulators by value (through
+// pointers they would live in memory), so they stay in registers in the loops
+// that call it.
+func step8(bd, vd archsimd.Float64x8, absMask archsimd.Uint64x8, bb, vv, dd, bv, absD archsimd.Float64x8, maxAbsD archsimd.Uint64x8, cdd, cbb *[8]float64) (_, _, _, _, _ archsimd.Float64x8, _ archsimd.Uint64x8) {
+	d := vd.Sub(bd)
+	sqD := d.Mul(d)
+	abs := d.AsUint64x8().And(absMask)
+	archsimd.LoadFloat64x8(cdd).Add(sqD).Store(cdd)
+	bd.MulAdd(bd, archsimd.LoadFloat64x8(cbb)).Store(cbb)
+	return bd.MulAdd(bd, bb), vd.MulAdd(vd, vv), dd.Add(sqD), bd.MulAdd(vd, bv), absD.Add(abs.AsFloat64x8()), maxAbsD.Max(abs)
+}
+
+// blocks folds whole blocks of 8, masking non-finite elements (see mask).
 func (a *avx512Acc) blocks(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) {
 	n := len(colDD)
 	colBB = colBB[:n]
 	bp, vp := base(be, b, n), base(ve, v, n)
 	magnitude, inf := archsimd.BroadcastInt32x8(magnitudeBits), archsimd.BroadcastInt32x8(infBits)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
 	c := a.blockCounts
 	var changed archsimd.Int32x8 // per-lane counts, flushed into c below
 	for i := 0; i+8 <= n; i += 8 {
 		b8, v8 := load8(be, bp, i), load8(ve, vp, i)
 		b8, v8 = c.mask(b8, v8, magnitude, inf)
 		changed = changed.Sub(b8.NotEqual(v8).ToInt32x8()) // a true lane is −1
-
-		bd, vd := b8.ConvertToFloat64(), v8.ConvertToFloat64()
-		d := vd.Sub(bd)
-		sqB, sqD := bd.Mul(bd), d.Mul(d)
-		abs := d.AsUint64x8().And(absMask).AsFloat64x8()
-		bb = bb.Add(sqB)
-		vv = vv.Add(vd.Mul(vd))
-		dd = dd.Add(sqD)
-		bv = bv.Add(bd.Mul(vd))
-		absD = absD.Add(abs)
-		maxAbsD = maxAbsD.Max(abs)
-		p := (*[8]float64)(colDD[i : i+8])
-		archsimd.LoadFloat64x8(p).Add(sqD).Store(p)
-		p = (*[8]float64)(colBB[i : i+8])
-		archsimd.LoadFloat64x8(p).Add(sqB).Store(p)
+		bb, vv, dd, bv, absD, maxAbsD = step8(b8.ConvertToFloat64(), v8.ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(colDD[i:i+8]), (*[8]float64)(colBB[i:i+8]))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
 	c.changed += sumLanes(changed)
 	a.blockCounts = c
 }
 
-// blocksBF16 is blocks for BF16 on both sides, the common case (a BF16
-// fine-tune of a BF16 base), 16 elements per step (runBF16): the finiteness
-// test runs on the 16-bit codes and the change count on 16 float32 lanes,
-// halving their cost per element. The float64 arithmetic is the same two
-// 8-lane steps in element order, so every sum is blocks's bit for bit. A step
-// holding a non-finite element goes through blocks, which masks it.
-func (a *avx512Acc) blocksBF16(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) {
+// blocks16 is blocks 16 elements a step for the encoding pairs real
+// checkpoints have (run16): the finiteness test and the change count run once
+// per 16 float32 lanes, halving their cost per element. The float64
+// arithmetic is the same two 8-lane steps in element order, so every sum is
+// blocks's bit for bit. A step holding a non-finite element goes through
+// blocks, which masks it; so does a last 8, and every other encoding pair.
+func (a *avx512Acc) blocks16(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []float64) {
 	n := len(colDD)
 	colBB = colBB[:n]
-	bp, vp := base(BF16, b, n), base(BF16, v, n)
+	bp, vp := base(be, b, n), base(ve, v, n)
+	bs, vs := be.Size(), ve.Size()
+	run := a.run16For(be, ve)
+	if run == nil {
+		a.blocks(be, b, ve, v, colDD, colBB)
+		return
+	}
 	whole := n &^ 15
 	for i := 0; i < whole; {
-		i = a.runBF16(bp, vp, unsafe.Pointer(unsafe.SliceData(colDD)), unsafe.Pointer(unsafe.SliceData(colBB)), i, whole)
+		i = run(bp, vp, unsafe.Pointer(unsafe.SliceData(colDD)), unsafe.Pointer(unsafe.SliceData(colBB)), i, whole)
 		if i < whole {
-			a.blocks(BF16, b[2*i:2*i+32], BF16, v[2*i:2*i+32], colDD[i:i+16], colBB[i:i+16])
+			a.blocks(be, b[bs*i:bs*(i+16)], ve, v[vs*i:vs*(i+16)], colDD[i:i+16], colBB[i:i+16])
 			i += 16
 		}
 	}
 	if whole < n { // a last 8
-		a.blocks(BF16, b[2*whole:2*n], BF16, v[2*whole:2*n], colDD[whole:n], colBB[whole:n])
+		a.blocks(be, b[bs*whole:bs*n], ve, v[vs*whole:vs*n], colDD[whole:n], colBB[whole:n])
 	}
 }
 
-// runBF16 folds 16-element steps from element i until end (both multiples of
-// 16, inside the buffers blocksBF16 checked), or until a step holds a
-// non-finite element: it returns that step's index, unprocessed. There are no
-// calls and no bounds checks in the loop, so the accumulators stay in registers.
-func (a *avx512Acc) runBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
+// run16 folds 16-element steps from element i until end (both multiples of
+// 16, inside the buffers blocks16 checked), or until a step holds a non-finite
+// element: it returns that step's index, unprocessed.
+type run16 func(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int
+
+// run16For picks the loop for an encoding pair, or nil. Each pair has its own
+// loop: with the encodings switched inside one, the compiler kept the
+// accumulators and constants in memory (2× slower).
+func (a *avx512Acc) run16For(be, ve Encoding) run16 {
+	switch {
+	case be == BF16 && ve == BF16:
+		return a.runBF16BF16
+	case be == F32AsBF16 && ve == BF16:
+		return a.runRoundedBF16
+	case be == F32 && ve == BF16:
+		return a.runF32BF16
+	case be == F32 && ve == F32:
+		return a.runF32F32
+	}
+	return nil
+}
+
+// The loaders read elements i..i+15 of p (a buffer the caller checked holds
+// them) as float32 and say which lanes are usable: bit k of ok is set when
+// element k is finite. The constants come in as arguments so that the loops
+// broadcast them once.
+
+// loadBF16x16 tests finiteness on the 16-bit codes, half the width of the
+// float32 lanes.
+func loadBF16x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int16x16) (archsimd.Float32x16, uint16) {
+	codes := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(p, 2*i)))
+	ok := inf.Greater(codes.AsInt16x16().And(magnitude)).ToBits()
+	return codes.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16(), ok
+}
+
+func loadF32x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int32x16) (archsimd.Float32x16, uint16) {
+	u := archsimd.LoadUint32x16((*[16]uint32)(unsafe.Add(p, 4*i)))
+	return u.AsFloat32x16(), inf.Greater(u.AsInt32x16().And(magnitude)).ToBits()
+}
+
+// loadRoundedx16 is roundToBF16 without its NaN case: the lanes it would
+// change are not used. A finite float32 rounds to a finite BF16 exactly when
+// its magnitude is below 0x7f7f8000 (from there on it rounds to Inf), so one
+// compare against limit tests both the stored value and the rounded one.
+func loadRoundedx16(p unsafe.Pointer, i int, magnitude, limit archsimd.Int32x16, half, one, top archsimd.Uint32x16) (archsimd.Float32x16, uint16) {
+	u := archsimd.LoadUint32x16((*[16]uint32)(unsafe.Add(p, 4*i)))
+	ok := limit.Greater(u.AsInt32x16().And(magnitude)).ToBits()
+	return u.Add(half).Add(u.ShiftAllRight(16).And(one)).And(top).AsFloat32x16(), ok
+}
+
+// The four loops differ only in their loads. There are no calls and no bounds
+// checks in them, so the accumulators stay in registers.
+
+func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
 	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
 	changed := 0
 	for ; i < end; i += 16 {
-		bc := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(bp, 2*i)))
-		vc := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(vp, 2*i)))
-		finiteB := inf.Greater(bc.AsInt16x16().And(magnitude))
-		finiteV := inf.Greater(vc.AsInt16x16().And(magnitude))
-		if finiteB.And(finiteV).ToBits() != 0xffff {
+		b16, okB := loadBF16x16(bp, i, magnitude, inf)
+		v16, okV := loadBF16x16(vp, i, magnitude, inf)
+		if okB&okV != 0xffff {
 			break
 		}
-		b16 := bc.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16()
-		v16 := vc.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16()
 		// A popcount of the mask: no vector register, which the loop is short of.
 		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
-
-		// The two halves, written out: Go does not unroll loops.
-		bd, vd := b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64()
-		d := vd.Sub(bd)
-		sqB, sqD := bd.Mul(bd), d.Mul(d)
-		abs := d.AsUint64x8().And(absMask).AsFloat64x8()
-		bb = bb.Add(sqB)
-		vv = vv.Add(vd.Mul(vd))
-		dd = dd.Add(sqD)
-		bv = bv.Add(bd.Mul(vd))
-		absD = absD.Add(abs)
-		maxAbsD = maxAbsD.Max(abs)
-		p := (*[8]float64)(unsafe.Add(cdd, 8*i))
-		archsimd.LoadFloat64x8(p).Add(sqD).Store(p)
-		p = (*[8]float64)(unsafe.Add(cbb, 8*i))
-		archsimd.LoadFloat64x8(p).Add(sqB).Store(p)
-
-		bd, vd = b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64()
-		d = vd.Sub(bd)
-		sqB, sqD = bd.Mul(bd), d.Mul(d)
-		abs = d.AsUint64x8().And(absMask).AsFloat64x8()
-		bb = bb.Add(sqB)
-		vv = vv.Add(vd.Mul(vd))
-		dd = dd.Add(sqD)
-		bv = bv.Add(bd.Mul(vd))
-		absD = absD.Add(abs)
-		maxAbsD = maxAbsD.Max(abs)
-		p = (*[8]float64)(unsafe.Add(cdd, 8*(i+8)))
-		archsimd.LoadFloat64x8(p).Add(sqD).Store(p)
-		p = (*[8]float64)(unsafe.Add(cbb, 8*(i+8)))
-		archsimd.LoadFloat64x8(p).Add(sqB).Store(p)
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*i)), (*[8]float64)(unsafe.Add(cbb, 8*i)))
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.changed += changed
+	return i
+}
+
+func (a *avx512Acc) runRoundedBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
+	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
+	magnitude32, limit := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(0x7f7f8000)
+	half, one, top := archsimd.BroadcastUint32x16(0x7fff), archsimd.BroadcastUint32x16(1), archsimd.BroadcastUint32x16(0xffff0000)
+	absMask := archsimd.BroadcastUint64x8(absBits64)
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	changed := 0
+	for ; i < end; i += 16 {
+		b16, okB := loadRoundedx16(bp, i, magnitude32, limit, half, one, top)
+		v16, okV := loadBF16x16(vp, i, magnitude, inf)
+		if okB&okV != 0xffff {
+			break
+		}
+		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*i)), (*[8]float64)(unsafe.Add(cbb, 8*i)))
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
+	}
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.changed += changed
+	return i
+}
+
+func (a *avx512Acc) runF32BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
+	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
+	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
+	absMask := archsimd.BroadcastUint64x8(absBits64)
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	changed := 0
+	for ; i < end; i += 16 {
+		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
+		v16, okV := loadBF16x16(vp, i, magnitude, inf)
+		if okB&okV != 0xffff {
+			break
+		}
+		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*i)), (*[8]float64)(unsafe.Add(cbb, 8*i)))
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
+	}
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.changed += changed
+	return i
+}
+
+func (a *avx512Acc) runF32F32(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
+	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
+	absMask := archsimd.BroadcastUint64x8(absBits64)
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	changed := 0
+	for ; i < end; i += 16 {
+		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
+		v16, okV := loadF32x16(vp, i, magnitude32, inf32)
+		if okB&okV != 0xffff {
+			break
+		}
+		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*i)), (*[8]float64)(unsafe.Add(cbb, 8*i)))
+		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
+			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
+	}
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
 	a.changed += changed
 	return i
 }
