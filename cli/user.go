@@ -23,7 +23,8 @@ user list [--data DIR]
 user token NAME [--label TEXT] [--data DIR]
 user passwd NAME [--password-stdin | --password-file FILE] [--data DIR]
 user role NAME --role viewer|editor|admin [--data DIR]
-user delete NAME [--data DIR]`
+user delete NAME [--data DIR]
+user unlock NAME [--data DIR]`
 
 func runUser(ctx context.Context, env Env, args []string) error {
 	if len(args) == 0 {
@@ -34,10 +35,10 @@ func runUser(ctx context.Context, env Env, args []string) error {
 	}
 	sub := map[string]func(context.Context, Env, []string) error{
 		"add": runUserAdd, "list": runUserList, "token": runUserToken,
-		"passwd": runUserPasswd, "role": runUserRole, "delete": runUserDelete,
+		"passwd": runUserPasswd, "role": runUserRole, "delete": runUserDelete, "unlock": runUserUnlock,
 	}[args[0]]
 	if sub == nil {
-		return fmt.Errorf("user: unknown subcommand %q (add, list, token, passwd, role, delete)", args[0])
+		return fmt.Errorf("user: unknown subcommand %q (add, list, token, passwd, role, delete, unlock)", args[0])
 	}
 	return sub(ctx, env, args[1:])
 }

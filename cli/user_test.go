@@ -171,3 +171,27 @@ func TestServeWithAccounts(t *testing.T) {
 		}
 	}
 }
+
+// user unlock lifts the login limits of an account (the server keys them on
+// the account's unlock count).
+func TestUserUnlock(t *testing.T) {
+	data := t.TempDir()
+	if code, _, errOut := runCLI(t, "", "user", "add", "ed", "--role", "editor", "--data", data); code != 0 {
+		t.Fatalf("user add: %d %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "", "user", "unlock", "ed", "--data", data)
+	if code != 0 || !strings.Contains(out, "unlocked logins of ed") {
+		t.Fatalf("user unlock: %d %q %q", code, out, errOut)
+	}
+	db, err := store.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n, err := db.LoginUnlocks(context.Background(), "ed"); err != nil || n != 1 {
+		t.Errorf("unlock count %d (%v), want 1", n, err)
+	}
+	if code, _, errOut := runCLI(t, "", "user", "unlock", "nobody", "--data", data); code == 0 || !strings.Contains(errOut, `user "nobody" not found`) {
+		t.Errorf("unlock of an unknown user: %d %q", code, errOut)
+	}
+}

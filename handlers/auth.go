@@ -56,7 +56,7 @@ func newAuthState(cfg *Config, log *slog.Logger) *authState {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = defaultSessionTTL
 	}
-	a := &authState{csrf: http.NewCrossOriginProtection(), logins: newLoginLimiter(loginFailuresAllowed, loginWindow, loginLimiterCapacity)}
+	a := &authState{csrf: http.NewCrossOriginProtection(), logins: newLoginLimiter()}
 	for _, o := range cfg.TrustedOrigins {
 		// serve checks origins with CheckTrustedOrigin first; here a bad one can
 		// only be logged, and trusting nothing is the safe outcome.

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"html/template"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -56,18 +55,26 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	name, password := r.PostForm.Get("name"), r.PostForm.Get("password")
 	view := loginView{Name: name, Next: safeNext(r.PostForm.Get("next")), Warning: s.cookieWarning(r)}
-	addrKey, nameKey := clientAddress(r), "name:"+strings.ToLower(truncate(name, 64))
-
-	if wait, blocked := s.auth.logins.blocked(addrKey, nameKey); blocked {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		view.Message = "Too many failed logins. Try again in " + strconv.Itoa(secs) + " seconds."
+	// The limits key on the name as the store compares it (case aside) and
+	// on how often an admin unlocked it.
+	unlocks, err := s.db.LoginUnlocks(r.Context(), name)
+	if err != nil {
+		s.log.Error("login", "err", err, "request_id", requestID(r))
+		view.Message = "Login failed on the server; see its log."
+		renderLogin(w, http.StatusInternalServerError, view)
+		return
+	}
+	addrKey := clientAddress(r)
+	nameKey := "name:" + strings.ToLower(truncate(name, 64)) + "#" + strconv.FormatInt(unlocks, 10)
+	if !s.auth.logins.attempt(w, r, nameKey, addrKey) {
+		secs := w.Header().Get("Retry-After")
+		view.Message = "Too many login attempts. Try again in " + secs + " seconds, or ask an admin to unlock the account."
+		s.log.Warn("login refused: too many attempts", "name", truncate(name, 64), "addr", addrKey, "request_id", requestID(r))
 		renderLogin(w, http.StatusTooManyRequests, view)
 		return
 	}
 	u, err := s.db.CheckPassword(r.Context(), name, password)
 	if errors.Is(err, store.ErrBadCredentials) {
-		s.auth.logins.fail(addrKey, nameKey)
 		s.log.Warn("login failed", "name", truncate(name, 64), "addr", addrKey, "request_id", requestID(r))
 		view.Message = "Wrong user name or password."
 		renderLogin(w, http.StatusUnauthorized, view)
@@ -79,7 +86,6 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		renderLogin(w, http.StatusInternalServerError, view)
 		return
 	}
-	s.auth.logins.forget(nameKey)
 
 	// A fresh secret at every login: a session id planted before login
 	// (session fixation) is never promoted.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,67 +163,99 @@ func TestSafeNext(t *testing.T) {
 	}
 }
 
+// The login limits of issue 14: per (name, address) with an hourly backoff,
+// per address, never per name alone (nobody can lock an account out from an
+// address of their own), and an admin's unlock.
 func TestLoginRateLimit(t *testing.T) {
 	f := newAuthFixture(t, Config{Auth: AuthAccounts})
-	clock := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	f.srv.auth.logins.now = func() time.Time { return clock }
-
-	// One address guessing one name.
-	for i := range loginFailuresAllowed {
-		if rec := f.serve(loginRequest("ed", "guess "+strconv.Itoa(i), "/", "198.51.100.1:5000")); rec.Code != 401 {
-			t.Fatalf("failure %d: %d", i+1, rec.Code)
+	const a, b = "198.51.100.1:5000", "203.0.113.7:1"
+	allowed := loginNameLimits[0].n
+	for i := range allowed {
+		if rec := f.serve(loginRequest("ed", "guess "+strconv.Itoa(i), "/", a)); rec.Code != 401 {
+			t.Fatalf("guess %d: %d", i+1, rec.Code)
 		}
 	}
-	rec := f.serve(loginRequest("ed", testPassword, "/", "198.51.100.1:5000"))
-	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" {
-		t.Fatalf("after %d failures, even the right password: %d Retry-After %q, want 429 and 60",
-			loginFailuresAllowed, rec.Code, rec.Header().Get("Retry-After"))
+	rec := f.serve(loginRequest("ed", testPassword, "/", a))
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" || !strings.Contains(rec.Body.String(), "ask an admin to unlock") {
+		t.Fatalf("after %d guesses, even the right password: %d Retry-After %q, want 429 and 60", allowed, rec.Code, rec.Header().Get("Retry-After"))
 	}
-	// The name stays protected from other addresses (a distributed guess)...
-	if rec := f.serve(loginRequest("ed", testPassword, "/", "203.0.113.7:1")); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("same name from another address: %d, want 429", rec.Code)
+	// The guesses from a lock ed out nowhere else...
+	if rec := f.serve(loginRequest("ed", testPassword, "/", b)); rec.Code != http.StatusSeeOther {
+		t.Fatalf("ed from another address: %d, want 303", rec.Code)
 	}
-	// ...and the address from other names.
-	if rec := f.serve(loginRequest("vi", testPassword, "/", "198.51.100.1:5001")); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("same address, another name: %d, want 429", rec.Code)
+	// ...and the refused attempts did not use up a's allowance for other names.
+	if rec := f.serve(loginRequest("vi", testPassword, "/", a)); rec.Code != http.StatusSeeOther {
+		t.Fatalf("another name from the same address: %d, want 303", rec.Code)
 	}
-	// Others are not affected.
-	if rec := f.serve(loginRequest("vi", testPassword, "/", "203.0.113.8:1")); rec.Code != http.StatusSeeOther {
-		t.Fatalf("another user from another address: %d, want 303", rec.Code)
+	// One address trying many names is stopped by the address limit.
+	code := 0
+	for i := range loginAddrLimits[0].n + 1 {
+		code = f.serve(loginRequest("name"+strconv.Itoa(i), "x", "/", "192.0.2.9:1")).Code
 	}
-	// The wait shrinks, then ends.
-	clock = clock.Add(45 * time.Second)
-	if rec := f.serve(loginRequest("ed", testPassword, "/", "203.0.113.7:1")); rec.Header().Get("Retry-After") != "15" {
-		t.Fatalf("Retry-After %q 45 s later, want 15", rec.Header().Get("Retry-After"))
+	if code != http.StatusTooManyRequests {
+		t.Errorf("attempt %d from one address: %d, want 429", loginAddrLimits[0].n+1, code)
 	}
-	clock = clock.Add(16 * time.Second)
-	if rec := f.serve(loginRequest("ed", testPassword, "/", "198.51.100.1:5000")); rec.Code != http.StatusSeeOther {
-		t.Fatalf("after the window: %d, want 303", rec.Code)
+	// An admin unlocks ed: the right password works from a again.
+	if rec := f.do("POST", "/api/users/ed/unlock", "", store.RoleEditor); rec.Code != http.StatusForbidden {
+		t.Errorf("an editor unlocks: %d, want 403", rec.Code)
+	}
+	if rec := f.do("POST", "/api/users/ed/unlock", "", store.RoleAdmin); rec.Code != 200 {
+		t.Fatalf("unlock: %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.serve(loginRequest("ed", testPassword, "/", a)); rec.Code != http.StatusSeeOther {
+		t.Fatalf("ed after the unlock: %d, want 303", rec.Code)
+	}
+	if rec := f.do("POST", "/api/users/nobody/unlock", "", store.RoleAdmin); rec.Code != 404 {
+		t.Errorf("unlock of an unknown user: %d", rec.Code)
 	}
 }
 
-func TestLoginLimiterBounds(t *testing.T) {
-	clock := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	l := newLoginLimiter(2, time.Minute, 100)
-	l.now = func() time.Time { return clock }
-	for i := range 1000 {
-		l.fail(fmt.Sprintf("addr:10.0.%d.%d", i/256, i%256))
-		clock = clock.Add(time.Millisecond)
+// The race of issue 14: 60 concurrent wrong guesses all got 401 (the count
+// came after bcrypt). Now each attempt is counted before the password is
+// checked: at most the allowance reaches bcrypt, the rest get 429, and the
+// server answers another client meanwhile.
+func TestLoginConcurrentGuesses(t *testing.T) {
+	f := newAuthFixture(t, Config{Auth: AuthAccounts})
+	// ed's password at the production cost: bcrypt takes long enough for
+	// concurrent guesses to overlap, as they did in the review.
+	if err := f.db.SetPasswordCost(10); err != nil {
+		t.Fatal(err)
 	}
-	if n := l.size(); n > 100 {
-		t.Fatalf("limiter holds %d entries, capacity 100", n)
+	if err := f.db.SetUserPassword(context.Background(), "ed", testPassword); err != nil {
+		t.Fatal(err)
 	}
-	// The newest entries survive eviction; the first ones were dropped.
-	l.fail("addr:10.0.3.231")
-	if _, blocked := l.blocked("addr:10.0.3.231"); !blocked {
-		t.Fatal("the newest key lost its count")
+	srv := httptest.NewServer(f.handler)
+	defer srv.Close()
+	const guesses = 60
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			form := url.Values{"name": {"ed"}, "password": {"guess " + strconv.Itoa(i)}}
+			resp, err := quickClient.PostForm(srv.URL+"/login", form)
+			code := 0
+			if err == nil {
+				resp.Body.Close()
+				code = resp.StatusCode
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
 	}
-	if _, blocked := l.blocked("addr:10.0.0.0"); blocked {
-		t.Fatal("an evicted key still blocks")
+	close(start)
+	if resp, err := otherClient().Get(srv.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz during the guesses: %v %v", resp, err)
 	}
-	l.forget("addr:10.0.3.231")
-	if _, blocked := l.blocked("addr:10.0.3.231"); blocked {
-		t.Fatal("forget did not clear the key")
+	wg.Wait()
+	t.Logf("%d concurrent wrong guesses: %v", guesses, codes)
+	if codes[401] > loginNameLimits[0].n || codes[429] != guesses-codes[401] {
+		t.Errorf("%d concurrent guesses: %v, want at most %d × 401 and the rest 429", guesses, codes, loginNameLimits[0].n)
 	}
 }
 

@@ -3,113 +3,62 @@ package handlers
 import (
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/go-chi/httprate"
 )
 
-// Login rate limits: after loginFailuresAllowed failed logins within
-// loginWindow from one client address, or for one user name, further attempts
-// are refused with 429 until the window ends. The name limit stops a password
-// being guessed from many addresses; the address limit stops one client
-// trying many names.
-const (
-	loginFailuresAllowed = 5
-	loginWindow          = time.Minute
-	// loginLimiterCapacity bounds the limiter's memory (~100 bytes an entry).
-	loginLimiterCapacity = 10_000
+// Login rate limits (github.com/go-chi/httprate, sliding windows). Every
+// attempt is counted before the password is checked, in the same step as the
+// check, so concurrent guesses cannot all slip past a count that bcrypt has
+// not yet updated. Attempts are limited per (name, client address) and per
+// client address, each with a fast window and a slower hourly one (the
+// backoff): one client can neither guess one password quickly nor try many
+// names, and nobody can lock an account out from an address of their own.
+// An admin's unlock (user unlock NAME, POST /api/users/{name}/unlock) starts
+// the account's counts afresh.
+var (
+	loginNameLimits = []limitTier{{5, time.Minute}, {20, time.Hour}}
+	loginAddrLimits = []limitTier{{30, time.Minute}, {200, time.Hour}}
 )
 
-// loginLimiter counts failures per key in fixed windows that start at a key's
-// first failure.
+type limitTier struct {
+	n      int
+	window time.Duration
+}
+
+// loginLimiter holds the limiters of the tiers above.
 type loginLimiter struct {
-	mu       sync.Mutex
-	allowed  int
-	window   time.Duration
-	capacity int
-	entries  map[string]limitEntry
-	now      func() time.Time // tests move the clock
+	byName, byAddr []*httprate.RateLimiter
 }
 
-type limitEntry struct {
-	start    time.Time
-	failures int
+func newLoginLimiter() *loginLimiter {
+	l := &loginLimiter{}
+	for _, t := range loginNameLimits {
+		l.byName = append(l.byName, httprate.NewRateLimiter(t.n, t.window))
+	}
+	for _, t := range loginAddrLimits {
+		l.byAddr = append(l.byAddr, httprate.NewRateLimiter(t.n, t.window))
+	}
+	return l
 }
 
-func newLoginLimiter(allowed int, window time.Duration, capacity int) *loginLimiter {
-	return &loginLimiter{allowed: allowed, window: window, capacity: capacity,
-		entries: make(map[string]limitEntry), now: time.Now}
-}
-
-// blocked returns how long to wait when any key has used up its failures.
-func (l *loginLimiter) blocked(keys ...string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	var wait time.Duration
-	for _, k := range keys {
-		e, ok := l.entries[k]
-		if !ok || !now.Before(e.start.Add(l.window)) {
-			continue
-		}
-		if e.failures >= l.allowed {
-			wait = max(wait, e.start.Add(l.window).Sub(now))
+// attempt counts one login attempt for (name, address) and for the address,
+// and says false when a limit refuses it; httprate then has set Retry-After.
+// The name's tiers come first: a client hammering one name is refused there
+// without using up its address's allowance.
+func (l *loginLimiter) attempt(w http.ResponseWriter, r *http.Request, nameKey, addrKey string) bool {
+	for _, rl := range l.byName {
+		if rl.OnLimit(w, r, nameKey+"|"+addrKey) {
+			return false
 		}
 	}
-	return wait, wait > 0
-}
-
-// fail counts one failure against each key.
-func (l *loginLimiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	for _, k := range keys {
-		e, ok := l.entries[k]
-		if !ok || !now.Before(e.start.Add(l.window)) {
-			l.makeRoom()
-			e = limitEntry{start: now}
-		}
-		e.failures++
-		l.entries[k] = e
-	}
-}
-
-// forget clears a key (a successful login clears its user name).
-func (l *loginLimiter) forget(key string) {
-	l.mu.Lock()
-	delete(l.entries, key)
-	l.mu.Unlock()
-}
-
-// makeRoom keeps the map under capacity: expired entries go first; if every
-// entry is live (a flood from many addresses), the oldest goes, which can only
-// shorten someone's wait, never lock out a user who did nothing.
-func (l *loginLimiter) makeRoom() {
-	if len(l.entries) < l.capacity {
-		return
-	}
-	now := l.now()
-	for k, e := range l.entries {
-		if !now.Before(e.start.Add(l.window)) {
-			delete(l.entries, k)
+	for _, rl := range l.byAddr {
+		if rl.OnLimit(w, r, addrKey) {
+			return false
 		}
 	}
-	for len(l.entries) >= l.capacity {
-		var oldestKey string
-		var oldest time.Time
-		for k, e := range l.entries {
-			if oldestKey == "" || e.start.Before(oldest) {
-				oldestKey, oldest = k, e.start
-			}
-		}
-		delete(l.entries, oldestKey)
-	}
-}
-
-func (l *loginLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.entries)
+	return true
 }
 
 // clientAddress is the limiter's key for the client: its IP address, or its

@@ -21,6 +21,7 @@ func (s *Server) userRoutes(r chi.Router) {
 		r.Get("/{name}", s.apiUserGet)
 		r.Patch("/{name}", s.apiUserUpdate)
 		r.Delete("/{name}", s.apiUserDelete)
+		s.userHygieneRoutes(r) // auth_hygiene.go: unlock, tokens
 	})
 }
 
