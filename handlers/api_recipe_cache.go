@@ -17,14 +17,9 @@ import (
 // session works on one analysis, a comparison on two.
 const resultCacheSize = 4
 
-// maxCheckpointExports bounds the masked/sliced exports running at once: each
-// reads and writes a whole checkpoint.
-const maxCheckpointExports = 2
-
 // recipeState is what the composer API keeps between requests.
 type recipeState struct {
-	cache   *resultCache
-	exports chan struct{} // semaphore of checkpoint exports
+	cache *resultCache
 }
 
 func (s *Server) recipeState() *recipeState { return s.recipes }

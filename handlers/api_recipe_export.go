@@ -66,6 +66,9 @@ func exportKind(w http.ResponseWriter, r *http.Request) (prune.ExportKind, bool)
 // writer runs under the request's context: a client that goes away stops the
 // export within one block.
 func (s *Server) export(w http.ResponseWriter, r *http.Request, kind prune.ExportKind, rc prune.Recipe) {
+	sw := newStallWriter(w, s.guard.g.ExportStall) // a client that stops reading is cut off
+	defer sw.done()
+	w = sw
 	id := chi.URLParam(r, "id")
 	m, b, err := s.resolve(r, id, rc)
 	if err != nil {
@@ -94,12 +97,12 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind prune.Expor
 		return
 	}
 
-	select {
-	case s.recipeState().exports <- struct{}{}:
-		defer func() { <-s.recipeState().exports }()
-	case <-r.Context().Done():
+	release, refusal := s.exportSlots.acquire(r.Context(), exportUser(r))
+	if refusal != "" {
+		tooManyRequests(w, refusal)
 		return
 	}
+	defer release()
 	// Checkpoint exports stream straight from the VLA's files into the tar:
 	// every file's size is known from the mask before a byte is written, so
 	// the download starts at once and needs no scratch disk.

@@ -47,6 +47,12 @@ type Guard struct {
 	// a new upload gets 429, past the bytes 507.
 	MaxUploadsPerUser     int
 	MaxUploadBytesPerUser int64
+	// MaxExports and MaxExportsPerUser bound the checkpoint exports (masked,
+	// sliced) written at once; one that gets no slot within ExportWait is
+	// refused with 429. ExportStall is the longest a download may stop
+	// reading before it is cut off.
+	MaxExports, MaxExportsPerUser int
+	ExportWait, ExportStall       time.Duration
 }
 
 // DefaultGuard holds the defaults: generous for a lab, small enough that one
@@ -64,17 +70,23 @@ var DefaultGuard = Guard{
 	UploadKeep:            30 * 24 * time.Hour,
 	MaxUploadsPerUser:     200,
 	MaxUploadBytesPerUser: 1 << 40,
+	MaxExports:            2,
+	MaxExportsPerUser:     1,
+	ExportWait:            2 * time.Second,
+	ExportStall:           30 * time.Second,
 }
 
 func (g *Guard) fillDefaults() {
 	d := DefaultGuard
-	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}, {&g.MaxUploadsPerUser, &d.MaxUploadsPerUser}} {
+	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}, {&g.MaxUploadsPerUser, &d.MaxUploadsPerUser},
+		{&g.MaxExports, &d.MaxExports}, {&g.MaxExportsPerUser, &d.MaxExportsPerUser}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
 	for _, f := range []struct{ v, def *time.Duration }{{&g.HeaderTimeout, &d.HeaderTimeout}, {&g.IdleTimeout, &d.IdleTimeout},
-		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}, {&g.UploadKeep, &d.UploadKeep}} {
+		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}, {&g.UploadKeep, &d.UploadKeep},
+		{&g.ExportWait, &d.ExportWait}, {&g.ExportStall, &d.ExportStall}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}

@@ -52,7 +52,9 @@ type Server struct {
 	stats   counters
 	auth    *authState // login limiter and cross-origin protection
 	guard   *guardState
-	recipes *recipeState // the composer's result cache and export slots
+	recipes *recipeState // the composer's result cache
+	// exportSlots bound checkpoint exports, globally and per user.
+	exportSlots *exportSlots
 }
 
 // New makes a Server.
@@ -81,14 +83,14 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
+	s.exportSlots = newExportSlots(s.guard.g)
 	if up, err := s.newUploadsTus(); err != nil {
 		s.log.Error("uploads disabled", "err", err)
 	} else {
 		s.uploads = up
 	}
 	s.recipes = &recipeState{
-		cache:   newResultCache(resultCacheSize, s.loadResolveBase),
-		exports: make(chan struct{}, maxCheckpointExports),
+		cache: newResultCache(resultCacheSize, s.loadResolveBase),
 	}
 	return s
 }
