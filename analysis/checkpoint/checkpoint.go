@@ -10,6 +10,7 @@
 package checkpoint
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,6 +176,10 @@ type Options struct {
 	// (DefaultHeaderWait), so a crowd of large headers gets 429s instead of
 	// memory; the CLI and the job runner wait.
 	HeaderWait time.Duration
+	// Context bounds the requests made for remote sources (s3://, hf://), from
+	// opening to the last tensor read, so a cancelled job stops its downloads;
+	// nil means context.Background. Local files ignore it.
+	Context context.Context
 }
 
 func (o Options) limits() Limits {

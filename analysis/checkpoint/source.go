@@ -64,7 +64,11 @@ func OpenSource(spec string, opt Options) (*Source, error) {
 	}
 	src := &Source{Spec: spec, Prefix: prefix, Path: filepath.Clean(p), Metadata: map[string]string{}, mapped: opt.Map,
 		filesOnly: opt.FilesOnly, headerWait: opt.HeaderWait}
-	if err := src.open(opt); err != nil {
+	open := src.open
+	if IsRemote(p) { // s3:// and hf:// are not file paths: filepath.Clean would fold their "//"
+		src.Path, open = p, src.openRemote
+	}
+	if err := open(opt); err != nil {
 		src.Close()
 		return nil, err
 	}
@@ -129,6 +133,9 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 		return dir, filepath.Base(abs), nil
 	}
 	for _, r := range roots {
+		if IsRemote(r) { // an s3:// or hf:// root allows remote sources only (remote.go)
+			continue
+		}
 		rabs, err := filepath.Abs(r)
 		if err != nil {
 			continue
@@ -220,6 +227,15 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 	if s.filesOnly {
 		return nil
 	}
+	return s.parseFile(f, f, f, size, name, display, lim)
+}
+
+// parseFile reads the header of one checkpoint file through hdr and records its
+// tensors, whose bytes are later read through data. A local file passes itself
+// for both (and as osf, which it may map); a remote object passes a reader of
+// exact ranges for the header and a block-cached one for the data.
+func (s *Source) parseFile(hdr, data io.ReaderAt, osf *os.File, size int64, name, display string, lim Limits) error {
+	f := hdr
 	var magic [4]byte
 	n, _ := f.ReadAt(magic[:], 0)
 	isZip := n == 4 && string(magic[:]) == "PK\x03\x04"
@@ -238,7 +254,7 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 			return err
 		}
 		for _, e := range arc.Tensors {
-			s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: e.Offset, Size: e.Size, f: f})
+			s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: e.Offset, Size: e.Size, f: data})
 		}
 		for _, e := range arc.NonTensors {
 			s.Entries = append(s.Entries, Entry{Name: e.Name, Value: e.Value})
@@ -262,13 +278,13 @@ func (s *Source) readFile(dir *os.Root, name, display string, lim Limits) error 
 	}
 	// Map only once the header is valid: every tensor then lies inside the file.
 	var m *mapping
-	if s.mapped {
-		if m = mapFile(f, size); m != nil {
+	if s.mapped && osf != nil {
+		if m = mapFile(osf, size); m != nil {
 			s.closers = append(s.closers, m)
 		}
 	}
 	for _, e := range h.Entries {
-		s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: h.DataOffset + e.Begin, Size: e.End - e.Begin, f: f, m: m})
+		s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: h.DataOffset + e.Begin, Size: e.End - e.Begin, f: data, m: m})
 	}
 	return nil
 }
@@ -283,7 +299,7 @@ type shardIndex struct {
 func (s *Source) readFolder(dir *os.Root, lim Limits) error {
 	idxPath := filepath.Join(s.Path, IndexName)
 	if _, err := dir.Stat(IndexName); err == nil {
-		return s.readIndexed(dir, idxPath, lim)
+		return s.readIndexed(localFolder{dir, s.Path}, idxPath, lim)
 	}
 	d, err := dir.Open(".")
 	if err != nil {
@@ -330,8 +346,31 @@ func (s *Source) readFolder(dir *os.Root, lim Limits) error {
 	return nil
 }
 
-func (s *Source) readIndexed(dir *os.Root, idxPath string, lim Limits) error {
-	data, err := readSmall(dir, IndexName, idxPath, maxIndexBytes)
+// folder is where an index and its shards are found: a folder on disk, or a
+// prefix in object storage or a Hub repository (remote.go).
+type folder interface {
+	readSmall(name, display string, limit int64) ([]byte, error)
+	readFile(s *Source, name, display string, lim Limits) error
+	join(name string) string // the display path of a slash-separated name inside
+}
+
+type localFolder struct {
+	dir  *os.Root
+	path string
+}
+
+func (l localFolder) readSmall(name, display string, limit int64) ([]byte, error) {
+	return readSmall(l.dir, filepath.FromSlash(name), display, limit)
+}
+
+func (l localFolder) readFile(s *Source, name, display string, lim Limits) error {
+	return s.readFile(l.dir, filepath.FromSlash(name), display, lim)
+}
+
+func (l localFolder) join(name string) string { return filepath.Join(l.path, filepath.FromSlash(name)) }
+
+func (s *Source) readIndexed(dir folder, idxPath string, lim Limits) error {
+	data, err := dir.readSmall(IndexName, idxPath, maxIndexBytes)
 	if err != nil {
 		return err
 	}
@@ -361,9 +400,9 @@ func (s *Source) readIndexed(dir *os.Root, idxPath string, lim Limits) error {
 	found := make(map[string]bool, len(idx.WeightMap))
 	var total int64
 	for _, sh := range order {
-		display := filepath.Join(s.Path, filepath.FromSlash(sh))
+		display := dir.join(sh)
 		before := len(s.Tensors)
-		if err := s.readFile(dir, filepath.FromSlash(sh), display, lim); err != nil {
+		if err := dir.readFile(s, sh, display, lim); err != nil {
 			var te *tensor.Error
 			if errors.As(err, &te) && strings.Contains(te.Msg, "escapes") {
 				te.Forbidden = true
@@ -396,7 +435,7 @@ func (s *Source) readIndexed(dir *os.Root, idxPath string, lim Limits) error {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return tensorErrorf(filepath.Join(s.Path, filepath.FromSlash(idx.WeightMap[missing[0]])), missing[0],
+		return tensorErrorf(dir.join(idx.WeightMap[missing[0]]), missing[0],
 			"listed in %s but missing from its shard (%d missing in all)", IndexName, len(missing))
 	}
 	if ts, ok := idx.Metadata["total_size"]; ok {
