@@ -78,7 +78,7 @@ func (s *Server) pageTensor(w http.ResponseWriter, r *http.Request) {
 // tensorName reads the name from the escaped path (so %2F inside a name stays
 // part of it) or from ?name=.
 func tensorName(r *http.Request, id string) (string, bool) {
-	prefix := web.AnalysisURL(id) + "/tensors/"
+	prefix := web.TensorsPrefix(id)
 	if p := r.URL.EscapedPath(); strings.HasPrefix(p, prefix) && len(p) > len(prefix) {
 		name, err := url.PathUnescape(p[len(prefix):])
 		return name, err == nil

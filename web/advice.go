@@ -3,41 +3,11 @@ package web
 import (
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/store"
 )
-
-// NewAnalysisURL is the new-analysis form prefilled with a request's sources,
-// rules and options, plus extraMap rules: one click re-runs an analysis with a
-// suggested --map rule (app.js reads the query and fills the form).
-func NewAnalysisURL(req store.AnalysisRequest, extraMap ...string) string {
-	q := url.Values{}
-	for _, b := range req.Base {
-		q.Add("base", b)
-	}
-	for _, v := range req.VLA {
-		q.Add("vla", v)
-	}
-	for _, m := range append(slices.Clone(req.Map), extraMap...) {
-		q.Add("map", m)
-	}
-	if req.Exact {
-		q.Set("exact", "1")
-	}
-	for _, c := range slices.Sorted(maps.Keys(req.Geometry)) {
-		g := req.Geometry[c]
-		kv := g.KVHeads
-		if kv == 0 {
-			kv = g.Heads
-		}
-		q.Add("heads", c+"="+strconv.Itoa(g.Heads)+":"+strconv.Itoa(kv))
-	}
-	return withQuery("/new", q)
-}
 
 // unmatchedCount is what the banner counts: tensors with no counterpart, and
 // names several tensors could match.

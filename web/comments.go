@@ -1,9 +1,6 @@
 package web
 
 import (
-	"net/url"
-	"strconv"
-
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web/mdlite"
 )
@@ -75,36 +72,7 @@ func AuthorName(name string) string {
 	return name
 }
 
-// CommentsAPIURL is an analysis's comments in the API.
-func CommentsAPIURL(analysisID string) string { return APIAnalysisURL(analysisID) + "/comments" }
-
-// CommentAPIURL is one comment in the API.
-func CommentAPIURL(id int64) string { return "/api/comments/" + strconv.FormatInt(id, 10) }
-
 // CellTitle names a heatmap cell in a thread's title.
 func CellTitle(component string, layer int, module string) string {
 	return component + " · layer " + layerText(layer) + " · " + module
-}
-
-// ActivityURL, EvalsURL and RecipeURL are the reviewing pages of an analysis.
-func ActivityURL(id string) string { return AnalysisURL(id) + "/activity" }
-
-// EvalsURL is the evaluation results page of an analysis.
-func EvalsURL(id string) string { return AnalysisURL(id) + "/evals" }
-
-// RecipeURL is a saved recipe's review page.
-func RecipeURL(id string, rid int64) string {
-	return AnalysisURL(id) + "/recipes/" + strconv.FormatInt(rid, 10)
-}
-
-// AnalysesCompareURL is the side-by-side comparison of two analyses (either may be "").
-func AnalysesCompareURL(a, b string) string {
-	q := url.Values{}
-	if a != "" {
-		q.Set("a", a)
-	}
-	if b != "" {
-		q.Set("b", b)
-	}
-	return withQuery("/compare", q)
 }

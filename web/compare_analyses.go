@@ -13,9 +13,6 @@ import (
 	"github.com/deltascope/deltascope/web/viz"
 )
 
-// ComparePath is the side-by-side comparison of two analyses.
-const ComparePath = "/compare"
-
 // CompareState is everything the comparison's URL says.
 type CompareState struct {
 	A, B      string

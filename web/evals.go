@@ -61,8 +61,8 @@ func BuildEvalsPage(a *store.Analysis, recipes []RecipeParams, baseline int64, r
 		p.Chart = &c
 	}
 	if canEdit {
-		p.ImportURL = APIAnalysisURL(a.ID) + "/evals.csv"
-		f := EvalForm{PostURL: APIAnalysisURL(a.ID) + "/evals", Recipes: []Choice{{BaselineChoice, "unpruned model (baseline)"}}}
+		p.ImportURL = EvalsImportAPIURL(a.ID)
+		f := EvalForm{PostURL: EvalsAPIURL(a.ID), Recipes: []Choice{{BaselineChoice, "unpruned model (baseline)"}}}
 		for _, rp := range recipes {
 			f.Recipes = append(f.Recipes, Choice{strconv.FormatInt(rp.Recipe.ID, 10), rp.Recipe.Name})
 		}

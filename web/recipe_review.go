@@ -27,6 +27,19 @@ type RecipeReviewPage struct {
 // Choice is one option of a select.
 type Choice struct{ Value, Label string }
 
+// CompareJSONURL is the API comparison of this recipe with the first other
+// one (the form's default choice); "" when there is none.
+func (p RecipeReviewPage) CompareJSONURL() string {
+	if len(p.Others) == 0 {
+		return ""
+	}
+	b, err := strconv.ParseInt(p.Others[0].Value, 10, 64)
+	if err != nil {
+		return ""
+	}
+	return RecipesCompareAPIURL(p.Recipe.ID, b)
+}
+
 // ReviewPanel is the status, its history and the possible moves.
 type ReviewPanel struct {
 	Status  string
@@ -58,14 +71,6 @@ func NewReviewPanel(r *store.Recipe, history []store.ReviewEvent, canReview bool
 		}
 	}
 	return p
-}
-
-// ReviewAPIURL is where a recipe's review decisions are posted.
-func ReviewAPIURL(rid int64) string { return "/api/recipes/" + strconv.FormatInt(rid, 10) + "/review" }
-
-// RecipeEvalsAPIURL is a recipe's evaluation results in the API.
-func RecipeEvalsAPIURL(rid int64) string {
-	return "/api/recipes/" + strconv.FormatInt(rid, 10) + "/evals"
 }
 
 // EvalsTable lists evaluation results; self is the page the downloads extend.

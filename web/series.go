@@ -12,12 +12,6 @@ import (
 	"github.com/deltascope/deltascope/web/viz"
 )
 
-// SeriesURL is the page of one series; SeriesListURL the list and form.
-func SeriesURL(id string, q url.Values) string { return withQuery("/series/"+url.PathEscape(id), q) }
-
-// SeriesListURL lists the series and holds the form that creates one.
-const SeriesListURL = "/series"
-
 // SeriesStepData is one checkpoint of a series as the page needs it: the
 // state of its two analyses, and their tensor statistics once done (nil
 // before).
@@ -139,7 +133,7 @@ func BuildSeries(sr *store.Series, steps []SeriesStepData, q url.Values) SeriesP
 			}
 			slices.Sort(ls)
 			p.Heatmaps = append(p.Heatmaps, viz.LayerStepHeatmap(viz.DOMID(p.Component, kind), p.Component+" · "+kind, stepNums, ls, cells,
-				viz.View{Metric: viz.MetricRelative, Scale: "linear", Palette: "viridis", Clip: viz.DefaultClip}))
+				viz.View{Metric: viz.MetricRelative, Scale: "linear", Palette: "viridis", Clip: viz.DefaultClip}, AnalysisURL("")))
 		}
 	}
 

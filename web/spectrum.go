@@ -11,12 +11,6 @@ import (
 	"github.com/deltascope/deltascope/web/viz"
 )
 
-// SpectrumURL is the spectrum tab of an analysis.
-func SpectrumURL(id string, q url.Values) string { return withQuery(AnalysisURL(id)+"/spectrum", q) }
-
-// SpectrumCancelURL is the no-JavaScript form that cancels a spectral job.
-func SpectrumCancelURL(id string) string { return AnalysisURL(id) + "/spectrum/cancel" }
-
 // SpectrumPage is the spectrum tab: the job's state, and once done a
 // layer × module heatmap per component of the chosen spectral metric.
 type SpectrumPage struct {
@@ -81,7 +75,7 @@ func BuildSpectrum(a *store.Analysis, job *store.Spectrum, q url.Values, canStar
 	}
 	for _, c := range viz.SpectrumComponents(res.Tensors) {
 		p.Charts = append(p.Charts, viz.SpectrumHeatmap(res.Tensors, res.Rank, c, p.Metric, viz.View{Scale: "linear", Palette: "viridis", Clip: 100},
-			AnalysisURL(a.ID)+"/tensors/", ""))
+			TensorsPrefix(a.ID), ""))
 	}
 	p.Summary = spectrumSummary(a.ID, res, p.Self)
 	return p

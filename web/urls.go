@@ -4,17 +4,55 @@
 package web
 
 import (
+	"maps"
 	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/deltascope/deltascope/store"
 )
 
-// Page paths. Handlers register the same patterns (handlers/pages.go).
+// Every URL a page shows or hands to JavaScript is made in this file: pages
+// put them in href/action/data-* attributes, and the scripts in assets/ read
+// them from there (they hold no path of their own; assets tests that).
+// Handlers register the same patterns (handlers/routes.go).
+
+// Page paths.
 const (
 	HomePath = "/"
 	NewPath  = "/new"
+	// LoginPath and LogoutPath are the sign-in page and the sign-out form's target.
+	LoginPath  = "/login"
+	LogoutPath = "/logout"
+	// ComparePath is the side-by-side comparison of two analyses.
+	ComparePath = "/compare"
+	// SeriesListURL lists the series and holds the form that creates one.
+	SeriesListURL = "/series"
+	// RecipesComparePath is the comparison of two saved recipes (?a=RID&b=RID).
+	RecipesComparePath = "/recipes/compare"
 )
 
+// API paths that take no id.
+const (
+	// MeAPIPath says who is signed in (the layout's whoami box).
+	MeAPIPath = "/api/me"
+	// AnalysesAPIPath creates an analysis (POST) and lists them (GET).
+	AnalysesAPIPath = "/api/analyses"
+	// PreviewAPIPath previews the alignment of a request.
+	PreviewAPIPath = "/api/preview"
+	// FilesAPIPath browses the server's --root folders.
+	FilesAPIPath = "/api/files"
+	// UploadsAPIPath is the tus endpoint uploads are created at; an upload's
+	// own URL is this path, a slash and its id.
+	UploadsAPIPath = "/api/uploads"
+	// RecipesCompareAPIPath is the comparison of two saved recipes as JSON.
+	RecipesCompareAPIPath = "/api/recipes/compare"
+)
+
+// ---------------------------------------------------------------- analyses
+
 // AnalysisURL is the page of one analysis: the job page until it is done, then
-// its overview.
+// its overview. AnalysisURL("") is the prefix a script appends an id to.
 func AnalysisURL(id string) string { return "/analyses/" + url.PathEscape(id) }
 
 // AnalysisViewURL is the overview with a view state (tab, metric, ...).
@@ -28,11 +66,147 @@ func CancelURL(id string) string { return AnalysisURL(id) + "/cancel" }
 // path segment (a '/' in it becomes %2F); q carries the overview's state so the
 // way back keeps it.
 func TensorURL(id, name string, q url.Values) string {
-	return withQuery(AnalysisURL(id)+"/tensors/"+url.PathEscape(name), q)
+	return withQuery(TensorsPrefix(id)+url.PathEscape(name), q)
 }
 
+// TensorsPrefix is what a chart appends an escaped tensor name to (a heatmap
+// cell's link).
+func TensorsPrefix(id string) string { return AnalysisURL(id) + "/tensors/" }
+
+// NewAnalysisURL is the new-analysis form prefilled with a request's sources,
+// rules and options, plus extraMap rules: one click re-runs an analysis with a
+// suggested --map rule (new.js reads the query and fills the form).
+func NewAnalysisURL(req store.AnalysisRequest, extraMap ...string) string {
+	q := url.Values{}
+	for _, b := range req.Base {
+		q.Add("base", b)
+	}
+	for _, v := range req.VLA {
+		q.Add("vla", v)
+	}
+	for _, m := range append(slices.Clone(req.Map), extraMap...) {
+		q.Add("map", m)
+	}
+	if req.Exact {
+		q.Set("exact", "1")
+	}
+	for _, c := range slices.Sorted(maps.Keys(req.Geometry)) {
+		g := req.Geometry[c]
+		kv := g.KVHeads
+		if kv == 0 {
+			kv = g.Heads
+		}
+		q.Add("heads", c+"="+strconv.Itoa(g.Heads)+":"+strconv.Itoa(kv))
+	}
+	return withQuery(NewPath, q)
+}
+
+// SpectrumURL is the spectrum tab of an analysis.
+func SpectrumURL(id string, q url.Values) string { return withQuery(AnalysisURL(id)+"/spectrum", q) }
+
+// SpectrumCancelURL is the no-JavaScript form that cancels a spectral job.
+func SpectrumCancelURL(id string) string { return AnalysisURL(id) + "/spectrum/cancel" }
+
+// ActivityURL is the review activity of an analysis.
+func ActivityURL(id string) string { return AnalysisURL(id) + "/activity" }
+
+// EvalsURL is the evaluation results page of an analysis.
+func EvalsURL(id string) string { return AnalysisURL(id) + "/evals" }
+
+// AnalysesCompareURL is the side-by-side comparison of two analyses (either may be "").
+func AnalysesCompareURL(a, b string) string {
+	q := url.Values{}
+	if a != "" {
+		q.Set("a", a)
+	}
+	if b != "" {
+		q.Set("b", b)
+	}
+	return withQuery(ComparePath, q)
+}
+
+// SeriesURL is the page of one series.
+func SeriesURL(id string, q url.Values) string { return withQuery("/series/"+url.PathEscape(id), q) }
+
 // APIAnalysisURL is the JSON of one analysis.
-func APIAnalysisURL(id string) string { return "/api/analyses/" + url.PathEscape(id) }
+func APIAnalysisURL(id string) string { return AnalysesAPIPrefix + url.PathEscape(id) }
+
+// AnalysesAPIPrefix is what APIAnalysisURL appends an escaped id to.
+const AnalysesAPIPrefix = AnalysesAPIPath + "/"
+
+// AnalysisEventsAPIURL streams an analysis's progress (server-sent events).
+func AnalysisEventsAPIURL(id string) string { return APIAnalysisURL(id) + "/events" }
+
+// CommentsAPIURL is an analysis's comments in the API.
+func CommentsAPIURL(analysisID string) string { return APIAnalysisURL(analysisID) + "/comments" }
+
+// CommentAPIURL is one comment in the API.
+func CommentAPIURL(id int64) string { return "/api/comments/" + strconv.FormatInt(id, 10) }
+
+// EvalsAPIURL takes one evaluation result of an analysis (POST).
+func EvalsAPIURL(id string) string { return APIAnalysisURL(id) + "/evals" }
+
+// EvalsImportAPIURL takes a CSV of evaluation results.
+func EvalsImportAPIURL(id string) string { return APIAnalysisURL(id) + "/evals.csv" }
+
+// ---------------------------------------------------------------- recipes
+
+// ComposeURL is the composer of an analysis, editing saved recipe rid when > 0.
+func ComposeURL(id string, rid int64) string {
+	u := AnalysisURL(id) + "/compose"
+	if rid > 0 {
+		u += "?recipe=" + strconv.FormatInt(rid, 10)
+	}
+	return u
+}
+
+// RecipeURL is a saved recipe's review page.
+func RecipeURL(id string, rid int64) string {
+	return AnalysisURL(id) + "/recipes/" + strconv.FormatInt(rid, 10)
+}
+
+// CompareURL is the comparison of two saved recipes.
+func CompareURL(a, b int64) string {
+	return RecipesComparePath + "?" + recipePair(a, b)
+}
+
+// RecipesCompareAPIURL is the comparison of two saved recipes as JSON.
+func RecipesCompareAPIURL(a, b int64) string {
+	return RecipesCompareAPIPath + "?" + recipePair(a, b)
+}
+
+func recipePair(a, b int64) string {
+	return url.Values{"a": {strconv.FormatInt(a, 10)}, "b": {strconv.FormatInt(b, 10)}}.Encode()
+}
+
+// ResolveAPIURL resolves a posted recipe against an analysis (the composer's
+// live counts).
+func ResolveAPIURL(id string) string { return APIAnalysisURL(id) + "/resolve" }
+
+// RecipesAPIURL lists and creates an analysis's saved recipes; one saved
+// recipe is this URL, a slash and its id (the composer's save and duplicate).
+func RecipesAPIURL(id string) string { return APIAnalysisURL(id) + "/recipes" }
+
+// SavedExportURL downloads an export of a saved recipe.
+func SavedExportURL(id string, rid int64, kind string) string {
+	return RecipesAPIURL(id) + "/" + strconv.FormatInt(rid, 10) + "/export?kind=" + url.QueryEscape(kind)
+}
+
+// InlineExportAPIURL exports the recipe posted in a form (?kind=KIND).
+func InlineExportAPIURL(id string) string { return APIAnalysisURL(id) + "/export" }
+
+// InlineExportURL downloads an export of the recipe posted in a form.
+func InlineExportURL(id, kind string) string {
+	return InlineExportAPIURL(id) + "?kind=" + url.QueryEscape(kind)
+}
+
+// ReviewAPIURL is where a recipe's review decisions are posted.
+func ReviewAPIURL(rid int64) string { return "/api/recipes/" + strconv.FormatInt(rid, 10) + "/review" }
+
+// RecipeEvalsAPIURL is a recipe's evaluation results in the API.
+func RecipeEvalsAPIURL(rid int64) string {
+	return "/api/recipes/" + strconv.FormatInt(rid, 10) + "/evals"
+}
 
 func withQuery(path string, q url.Values) string {
 	if len(q) == 0 {

@@ -57,8 +57,9 @@ type LayerStepCell struct {
 }
 
 // LayerStepHeatmap is a layer × step heatmap of one module: steps along x,
-// layers along y. A click on a cell opens that step's analysis.
-func LayerStepHeatmap(id, title string, steps []int64, layers []int, cells []LayerStepCell, v View) Chart {
+// layers along y. A click on a cell opens that step's analysis: linkBase and
+// the escaped analysis id (web.AnalysisURL("")).
+func LayerStepHeatmap(id, title string, steps []int64, layers []int, cells []LayerStepCell, v View, linkBase string) Chart {
 	xLabels := make([]string, len(steps))
 	for i, s := range steps {
 		xLabels[i] = strconv.FormatInt(s, 10)
@@ -78,7 +79,7 @@ func LayerStepHeatmap(id, title string, steps []int64, layers []int, cells []Lay
 		hc = append(hc, heatCell{x: c.Step, y: y, raw: c.Value, name: c.Analysis})
 	}
 	ch := heatmap(DOMID("series", id), title, "step", "layer", xLabels, yLabels, hc, v)
-	ch.Spec.Meta.LinkBase = "/analyses/"
+	ch.Spec.Meta.LinkBase = linkBase
 	ch.Caption = fmt.Sprintf("%s per layer at each checkpoint; colours clipped at the %gth percentile. Click a cell to open that step's analysis.", MetricLabel(v.Metric), v.Clip)
 	return ch
 }
