@@ -54,22 +54,44 @@ func (s *Side) Close() error {
 	return first
 }
 
-// Params is the number of elements across the side.
+// Params is the number of elements across the side, a tied tensor (one set of
+// bytes saved under several names) counted once.
 func (s *Side) Params() int64 {
 	var n int64
-	for _, t := range s.Tensors {
+	for _, t := range s.Unique() {
 		n += t.Elements()
 	}
 	return n
 }
 
-// Bytes is the number of tensor bytes across the side.
+// Bytes is the number of tensor bytes across the side, shared bytes once.
 func (s *Side) Bytes() int64 {
 	var n int64
-	for _, t := range s.Tensors {
+	for _, t := range s.Unique() {
 		n += t.Size
 	}
 	return n
+}
+
+// Unique lists the side's tensors in order without repeats of the same bytes:
+// torch.save writes a tied weight (lm_head tied to embed_tokens) once, with
+// every name pointing at the one storage, and a model has it once.
+func (s *Side) Unique() []*Tensor {
+	type at struct {
+		file         string
+		offset, size int64
+	}
+	seen := make(map[at]bool, len(s.Tensors))
+	out := make([]*Tensor, 0, len(s.Tensors))
+	for _, t := range s.Tensors {
+		k := at{t.File, t.Offset, t.Size}
+		if t.Size > 0 && seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, t)
+	}
+	return out
 }
 
 // Named lists the side's tensors by name and shape, in the side's order: what

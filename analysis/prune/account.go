@@ -11,21 +11,7 @@ import (
 // pickle keeps an lm_head tied to embed_tokens — is listed once, under its
 // first name, so that the accounting counts its parameters once.
 func VLATensors(vla *checkpoint.Side) []arch.Named {
-	type at struct {
-		file         string
-		offset, size int64
-	}
-	seen := map[at]bool{}
-	out := make([]arch.Named, 0, len(vla.Tensors))
-	for _, t := range vla.Tensors {
-		k := at{t.File, t.Offset, t.Size}
-		if t.Size > 0 && seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, arch.Named{Name: t.Name, Shape: t.Shape})
-	}
-	return out
+	return checkpoint.Named(vla.Unique())
 }
 
 // account counts parameters before and after the mask, in all and per component

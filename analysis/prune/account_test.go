@@ -22,4 +22,8 @@ func TestVLATensorsCountsTiedOnce(t *testing.T) {
 	if len(got) != 3 || got[0].Name != "embed_tokens.weight" || got[1].Name != "other.weight" || got[2].Name != "other.weight2" {
 		t.Fatalf("VLATensors = %+v, want the tied lm_head left out", got)
 	}
+	// The side's own totals (stored with every analysis) agree.
+	if p, b := side.Params(), side.Bytes(); p != 24 || b != 96 {
+		t.Errorf("Side.Params, Bytes = %d, %d; want 24, 96 (the tied matrix once)", p, b)
+	}
 }
