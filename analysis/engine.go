@@ -84,7 +84,7 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 			return nil, err
 		}
 		if !opt.Exact {
-			round, ok := baseRounding(j.base.DType, j.vla.DType)
+			round, ok := BaseRounding(j.base.DType, j.vla.DType)
 			j.roundBase = round
 			if !ok {
 				unrounded[j.vla.DType.String()] = true

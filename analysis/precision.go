@@ -63,11 +63,11 @@ func (f floatFormat) round(x float64) float64 {
 	return math.Copysign(r, x)
 }
 
-// baseRounding says how base values are rounded for a pair compared at the
+// BaseRounding says how base values are rounded for a pair compared at the
 // VLA's precision: nil when rounding cannot change any base value (same dtype,
 // or a VLA dtype that holds every base value exactly), ok=false when the VLA's
 // dtype is one deltascope does not round to.
-func baseRounding(base, vla tensor.DType) (round func(float64) float64, ok bool) {
+func BaseRounding(base, vla tensor.DType) (round func(float64) float64, ok bool) {
 	if base == vla || !base.IsFloat() || !vla.IsFloat() {
 		return nil, true
 	}

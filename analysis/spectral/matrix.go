@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/lapack/lapack64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
@@ -33,7 +34,9 @@ type matrix struct {
 func newMatrix(b, v *checkpoint.Tensor, r0, rows, cols int64, head Tensor, opt Options) *matrix {
 	m := &matrix{base: b, vla: v, r0: r0, rows: rows, cols: cols, head: head, power: opt.Power, tol: opt.Tol}
 	if !opt.Exact {
-		m.round = roundingFor(b.DType, v.DType)
+		// The same rounding as the analysis (a dtype it does not round to is
+		// compared exactly there too), so the spectrum is of the same ΔW.
+		m.round, _ = analysis.BaseRounding(b.DType, v.DType)
 	}
 	small := int(min(rows, cols))
 	m.k = min(opt.Rank, small)
@@ -260,46 +263,4 @@ func (c *chunk) pass(ctx context.Context, prog *reporter, f func(i0 int, d blas6
 		prog.add(n * (c.bBits + c.vBits) / 8)
 	}
 	return fro2, nil
-}
-
-// roundingFor returns how a base value is stored in the VLA's dtype when the
-// VLA is narrower, as the analysis rounds by default (nearest, ties to even).
-func roundingFor(base, vla tensor.DType) func(float64) float64 {
-	if base == vla {
-		return nil
-	}
-	switch vla {
-	case tensor.BF16:
-		return roundBF16
-	case tensor.F16:
-		return roundF16
-	}
-	return nil
-}
-
-func roundBF16(f float64) float64 {
-	x := float32(f)
-	if x != x {
-		return f
-	}
-	u := math.Float32bits(x)
-	u += 0x7FFF + (u>>16)&1
-	return float64(math.Float32frombits(u &^ 0xFFFF))
-}
-
-func roundF16(f float64) float64 {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return f
-	}
-	a := math.Abs(f)
-	if a >= 65520 {
-		return math.Copysign(math.Inf(1), f)
-	}
-	// Quantum of the half value nearest a: 2^(e-10) for normals, 2^-24 below 2^-14.
-	e := math.Floor(math.Log2(a))
-	if a == 0 || e < -14 {
-		e = -14
-	}
-	q := math.Ldexp(1, int(e)-10)
-	return math.Copysign(math.RoundToEven(a/q)*q, f)
 }
