@@ -139,7 +139,7 @@ func TestActivityFeed(t *testing.T) {
 func TestEvalResultsSurviveMigration(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := open(ctx, dir, 3)
+	old, err := openTest(t, dir, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

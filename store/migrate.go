@@ -65,6 +65,9 @@ func (db *DB) migrateTo(ctx context.Context, target int) error {
 	if target < 0 || target > len(migrations) {
 		return fmt.Errorf("store: no schema version %d (known: 0..%d)", target, len(migrations))
 	}
+	if db.dialect == dialectPostgres {
+		return db.migratePostgres(ctx, target)
+	}
 	v, err := userVersion(ctx, db.writer)
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", db.path, err)
@@ -95,4 +98,63 @@ func userVersion(ctx context.Context, q interface {
 	var v int
 	err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
 	return v, err
+}
+
+// version is the schema version of the database.
+func (db *DB) version(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int, error) {
+	if db.dialect != dialectPostgres {
+		return userVersion(ctx, q)
+	}
+	var v int
+	err := q.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	return v, err
+}
+
+// migratePostgres is migrateTo on PostgreSQL: the same files through pgDDL,
+// each with its schema_version bump in one transaction (PostgreSQL's DDL is
+// transactional), under an advisory lock so that processes starting together
+// migrate once.
+func (db *DB) migratePostgres(ctx context.Context, target int) error {
+	for {
+		done := false
+		err := db.writeTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, pgSetup); err != nil {
+				return err
+			}
+			v, err := db.version(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if v > len(migrations) {
+				return fmt.Errorf("database schema version %d is newer than this deltascope's %d; upgrade deltascope", v, len(migrations))
+			}
+			if v >= target {
+				done = true
+				return nil
+			}
+			m := migrations[v]
+			if _, err := tx.ExecContext(ctx, pgDDL(m.sql)); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			// A rebuilt table (0004) copies its rows with their ids, which
+			// does not move an identity's sequence: move every one past its
+			// column's largest value, as SQLite's rowid would be.
+			if _, err := tx.ExecContext(ctx, pgResyncIdentities); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v+1)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", db.path, err)
+		}
+		if done {
+			return nil
+		}
+	}
 }

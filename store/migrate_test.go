@@ -20,13 +20,16 @@ var wantTables = map[int][]string{
 
 func tableExists(t *testing.T, db *DB, name string) bool {
 	t.Helper()
+	if db.dialect == dialectPostgres {
+		return countRows(t, db, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`, name) == 1
+	}
 	return countRows(t, db, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, name) == 1
 }
 
 func TestMigrateFromEmpty(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t)
-	v, err := userVersion(ctx, db.reader)
+	v, err := db.version(ctx, db.reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +43,11 @@ func TestMigrateFromEmpty(t *testing.T) {
 			}
 		}
 	}
-	var mode string
-	if err := db.reader.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	if db.dialect == dialectSQLite { // PostgreSQL has no journal modes: it always writes ahead
+		var mode string
+		if err := db.reader.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+		}
 	}
 	if err := db.IntegrityCheck(ctx); err != nil {
 		t.Fatal(err)
@@ -57,12 +62,12 @@ func TestMigrateFromEarlierVersions(t *testing.T) {
 	for k := 1; k < SchemaVersion(); k++ {
 		t.Run(migrations[k-1].name, func(t *testing.T) {
 			dir := t.TempDir()
-			old, err := open(ctx, dir, k)
+			old, err := openTest(t, dir, k)
 			if err != nil {
 				t.Fatal(err)
 			}
 			useFakeClock(old)
-			if v, _ := userVersion(ctx, old.reader); v != k {
+			if v, _ := old.version(ctx, old.reader); v != k {
 				t.Fatalf("user_version = %d, want %d", v, k)
 			}
 			for _, name := range wantTables[k+1] {
@@ -83,7 +88,7 @@ func TestMigrateFromEarlierVersions(t *testing.T) {
 			}
 
 			db := mustOpenDir(t, dir)
-			if v, _ := userVersion(ctx, db.reader); v != SchemaVersion() {
+			if v, _ := db.version(ctx, db.reader); v != SchemaVersion() {
 				t.Fatalf("user_version after migration = %d, want %d", v, SchemaVersion())
 			}
 			for _, name := range wantTables[k+1] {

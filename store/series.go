@@ -70,10 +70,10 @@ func (db *DB) CreateSeries(ctx context.Context, name string, base, maps []string
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO series_steps (series_id, position, step, vla, analysis_id, drift_id)
 				VALUES (?, ?, ?, ?, ?, ?)`, id, i, st.Step, string(vlaJSON), st.AnalysisID, drift); err != nil {
-				if strings.Contains(err.Error(), "UNIQUE") {
+				if isUniqueViolation(err) {
 					return errorf(EINVALID, "step %d appears twice", st.Step)
 				}
-				if strings.Contains(err.Error(), "FOREIGN KEY") {
+				if isForeignKeyViolation(err) {
 					return errorf(EINVALID, "step %d names an analysis that does not exist", st.Step)
 				}
 				return err

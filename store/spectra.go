@@ -260,7 +260,7 @@ func (db *DB) StoreSpectrum(ctx context.Context, id string, r *spectral.Result, 
 		res, err := tx.ExecContext(ctx, `INSERT INTO spectra (result_id, rank, status, created_at, started_at, finished_at, seconds, result)
 			VALUES (?, ?, 'done', ?, ?, ?, ?, ?)
 			ON CONFLICT (result_id, rank) DO UPDATE SET status = 'done', error = '', finished_at = excluded.finished_at,
-				seconds = excluded.seconds, result = excluded.result, bytes_done = bytes_total, current_tensor = ''
+				seconds = excluded.seconds, result = excluded.result, bytes_done = spectra.bytes_total, current_tensor = ''
 			WHERE spectra.status <> 'running'`, owner, r.Rank, now, now, now, seconds, string(data))
 		if err != nil {
 			return err

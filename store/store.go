@@ -1,4 +1,5 @@
-// Package store keeps deltascope's state in one SQLite database: checkpoints
+// Package store keeps deltascope's state in one SQLite database (or, for a
+// lab sharing one store between machines, PostgreSQL: dialect.go): checkpoints
 // seen, analyses and their job state, and every result row (per-tensor
 // statistics, per-row/column arrays, unit scores, alignment reports). It knows
 // nothing of HTTP; the handlers map its coded errors to statuses.
@@ -30,6 +31,8 @@ type DB struct {
 	path   string
 	writer *sql.DB // exactly one connection: every write queues here
 	reader *sql.DB // query-only connections for concurrent reads
+	// dialect is the engine: SQLite (a file) or PostgreSQL (OpenURL).
+	dialect dialect
 	// schema is the version the database was migrated to: the latest, except
 	// in tests that build databases of earlier versions (migrate_test.go),
 	// where queries leave out the columns that version lacks.
@@ -110,7 +113,39 @@ func open(ctx context.Context, dir string, target int) (*DB, error) {
 	return db, nil
 }
 
-// Path is the database file.
+// OpenURL opens (creating the schema if needed) the PostgreSQL database at
+// url (postgres://USER@HOST:PORT/DB) and migrates it to the latest schema.
+// Several processes may share it: writes are serializable transactions.
+func OpenURL(ctx context.Context, url string) (*DB, error) {
+	return openURL(ctx, url, len(migrations))
+}
+
+func openURL(ctx context.Context, url string, target int) (*DB, error) {
+	if !IsPostgresURL(url) {
+		return nil, fmt.Errorf("store: --db %q: only PostgreSQL URLs (postgres://USER@HOST:PORT/DB) are supported; an SQLite database is a folder given with --data", redactURL(url))
+	}
+	db := &DB{path: redactURL(url), Now: time.Now, dialect: dialectPostgres}
+	var err error
+	if db.writer, err = openPostgres(url, false, 1); err != nil {
+		return nil, err
+	}
+	if err := db.writer.PingContext(ctx); err != nil {
+		db.writer.Close()
+		return nil, fmt.Errorf("store: %s: %w", db.path, err)
+	}
+	if err := db.migrateTo(ctx, target); err != nil {
+		db.writer.Close()
+		return nil, err
+	}
+	db.schema = target
+	if db.reader, err = openPostgres(url, true, max(4, runtime.NumCPU())); err != nil {
+		db.writer.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Path is the database file (for PostgreSQL: its URL without the password).
 func (db *DB) Path() string { return db.path }
 
 // Close closes the readers, then the writer; the last connection to close
@@ -130,7 +165,19 @@ func (db *DB) Close() error {
 
 // IntegrityCheck runs PRAGMA integrity_check and PRAGMA foreign_key_check and
 // fails unless the first says "ok" and the second finds nothing.
+// PostgreSQL checks foreign keys on every write and has no integrity_check:
+// there it confirms the schema version instead.
 func (db *DB) IntegrityCheck(ctx context.Context) error {
+	if db.dialect == dialectPostgres {
+		v, err := db.version(ctx, db.reader)
+		if err != nil {
+			return fmt.Errorf("store: integrity check: %w", err)
+		}
+		if v != db.schema {
+			return fmt.Errorf("store: %s: integrity check failed: schema version %d, want %d", db.path, v, db.schema)
+		}
+		return nil
+	}
 	rows, err := db.reader.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
 		return fmt.Errorf("store: integrity check: %w", err)
@@ -185,8 +232,24 @@ func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // writeTx runs fn in an immediate transaction on the writer and commits when
-// fn returns nil.
+// fn returns nil. On PostgreSQL the transaction is serializable, and one that
+// lost a conflict with another process is run again from the start.
 func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.dialect != dialectPostgres {
+		return db.writeTxOnce(ctx, fn)
+	}
+	for attempt := 0; ; attempt++ {
+		err := db.writeTxOnce(ctx, fn)
+		if !retryable(err) || attempt >= maxRetries {
+			return err
+		}
+		if err := retryPause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+func (db *DB) writeTxOnce(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -15,9 +15,9 @@ import (
 	"github.com/deltascope/deltascope/analysis/arch"
 )
 
-// mustOpen opens a fresh database in a temporary folder, closed at the end of
-// the test, with a clock that advances 1 ms per reading so that creation order
-// is unambiguous.
+// mustOpen opens a fresh database in a temporary folder (on the PostgreSQL
+// pass, a fresh database: pg_test.go), closed at the end of the test, with a
+// clock that advances 1 ms per reading so that creation order is unambiguous.
 func mustOpen(tb testing.TB) *DB {
 	tb.Helper()
 	return mustOpenDir(tb, tb.TempDir())
@@ -25,7 +25,7 @@ func mustOpen(tb testing.TB) *DB {
 
 func mustOpenDir(tb testing.TB, dir string) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), dir)
+	db, err := openTest(tb, dir, SchemaVersion())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -45,13 +45,9 @@ func (db *DB) CreateAPIToken(ctx context.Context, userName, label string) (strin
 		}
 		now := db.now()
 		t.CreatedAt = time.UnixMilli(now)
-		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)`,
-			userID, label, hashSecret(secret), now)
-		if err != nil {
-			return err
-		}
-		t.ID, err = res.LastInsertId()
-		return err
+		// RETURNING, not LastInsertId: PostgreSQL's driver has no such thing.
+		return tx.QueryRowContext(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			userID, label, hashSecret(secret), now).Scan(&t.ID)
 	})
 	if err != nil {
 		return "", nil, wrapStore("create token", err)

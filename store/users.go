@@ -180,13 +180,9 @@ func (db *DB) CreateUser(ctx context.Context, name string, role Role, password s
 		}
 		now := db.now()
 		u.CreatedAt = time.UnixMilli(now)
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)`,
-			name, string(role), hash, now)
-		if err != nil {
-			return err
-		}
-		u.ID, err = res.LastInsertId()
-		return err
+		// RETURNING, not LastInsertId: PostgreSQL's driver has no such thing.
+		return tx.QueryRowContext(ctx, `INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			name, string(role), hash, now).Scan(&u.ID)
 	})
 	if err != nil {
 		return nil, wrapStore("create user", err)

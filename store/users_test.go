@@ -14,7 +14,7 @@ func TestShippedPasswordCost(t *testing.T) {
 	if DefaultPasswordCost < bcrypt.DefaultCost {
 		t.Fatalf("DefaultPasswordCost is %d, below bcrypt's default %d", DefaultPasswordCost, bcrypt.DefaultCost)
 	}
-	db, err := Open(context.Background(), t.TempDir()) // not mustOpen: that lowers the cost
+	db, err := openTest(t, t.TempDir(), SchemaVersion()) // not mustOpen: that lowers the cost
 	if err != nil {
 		t.Fatal(err)
 	}
