@@ -20,7 +20,8 @@ import (
 // or are generated and printed once.
 const userUsage = `user add NAME --role viewer|editor|admin [--password-stdin | --password-file FILE] [--data DIR]
 user list [--data DIR]
-user token NAME [--label TEXT] [--data DIR]
+user token NAME [--label TEXT] [--expires 90d|never] [--data DIR]
+user token NAME --list | --revoke ID | --all [--data DIR]
 user passwd NAME [--password-stdin | --password-file FILE] [--data DIR]
 user role NAME --role viewer|editor|admin [--data DIR]
 user delete NAME [--data DIR]
@@ -147,6 +148,10 @@ func runUserList(ctx context.Context, env Env, args []string) error {
 func runUserToken(ctx context.Context, env Env, args []string) error {
 	f := newUserFlags("user token", 1)
 	label := f.fs.String("label", "", "what the token is for (shown in listings)")
+	expires := f.fs.String("expires", "90d", "how long the token works (e.g. 30d, 12h), or never")
+	list := f.fs.Bool("list", "list the user's tokens with their last use and expiry")
+	revoke := f.fs.String("revoke", "", "revoke the token with this ID")
+	all := f.fs.Bool("all", "revoke all the user's tokens")
 	name, err := f.parse(args, true)
 	if err != nil {
 		return err
@@ -156,7 +161,16 @@ func runUserToken(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	secret, tok, err := db.CreateAPIToken(ctx, name, *label)
+	if *list || *revoke != "" || *all {
+		return manageTokens(ctx, env, db, name, *list, *revoke, *all)
+	}
+	var ttl time.Duration
+	if *expires != "never" {
+		if ttl, err = parseDuration(*expires); err != nil || ttl <= 0 {
+			return fmt.Errorf("user token: --expires %q: give a duration such as 90d or 12h, or never", *expires)
+		}
+	}
+	secret, tok, err := db.CreateAPITokenTTL(ctx, name, *label, ttl)
 	if err != nil {
 		return fmt.Errorf("user token: %v", err)
 	}

@@ -195,3 +195,43 @@ func TestUserUnlock(t *testing.T) {
 		t.Errorf("unlock of an unknown user: %d %q", code, errOut)
 	}
 }
+
+// user token: an expiry by default (90 days), --list with last use and
+// expiry, --revoke ID and --all.
+func TestUserTokenLifecycle(t *testing.T) {
+	data := t.TempDir()
+	if code, _, errOut := runCLI(t, "", "user", "add", "ci", "--role", "editor", "--data", data); code != 0 {
+		t.Fatalf("user add: %d %s", code, errOut)
+	}
+	var secrets []string
+	for _, args := range [][]string{{"--label", "nightly"}, {"--expires", "never"}, {"--expires", "12h"}} {
+		code, out, errOut := runCLI(t, "", append([]string{"user", "token", "ci", "--data", data}, args...)...)
+		if code != 0 || !strings.HasPrefix(out, store.TokenPrefix) {
+			t.Fatalf("user token %v: %d %q %q", args, code, out, errOut)
+		}
+		secrets = append(secrets, strings.TrimSpace(out))
+	}
+	if code, _, errOut := runCLI(t, "", "user", "token", "ci", "--expires", "soon", "--data", data); code == 0 || !strings.Contains(errOut, "--expires") {
+		t.Errorf("a bad --expires: %d %q", code, errOut)
+	}
+	code, out, _ := runCLI(t, "", "user", "token", "ci", "--list", "--data", data)
+	if code != 0 || !strings.Contains(out, "nightly") || strings.Count(out, "never") != 1 || strings.Count(out, "live") != 3 {
+		t.Fatalf("user token --list: %d\n%s", code, out)
+	}
+	if code, out, errOut := runCLI(t, "", "user", "token", "ci", "--revoke", "1", "--data", data); code != 0 || !strings.Contains(out, "revoked token 1 of ci") {
+		t.Errorf("--revoke 1: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, "", "user", "token", "ci", "--all", "--data", data); code != 0 || !strings.Contains(out, "revoked 2 tokens of ci") {
+		t.Errorf("--all: %d %q", code, out)
+	}
+	db, err := store.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range secrets {
+		if _, err := db.TokenUser(context.Background(), s); err == nil {
+			t.Error("a token still works after --revoke and --all")
+		}
+	}
+}

@@ -24,6 +24,8 @@ type APIToken struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt is when the token stops working (nil: never).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // CreateAPIToken makes a new token for the user called userName, labelled
@@ -88,8 +90,8 @@ func (db *DB) TokenUser(ctx context.Context, secret string) (*User, error) {
 
 // ListAPITokens lists a user's tokens, newest first.
 func (db *DB) ListAPITokens(ctx context.Context, userName string) ([]APIToken, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT t.id, t.name, t.created_at, t.last_used_at, t.revoked_at
-		FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE u.name = ? ORDER BY t.id DESC`, userName)
+	rows, err := db.reader.QueryContext(ctx, `SELECT t.id, t.name, t.created_at, t.last_used_at, t.revoked_at, t.expires_at
+		FROM api_tokens t WHERE t.user_id = `+userIDByName+` ORDER BY t.id DESC`, userName, userName)
 	if err != nil {
 		return nil, fmt.Errorf("store: list tokens: %w", err)
 	}
@@ -98,13 +100,14 @@ func (db *DB) ListAPITokens(ctx context.Context, userName string) ([]APIToken, e
 	for rows.Next() {
 		var t APIToken
 		var created int64
-		var used, revoked sql.NullInt64
-		if err := rows.Scan(&t.ID, &t.Name, &created, &used, &revoked); err != nil {
+		var used, revoked, expires sql.NullInt64
+		if err := rows.Scan(&t.ID, &t.Name, &created, &used, &revoked, &expires); err != nil {
 			return nil, fmt.Errorf("store: list tokens: %w", err)
 		}
 		t.CreatedAt = time.UnixMilli(created)
 		t.LastUsedAt = optionalTime(used)
 		t.RevokedAt = optionalTime(revoked)
+		t.ExpiresAt = optionalTime(expires)
 		out = append(out, t)
 	}
 	return out, rows.Err()

@@ -266,8 +266,9 @@ func (db *DB) SetUserRole(ctx context.Context, name string, role Role) (*User, e
 	return db.GetUser(ctx, name)
 }
 
-// SetUserPassword replaces a password and ends the user's sessions, so a
-// password changed after a leak locks out whoever used the old one.
+// SetUserPassword replaces a password, ends the user's sessions and revokes
+// their API tokens, so a password changed after a leak locks out whoever used
+// the old one.
 func (db *DB) SetUserPassword(ctx context.Context, name, password string) error {
 	hash, err := HashPassword(password, db.PasswordCost())
 	if err != nil {
@@ -282,6 +283,11 @@ func (db *DB) SetUserPassword(ctx context.Context, name, password string) error 
 			return errorf(ENOTFOUND, "user %q not found", name)
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = `+userIDByName, name, name)
+		if err != nil {
+			return err
+		}
+		// API tokens go too (issue 14): they would outlive the leak otherwise.
+		_, err = tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND user_id = `+userIDByName, db.now(), name, name)
 		return err
 	})
 	return wrapStore("set password", err)
