@@ -1,0 +1,741 @@
+// deltascope's one script: draws charts from the option JSON the server embeds
+// (<script type="application/json">), follows a running analysis, and drives
+// the new-analysis page (resumable uploads, server file picker, preview).
+// Nothing here is inline in a page, so a strict Content-Security-Policy holds;
+// text that came from files (tensor names) only ever reaches the DOM through
+// textContent or echarts.format.encodeHTML.
+(function () {
+  'use strict';
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  // h builds an element; children are nodes or strings (set as text).
+  function h(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v == null) continue;
+      if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const k of kids) if (k != null) e.append(k);
+    return e;
+  }
+
+  function fmtBytes(n) {
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    n = Number(n) || 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toPrecision(3) : String(n)) + ' ' + u[i];
+  }
+  function fmtNum(x) {
+    if (x == null || Number.isNaN(x)) return '–';
+    if (x === 0) return '0';
+    const a = Math.abs(x);
+    return a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(4))) : x.toExponential(3);
+  }
+  function fmtDuration(s) {
+    if (!isFinite(s) || s < 0) return '–';
+    s = Math.round(s);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
+
+  // Rate measures bytes per second over the last few seconds, for ETAs.
+  class Rate {
+    constructor() { this.samples = []; }
+    add(bytes) {
+      const now = performance.now() / 1000;
+      this.samples.push([now, bytes]);
+      while (this.samples.length > 2 && now - this.samples[0][0] > 8) this.samples.shift();
+    }
+    perSecond() {
+      const s = this.samples;
+      if (s.length < 2) return NaN;
+      const dt = s[s.length - 1][0] - s[0][0];
+      return dt > 0.2 ? (s[s.length - 1][1] - s[0][1]) / dt : NaN;
+    }
+  }
+
+  // ---------------------------------------------------------------- charts
+
+  const charts = new Map(); // DOM id → ECharts instance
+
+  function heatTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (p) => {
+      const v = p.value;
+      let x = meta.x_labels[v[0]];
+      if (meta.bin_width > 1) {
+        x = x + '–' + (Number(x) + meta.bin_width - 1) + ' (maximum of the bin)';
+      }
+      const name = meta.names && meta.names[v[0] + ',' + v[1]];
+      return (name ? '<b>' + esc(name) + '</b><br>' : '') +
+        esc(meta.x_name + ' ' + x) + '<br>' + esc(meta.y_name + ' ' + meta.y_labels[v[1]]) + '<br>' +
+        esc(meta.value) + ': <b>' + esc(fmtNum(v[3])) + '</b>';
+    };
+  }
+
+  // xyTooltip replaces ECharts' default, whose colour markers are style
+  // attributes the Content-Security-Policy would refuse.
+  function xyTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (ps) => {
+      ps = [].concat(ps);
+      const p = ps[0];
+      if (Array.isArray(p.value)) { // scatter: [x, y, index]
+        return esc('#' + p.value[2]) + '<br>' + esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' +
+          esc(meta.y_name + ' ' + fmtNum(p.value[1]));
+      }
+      return esc(meta.x_name + ' ' + p.axisValueLabel) + '<br>' +
+        ps.map((q) => esc(q.seriesName) + ': <b>' + esc(fmtNum(Number(q.value))) + '</b>').join('<br>');
+    };
+  }
+
+  // pointTooltip names the model under a point of the evaluation chart:
+  // values are [x, y, label].
+  function pointTooltip(meta) {
+    const esc = echarts.format.encodeHTML;
+    return (p) => '<b>' + esc(String(p.value[2])) + '</b> · ' + esc(p.seriesName) + '<br>' +
+      esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' + esc(meta.y_name + ' ' + (p.value[1] * 100).toFixed(1) + ' %');
+  }
+
+  function drawChart(box) {
+    if (!document.body.contains(box) || (charts.has(box.id) && charts.get(box.id).getDom() === box)) return;
+    const script = document.getElementById(box.dataset.chart);
+    if (!script) return;
+    const spec = JSON.parse(script.textContent);
+    const meta = spec.meta;
+    box.style.height = (meta.height || 300) + 'px';
+    const chart = echarts.init(box, null, { renderer: 'canvas' });
+    const opt = spec.option;
+    opt.tooltip = Object.assign({}, opt.tooltip, {
+      formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : meta.kind === 'points' ? pointTooltip(meta) : xyTooltip(meta),
+    });
+    // The colour bar's handles print raw values: a log scale's bar runs in
+    // log10 units, and a formatter (a function) cannot travel in the JSON.
+    if (meta.kind === 'heatmap' && opt.visualMap) {
+      for (const vm of [].concat(opt.visualMap)) vm.formatter = (v) => fmtNum(meta.log ? Math.pow(10, v) : v);
+    }
+    chart.on('finished', () => { box.dataset.drawn = '1'; });
+    chart.setOption(opt);
+    if (meta.link_base && meta.names) {
+      chart.on('click', (p) => {
+        const name = p.value && meta.names[p.value[0] + ',' + p.value[1]];
+        if (!name) return;
+        const n = encodeURIComponent(name);
+        window.location.href = meta.link_base + n + '?' + (meta.link_query ? meta.link_query + '&' : '') + 'sel=' + n;
+      });
+    }
+    charts.set(box.id, chart);
+  }
+
+  // initCharts draws the first chart at once and each next one in its own
+  // task, so the first is on screen and clickable while the rest still draw.
+  function initCharts(root) {
+    if (!window.echarts) return;
+    for (const [id, c] of charts) { // charts swapped out by htmx
+      if (!document.body.contains(c.getDom())) { c.dispose(); charts.delete(id); }
+    }
+    const boxes = $$('[data-chart]', root);
+    const next = () => {
+      const box = boxes.shift();
+      if (!box) return;
+      drawChart(box);
+      if (boxes.length) setTimeout(next, 0);
+    };
+    next();
+  }
+
+  function downloadPNG(id) {
+    const c = charts.get(id);
+    if (!c) return;
+    const a = h('a', { href: c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' }), download: id + '.png' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  }
+
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('[data-png]');
+    if (b) downloadPNG(b.dataset.png);
+  });
+  window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
+  document.addEventListener('htmx:afterSettle', () => initCharts(document));
+
+  // ------------------------------------------------------------- job page
+
+  const terminal = new Set(['done', 'failed', 'cancelled']);
+
+  function initJob() {
+    const box = $('[data-job]');
+    if (!box) return;
+    const field = (f) => $('[data-field="' + f + '"]', box);
+    if (terminal.has(field('status').textContent)) return;
+    const rate = new Rate();
+    const set = (f, t) => { const e = field(f); if (e) e.textContent = t; };
+
+    function update(a) {
+      set('status', a.status);
+      field('bar').value = Math.round((a.progress || 0) * 1000);
+      set('bytes', fmtBytes(a.bytes_done) + ' of ' + fmtBytes(a.bytes_total));
+      set('percent', ((a.progress || 0) * 100).toFixed(1) + ' %');
+      set('tensor', a.current_tensor || (a.status === 'queued' ? 'waiting for a worker' : ''));
+      if (a.status === 'running') {
+        rate.add(a.bytes_done);
+        const r = rate.perSecond();
+        set('rate', isFinite(r) ? fmtBytes(r) + '/s' : '–');
+        set('eta', isFinite(r) && r > 0 ? fmtDuration((a.bytes_total - a.bytes_done) / r) : '–');
+      }
+      // The server renders every end state (overview, error, cancelled).
+      if (terminal.has(a.status)) window.location.reload();
+    }
+
+    let polling = false;
+    function poll() {
+      if (polling) return;
+      polling = true;
+      const tick = () => fetch(box.dataset.state, { headers: { Accept: 'application/json' } })
+        .then((r) => r.json()).then((a) => { update(a); if (!terminal.has(a.status)) setTimeout(tick, 1000); })
+        .catch(() => setTimeout(tick, 3000));
+      tick();
+    }
+    if (!window.EventSource) { poll(); return; }
+    const es = new EventSource(box.dataset.events);
+    es.addEventListener('progress', (e) => update(JSON.parse(e.data)));
+    // EventSource reconnects by itself after a dropped connection; it gives up
+    // (CLOSED) only on an HTTP error, and then polling takes over.
+    es.addEventListener('error', () => { if (es.readyState === EventSource.CLOSED) poll(); });
+  }
+
+  // ------------------------------------------------------------ API forms
+
+  // <form data-api="METHOD URL"> is sent to the JSON API by fetch: its named
+  // fields as a JSON object (number inputs as numbers, the clicked submit
+  // button's name=value too), or, when it has a file input, that file as the
+  // body. Success reloads the page, which shows the change; an error goes in
+  // the form's [data-error]. Listening on document keeps forms that htmx
+  // swaps in working. data-confirm asks first.
+  document.addEventListener('submit', async (e) => {
+    const form = e.target.closest('form[data-api]');
+    if (!form) return;
+    e.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const sp = form.dataset.api.indexOf(' ');
+    const method = form.dataset.api.slice(0, sp);
+    const url = form.dataset.api.slice(sp + 1);
+    const errBox = $('[data-error]', form);
+    const show = (msg) => { if (errBox) { errBox.textContent = msg || ''; errBox.hidden = !msg; } };
+    const headers = { Accept: 'application/json' };
+    let body;
+    const file = $('input[type=file]', form);
+    if (file) {
+      if (!file.files.length) { show('Choose a file first.'); return; }
+      body = file.files[0];
+      headers['Content-Type'] = file.files[0].type || 'text/csv';
+    } else {
+      const o = {};
+      for (const el of form.elements) {
+        if (!el.name || el.disabled || el.type === 'submit') continue;
+        if (el.type === 'number') { if (el.value !== '') o[el.name] = Number(el.value); }
+        // data-list: a comma-separated field sent as a list (an analysis's tags).
+        else if ('list' in el.dataset) o[el.name] = el.value.split(',').map((t) => t.trim()).filter(Boolean);
+        else o[el.name] = el.value;
+      }
+      if (e.submitter && e.submitter.name) o[e.submitter.name] = e.submitter.value;
+      body = JSON.stringify(o);
+      headers['Content-Type'] = 'application/json';
+    }
+    const buttons = $$('button', form);
+    buttons.forEach((b) => { b.disabled = true; });
+    show('');
+    try {
+      const r = await fetch(url, { method, headers, body });
+      if (!r.ok) {
+        const d = await r.json().catch(() => ({}));
+        throw new Error(d.error || method + ' ' + url + ': HTTP ' + r.status);
+      }
+      window.location.reload();
+    } catch (err) {
+      show(err.message);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+
+  // <input data-filter="ID"> hides the rows of table #ID whose
+  // data-filter-text lacks a word typed (the server filters the same way with
+  // ?q=, for links and for pages without JavaScript).
+  document.addEventListener('input', (e) => {
+    const input = e.target.closest('input[data-filter]');
+    if (!input) return;
+    const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const tr of $$('#' + input.dataset.filter + ' tbody tr')) {
+      const hay = tr.dataset.filterText || '';
+      tr.hidden = !words.every((w) => hay.includes(w));
+      if (!tr.hidden) shown++;
+    }
+    const empty = $('[data-filter-empty="' + input.dataset.filter + '"]');
+    if (empty) empty.hidden = shown > 0;
+  });
+
+  // [data-toggle="ID"] shows or hides the element with that id (a comment's
+  // edit form).
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest('[data-toggle]');
+    if (!b) return;
+    const el = document.getElementById(b.dataset.toggle);
+    if (el) el.hidden = !el.hidden;
+  });
+
+  // ------------------------------------------------------- new analysis page
+
+  const CHUNK = 8 << 20; // bytes per PATCH: small enough to resume cheaply
+  const STATE_KEY = 'deltascope.new';
+
+  // prefillFromQuery puts an analysis request carried in the page's query
+  // (base, vla, map repeated; exact=1; heads=COMPONENT=HEADS:KV) into the
+  // form's state, and says whether there was one.
+  function prefillFromQuery(state, q) {
+    if (!q.getAll('base').length && !q.getAll('vla').length) return false;
+    // [PREFIX=]PATH, split as the server does (checkpoint.ParseSpec): a
+    // prefix has no slash.
+    const source = (spec) => {
+      const i = spec.indexOf('=');
+      return i >= 0 && !/[/\\]/.test(spec.slice(0, i))
+        ? { spec: spec.slice(i + 1), prefix: spec.slice(0, i), from: 'server' }
+        : { spec, prefix: '', from: 'server' };
+    };
+    state.sources = { base: q.getAll('base').map(source), vla: q.getAll('vla').map(source) };
+    state.rules = q.getAll('map').map((m) => {
+      const i = m.indexOf('=>');
+      return i < 0 ? { re: m, repl: '' } : { re: m.slice(0, i), repl: m.slice(i + 2) };
+    });
+    state.exact = q.get('exact') === '1';
+    state.geometry = {};
+    for (const hd of q.getAll('heads')) {
+      const [comp, spec] = [hd.slice(0, hd.lastIndexOf('=')), hd.slice(hd.lastIndexOf('=') + 1)];
+      const [heads, kv] = spec.split(':').map(Number);
+      if (comp && heads > 0) state.geometry[comp] = { heads, kv_heads: kv || heads };
+    }
+    return true;
+  }
+
+  function initNew() {
+    const page = $('[data-new]');
+    if (!page) return;
+    const errorBox = $('[data-error]', page);
+    const saved = (() => { try { return JSON.parse(localStorage.getItem(STATE_KEY)) || {}; } catch (e) { return {}; } })();
+    // state survives a reload: chosen sources, rules, and the upload ids to
+    // resume (a browser cannot keep the File itself; the user re-selects it).
+    const state = Object.assign({ session: '', sources: { base: [], vla: [] }, rules: [], uploads: {}, exact: false, geometry: {} }, saved);
+    // A link from an analysis ("analyse again with this rule", "set the
+    // heads") brings its request in the query: it replaces what was kept.
+    const fromLink = prefillFromQuery(state, new URLSearchParams(window.location.search));
+    const save = () => localStorage.setItem(STATE_KEY, JSON.stringify(state));
+
+    function showError(msg) {
+      errorBox.textContent = msg || '';
+      errorBox.hidden = !msg;
+    }
+
+    async function api(method, url, body) {
+      const r = await fetch(url, {
+        method, headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(data.error || (method + ' ' + url + ': HTTP ' + r.status));
+      return data;
+    }
+
+    // ---- sources
+    function renderSources(side) {
+      const ul = $('[data-side="' + side + '"] [data-sources]', page);
+      ul.replaceChildren(...state.sources[side].map((s, i) => h('li', {},
+        h('code', { text: s.spec }),
+        h('label', {}, 'prefix ', h('input', {
+          type: 'text', value: s.prefix || '', placeholder: 'none', 'aria-label': 'Prefix for ' + s.spec,
+          oninput: (e) => { s.prefix = e.target.value.trim(); save(); },
+        })),
+        h('button', { type: 'button', class: 'small', 'aria-label': 'Remove ' + s.spec, onclick: () => { state.sources[side].splice(i, 1); save(); renderSources(side); } }, 'Remove'),
+      )));
+      if (!state.sources[side].length) ul.append(h('li', { class: 'empty', text: 'No sources yet.' }));
+    }
+    function addSource(side, spec, from) {
+      if (state.sources[side].some((s) => s.spec === spec)) return;
+      state.sources[side].push({ spec, prefix: '', from: from || 'server' });
+      save();
+      renderSources(side);
+    }
+
+    // Uploaded files become sources: a folder holding an index JSON is one
+    // sharded source; other safetensors files and pickles are one each;
+    // config.json and the like only sit beside them.
+    function syncUploadSources(side) {
+      const done = Object.values(state.uploads).filter((u) => u.side === side && u.done && u.session === state.session);
+      const dirOf = (p) => p.slice(0, p.lastIndexOf('/'));
+      const indexDirs = new Set(done.filter((u) => /\.index\.json$/.test(u.spec_path)).map((u) => dirOf(u.spec_path)));
+      const specs = [...indexDirs];
+      for (const u of done) {
+        if (/\.(safetensors|bin|pt|pth)$/.test(u.spec_path) && !indexDirs.has(dirOf(u.spec_path))) specs.push(u.spec_path);
+      }
+      const keep = state.sources[side].filter((s) => s.from !== 'upload' || specs.includes(s.spec));
+      for (const spec of specs) if (!keep.some((s) => s.spec === spec)) keep.push({ spec, prefix: '', from: 'upload' });
+      state.sources[side] = keep;
+      save();
+      renderSources(side);
+    }
+
+    // ---- uploads
+    const queue = [];
+    let uploading = false;
+
+    // Uploads speak tus 1.0 through tus-js-client (vendored): chunks, retries
+    // with backoff and resuming after a dropped connection are the library's.
+    const uploadURL = (id) => '/api/uploads/' + encodeURIComponent(id);
+
+    // The server's reason from a failed tus request ("ERR_QUOTA: you hold …").
+    function tusMessage(err) {
+      const res = err && err.originalResponse;
+      const body = res ? String(res.getBody() || '').trim() : '';
+      if (body) return body.replace(/^ERR_[A-Z_]+: /, '');
+      return res ? 'HTTP ' + res.getStatus() : 'connection lost';
+    }
+
+    async function serverOffset(id) {
+      const r = await fetch(uploadURL(id), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+      if (r.status === 404) return -1;
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return Number(r.headers.get('Upload-Offset'));
+    }
+
+    function uploadRow(side, rel, size) {
+      const bar = h('progress', { max: String(Math.max(size, 1)), value: '0', 'aria-label': 'Upload of ' + rel });
+      const info = h('span', { class: 'info', text: 'waiting' });
+      const li = h('li', { 'data-upload': rel }, h('span', { class: 'name', text: rel }), bar, info);
+      $('[data-side="' + side + '"] [data-uploads]', page).append(li);
+      return { li, bar, info };
+    }
+
+    async function uploadOne(job) {
+      const { side, file, rel, row } = job;
+      const key = side + '|' + rel + '|' + file.size;
+      const rate = new Rate();
+      const known = state.uploads[key];
+      const show = (n) => {
+        row.bar.value = n;
+        rate.add(n);
+        const r = rate.perSecond();
+        row.info.textContent = fmtBytes(n) + ' of ' + fmtBytes(file.size) +
+          (isFinite(r) && r > 0 ? ' · ' + fmtBytes(r) + '/s · ' + fmtDuration((file.size - n) / r) + ' left' : '');
+      };
+      await new Promise((resolve, reject) => {
+        const up = new tus.Upload(file, {
+          endpoint: '/api/uploads',
+          // An upload of this session a reload interrupted resumes where the
+          // server is; one the server forgot is created afresh.
+          uploadUrl: known && known.session === state.session ? uploadURL(known.id) : null,
+          chunkSize: CHUNK,
+          retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+          metadata: { session: state.session || '', side, path: rel, filename: file.name },
+          storeFingerprintForResuming: false,
+          onAfterResponse: (req, res) => {
+            if (req.getMethod() !== 'POST' || res.getStatus() !== 201) return;
+            const id = decodeURIComponent(String(res.getHeader('Location') || '').split('/').pop());
+            state.session = res.getHeader('Deltascope-Upload-Session') || state.session;
+            state.uploads[key] = { id, session: state.session, side, rel, size: file.size, spec_path: res.getHeader('Deltascope-Spec-Path'), done: false };
+            save();
+          },
+          onProgress: (sent) => show(sent),
+          onShouldRetry: (err) => {
+            const st = err.originalResponse ? err.originalResponse.getStatus() : 0;
+            const retry = !st || st === 408 || st === 409 || st === 423 || st === 429 || st >= 500 && st !== 507;
+            if (retry) row.info.textContent = tusMessage(err) + ' · retrying';
+            return retry;
+          },
+          onError: (err) => reject(new Error(tusMessage(err))),
+          onSuccess: () => resolve(),
+        });
+        up.start();
+      });
+      const u = state.uploads[key];
+      show(file.size);
+      row.info.textContent = fmtBytes(file.size) + ' · done';
+      row.li.dataset.done = '1';
+      u.done = true;
+      save();
+      syncUploadSources(side);
+    }
+
+    async function runQueue() {
+      if (uploading) return;
+      uploading = true;
+      while (queue.length) {
+        const job = queue.shift();
+        try {
+          await uploadOne(job);
+        } catch (err) {
+          job.row.info.textContent = 'failed: ' + err.message;
+          job.row.li.dataset.failed = '1';
+          showError(job.rel + ': ' + err.message);
+        }
+      }
+      uploading = false;
+    }
+
+    function addFiles(side, files) {
+      showError('');
+      for (const file of files) {
+        const rel = file.webkitRelativePath || file.name;
+        $$('[data-side="' + side + '"] [data-uploads] li', page).filter((li) => li.dataset.upload === rel).forEach((li) => li.remove());
+        queue.push({ side, file, rel, row: uploadRow(side, rel, file.size) });
+      }
+      runQueue();
+    }
+
+    // Uploads a reload interrupted: the user re-selects the files to resume.
+    function showInterrupted() {
+      for (const u of Object.values(state.uploads)) {
+        if (u.done || u.session !== state.session) continue;
+        const row = uploadRow(u.side, u.rel, u.size);
+        row.info.textContent = 'interrupted; select this file again to resume';
+        serverOffset(u.id).then((off) => { if (off >= 0) { row.bar.value = off; row.info.textContent = fmtBytes(off) + ' of ' + fmtBytes(u.size) + ' · interrupted; select this file again to resume'; } }).catch(() => {});
+      }
+    }
+
+    // ---- server file browser
+    async function browse(side, root, path, cursor) {
+      const box = $('[data-side="' + side + '"] [data-browser]', page);
+      box.hidden = false;
+      let data;
+      try {
+        const q = new URLSearchParams({ root: String(root), path, limit: '100' });
+        if (cursor) q.set('cursor', cursor);
+        data = await api('GET', '/api/files?' + q);
+      } catch (err) {
+        box.replaceChildren(h('p', { class: 'error', text: err.message }));
+        return;
+      }
+      const rootPath = data.roots[data.root] || '';
+      const specOf = (e) => rootPath.replace(/\/$/, '') + '/' + e.path;
+      const list = cursor ? $('ul', box) : h('ul', { class: 'files' });
+      if (!cursor) {
+        const head = h('div', { class: 'browser-head' });
+        if (data.roots.length > 1) {
+          const sel = h('select', { 'aria-label': 'Root folder', onchange: (e) => browse(side, Number(e.target.value), '', '') });
+          data.roots.forEach((r, i) => sel.append(h('option', { value: String(i), selected: i === data.root }, r)));
+          head.append(sel);
+        }
+        head.append(h('code', { text: rootPath + (data.path ? '/' + data.path : '') }));
+        if (data.path) {
+          const up = data.path.includes('/') ? data.path.slice(0, data.path.lastIndexOf('/')) : '';
+          head.append(h('button', { type: 'button', class: 'small', onclick: () => browse(side, data.root, up, '') }, 'Up'));
+        }
+        if (data.path) head.append(h('button', { type: 'button', class: 'small', onclick: () => addSource(side, rootPath.replace(/\/$/, '') + '/' + data.path) }, 'Add this folder'));
+        head.append(h('button', { type: 'button', class: 'small', onclick: () => { box.hidden = true; } }, 'Close'));
+        box.replaceChildren(head, list);
+      }
+      for (const e of data.entries) {
+        list.append(h('li', {},
+          e.dir ? h('button', { type: 'button', class: 'link', onclick: () => browse(side, data.root, e.path, '') }, e.name + '/')
+            : h('span', { text: e.name }),
+          h('span', { class: 'meta', text: e.dir ? 'folder' : e.kind + ' · ' + fmtBytes(e.size) }),
+          h('button', { type: 'button', class: 'small', onclick: () => addSource(side, specOf(e)) }, 'Add'),
+        ));
+      }
+      $$('.more', box).forEach((b) => b.remove());
+      if (data.next) box.append(h('button', { type: 'button', class: 'small more', onclick: () => browse(side, data.root, data.path, data.next) }, 'More'));
+    }
+
+    // ---- rules
+    const rulesBody = $('[data-rules]', page);
+    function renderRules() {
+      rulesBody.replaceChildren(...state.rules.map((r, i) => h('tr', {},
+        h('td', {}, h('input', { type: 'text', value: r.re, 'aria-label': 'Regex of rule ' + (i + 1), oninput: (e) => { r.re = e.target.value; save(); } })),
+        h('td', {}, h('input', { type: 'text', value: r.repl, 'aria-label': 'Replacement of rule ' + (i + 1), oninput: (e) => { r.repl = e.target.value; save(); } })),
+        h('td', {}, h('button', { type: 'button', class: 'small', onclick: () => { state.rules.splice(i, 1); save(); renderRules(); } }, 'Remove')),
+      )));
+    }
+    $('[data-add-rule]', page).addEventListener('click', () => { state.rules.push({ re: '', repl: '' }); save(); renderRules(); });
+
+    function request() {
+      const specs = (side) => state.sources[side].map((s) => (s.prefix ? s.prefix + '=' + s.spec : s.spec));
+      return {
+        base: specs('base'), vla: specs('vla'), map: state.rules.filter((r) => r.re).map((r) => r.re + '=>' + r.repl),
+        name: $('[data-name]', page).value.trim(),
+        tags: $('[data-tags]', page).value.split(',').map((t) => t.trim()).filter(Boolean),
+        exact: !!state.exact,
+        geometry: state.geometry || {},
+      };
+    }
+
+    // ---- precision and attention geometry (what the preview found or
+    // guessed per component; a change here is sent as "geometry")
+    const exactBox = $('[data-exact]', page);
+    exactBox.checked = !!state.exact;
+    exactBox.addEventListener('change', () => { state.exact = exactBox.checked; save(); });
+    const geoBox = $('[data-geometry]', page);
+    function renderGeometry(rows) {
+      const set = state.geometry || {};
+      // Components set earlier but not in this preview still go with the request.
+      const byComp = new Map((rows || []).map((g) => [g.component, g]));
+      for (const c of Object.keys(set)) if (!byComp.has(c)) byComp.set(c, { component: c, heads: set[c].heads, kv_heads: set[c].kv_heads, head_dim: 0, set: true });
+      if (!byComp.size) {
+        geoBox.replaceChildren(h('p', { class: 'note', text: 'Preview the alignment to see each component\'s attention geometry.' }));
+        return;
+      }
+      const input = (g, key, label) => h('input', {
+        type: 'number', min: '1', step: '1', value: set[g.component] ? set[g.component][key] : g[key],
+        'aria-label': label + ' of ' + g.component, 'data-testid': 'geometry-' + key + '-' + g.component,
+        onchange: (e) => {
+          const row = e.target.closest('tr');
+          const heads = Number($('[data-key="heads"]', row).value), kv = Number($('[data-key="kv_heads"]', row).value);
+          state.geometry = Object.assign({}, state.geometry, { [g.component]: { heads, kv_heads: kv || heads } });
+          save();
+          $('[data-src]', row).textContent = 'set';
+        },
+      });
+      geoBox.replaceChildren(h('table', { class: 'geometry-table' },
+        h('thead', {}, h('tr', {}, ...['component', 'heads', 'KV heads', 'head size', 'from'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, ...Array.from(byComp.values()).map((g) => {
+          const hi = input(g, 'heads', 'Heads'), ki = input(g, 'kv_heads', 'KV heads');
+          hi.dataset.key = 'heads';
+          ki.dataset.key = 'kv_heads';
+          const src = set[g.component] ? 'set' : g.guessed ? 'guessed: check it' : 'found';
+          return h('tr', { 'data-testid': 'geometry-row-' + g.component },
+            h('td', {}, h('code', { text: g.component })), h('td', {}, hi), h('td', {}, ki),
+            h('td', { text: g.head_dim ? String(g.head_dim) : 'from the shapes' }),
+            h('td', { class: g.guessed && !set[g.component] ? 'guess' : '', 'data-src': true, text: src }));
+        }))));
+    }
+    renderGeometry([]);
+
+    // ---- preview and start
+    const out = $('[data-preview-out]', page);
+    // Suggested name rules, each one click from the rules table (and a new preview).
+    function suggestionList(list) {
+      if (!list.length) return null;
+      return h('div', { class: 'suggestions', 'data-testid': 'suggestions' },
+        h('p', { text: 'These name rules would pair tensors left unmatched:' }),
+        h('ul', {}, ...list.map((sg) => h('li', {},
+          h('code', { text: sg.rule }), ' pairs ' + sg.pairs + ' (e.g. ', h('code', { text: sg.example_base }), ' → ', h('code', { text: sg.example_vla }), ') ',
+          h('button', {
+            type: 'button', class: 'small', 'data-testid': 'apply-suggestion',
+            onclick: () => {
+              const i = sg.rule.indexOf('=>');
+              state.rules.push({ re: sg.rule.slice(0, i), repl: sg.rule.slice(i + 2) });
+              save();
+              renderRules();
+              $('[data-preview]', page).click();
+            },
+          }, 'Add this rule')))));
+    }
+    function nameList(title, names) {
+      return h('details', { open: names.length > 0 && names.length <= 20 }, h('summary', { text: title + ' (' + names.length + ')' }),
+        h('ul', { class: 'names' }, ...names.map((n) => h('li', {}, h('code', { text: n })))));
+    }
+    $('[data-preview]', page).addEventListener('click', async () => {
+      showError('');
+      out.replaceChildren(h('p', { text: 'Reading headers…' }));
+      try {
+        const p = await api('POST', '/api/preview', request());
+        out.replaceChildren(
+          h('h2', { text: 'Alignment preview' }),
+          h('p', { 'data-testid': 'aligned', text: p.aligned + ' tensors align (' + p.base_tensors + ' in the base, ' + p.vla_tensors + ' in the VLA).' }),
+          h('p', { class: 'note', text: 'By rule: ' + Object.entries(p.pairs_by_rule || {}).map(([k, v]) => k + ' ' + v).join(', ') }),
+          nameList('Only in the base', p.base_only),
+          nameList('Only in the VLA', p.vla_only),
+          nameList('Mismatched shapes', p.mismatched.map((m) => m.base + ' → ' + m.vla + ': ' + m.shape_base.join('×') + ' vs ' + m.shape_vla.join('×') + ' (' + m.reason + ')')),
+          nameList('Ambiguous', p.ambiguous.map((a) => a.name + ' (' + a.side + '): ' + a.candidates.join(', '))),
+          suggestionList(p.suggestions || []),
+        );
+        renderGeometry(p.geometry || []);
+      } catch (err) {
+        out.replaceChildren();
+        showError(err.message);
+      }
+    });
+    $('[data-start]', page).addEventListener('click', async (e) => {
+      showError('');
+      e.target.disabled = true;
+      try {
+        const a = await api('POST', '/api/analyses', request());
+        localStorage.removeItem(STATE_KEY); // the next analysis starts afresh
+        // ... and so does this page if Back brings it from the cache.
+        state.sources = { base: [], vla: [] };
+        state.rules = [];
+        state.uploads = {};
+        state.exact = false;
+        state.geometry = {};
+        window.location.href = '/analyses/' + encodeURIComponent(a.id);
+      } catch (err) {
+        showError(err.message);
+        e.target.disabled = false;
+      }
+    });
+
+    // ---- wiring per side
+    for (const side of ['base', 'vla']) {
+      const sec = $('[data-side="' + side + '"]', page);
+      for (const input of $$('[data-files], [data-folder]', sec)) {
+        input.addEventListener('change', () => { addFiles(side, Array.from(input.files)); input.value = ''; });
+      }
+      const drop = $('[data-drop]', sec);
+      drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+      drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+      drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); addFiles(side, Array.from(e.dataTransfer.files)); });
+      $('[data-browse]', sec).addEventListener('click', () => browse(side, 0, '', ''));
+      $('[data-add-path]', sec).addEventListener('submit', (e) => {
+        e.preventDefault();
+        const input = e.target.elements.path;
+        if (input.value.trim()) addSource(side, input.value.trim());
+        input.value = '';
+      });
+      renderSources(side);
+    }
+    renderRules();
+    showInterrupted();
+
+    // Sources restored from an earlier visit say so, with a way to drop them:
+    // they may belong to an analysis that has long finished.
+    const restored = $('[data-restored]', page);
+    restored.hidden = fromLink || !(saved.sources && ((saved.sources.base || []).length || (saved.sources.vla || []).length));
+    $('[data-clear-saved]', page).addEventListener('click', () => {
+      localStorage.removeItem(STATE_KEY);
+      window.location.reload();
+    });
+    // A page brought back by Back after a start shows what it held then:
+    // reload it from the (now empty) saved state instead.
+    window.addEventListener('pageshow', (e) => { if (e.persisted) window.location.reload(); });
+  }
+
+  // In accounts mode, show who is signed in and offer to sign out.
+  function initWhoami() {
+    const box = document.querySelector('[data-whoami]');
+    if (!box) return;
+    fetch(box.dataset.whoami, { headers: { Accept: 'application/json' } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((me) => {
+        if (!me || me.auth !== 'accounts') return;
+        box.querySelector('[data-who-name]').textContent = me.name + ' (' + me.role + ')';
+        box.hidden = false;
+      })
+      .catch(() => {});
+  }
+
+  function init() {
+    initWhoami();
+    initCharts(document);
+    initJob();
+    initNew();
+    // Tests (and anything else) can wait for this before clicking: until now a
+    // form would submit without its handler.
+    document.documentElement.dataset.js = 'ready';
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
