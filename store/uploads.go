@@ -135,7 +135,7 @@ func (db *DB) CreateOwnedUpload(ctx context.Context, n NewUpload, quota UploadQu
 	u := &Upload{ID: n.ID, Session: n.Session, Side: n.Side, Path: n.Path, Size: n.Size, Owner: n.Owner, CreatedAt: time.UnixMilli(db.now())}
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		var others int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM uploads WHERE session = ? AND user_id IS NOT ?`, n.Session, n.Owner).Scan(&others); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM uploads WHERE session = ? AND user_id IS DISTINCT FROM ?`, n.Session, n.Owner).Scan(&others); err != nil {
 			return err
 		}
 		if others > 0 {
@@ -150,7 +150,7 @@ func (db *DB) CreateOwnedUpload(ctx context.Context, n NewUpload, quota UploadQu
 		}
 		var count int
 		var bytes int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE user_id IS ? AND status IN ('receiving', 'complete')`, n.Owner).Scan(&count, &bytes); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(size), 0) FROM uploads WHERE user_id IS NOT DISTINCT FROM ? AND status IN ('receiving', 'complete')`, n.Owner).Scan(&count, &bytes); err != nil {
 			return err
 		}
 		if quota.Count > 0 && count >= quota.Count || quota.Bytes > 0 && bytes+n.Size > quota.Bytes {
@@ -198,7 +198,7 @@ func (db *DB) CompleteUpload(ctx context.Context, id string) error {
 // ListUploads returns the owner's uploads, newest first (nil owner: the
 // uploads made without accounts).
 func (db *DB) ListUploads(ctx context.Context, owner *int64) ([]Upload, error) {
-	return db.queryUploads(ctx, `SELECT id, session, side, filename, size, received, status, user_id, created_at FROM uploads WHERE user_id IS ? ORDER BY created_at DESC, id`, owner)
+	return db.queryUploads(ctx, `SELECT id, session, side, filename, size, received, status, user_id, created_at FROM uploads WHERE user_id IS NOT DISTINCT FROM ? ORDER BY created_at DESC, id`, owner)
 }
 
 // UnusedCompleteUploads lists complete uploads last changed before cutoff
@@ -267,7 +267,7 @@ func (db *DB) queryUploads(ctx context.Context, q string, args ...any) ([]Upload
 // browser shows an upload session's folder to its owner only.
 func (db *DB) UploadSessionVisible(ctx context.Context, session string, owner *int64) (bool, error) {
 	var n int
-	err := db.reader.QueryRowContext(ctx, `SELECT count(*) FROM uploads WHERE session = ? AND user_id IS ?`, session, owner).Scan(&n)
+	err := db.reader.QueryRowContext(ctx, `SELECT count(*) FROM uploads WHERE session = ? AND user_id IS NOT DISTINCT FROM ?`, session, owner).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store: upload session: %w", err)
 	}
