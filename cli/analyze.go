@@ -28,7 +28,7 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	jsonOut := fs.String("json", "", "write the result as JSON to FILE (- for stdout)")
 	rows := fs.Bool("rows", "include per-row and per-column norms in the JSON")
 	units := fs.Bool("units", "include per-channel and per-head unit scores in the JSON")
-	data := fs.String("data", "", "cache results in the database in DIR (the one `serve --data` uses)")
+	sf := addStoreFlags(fs, "", "cache results in the database in DIR (the one `serve --data` uses)")
 	pf := addPairFlags(fs)
 	strict := fs.Bool("strict", "fail (exit non-zero) when any tensor stays unmatched")
 	spectra := fs.Bool("spectral", "also compute the top singular values of each 2-D ΔW (a randomized SVD: several reads of every matrix)")
@@ -38,6 +38,9 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	}
 	if len(*bases) == 0 || len(*vlas) == 0 {
 		return fmt.Errorf("analyze: give at least one --base and one --vla\n%s", fs.Usage())
+	}
+	if err := sf.check(); err != nil {
+		return err
 	}
 	po, err := pf.options()
 	if err != nil {
@@ -50,8 +53,8 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("analyze: --rank %d: give a rank between 1 and %d", *rank, spectral.MaxRank)
 	}
 	var res *analysis.Result
-	if *data != "" {
-		res, err = analyzeCached(ctx, env, *data, *bases, *vlas, *maps, po)
+	if sf.enabled() {
+		res, err = analyzeCached(ctx, env, sf, *bases, *vlas, *maps, po)
 	} else {
 		res, err = analyzePair(ctx, env, *bases, *vlas, *maps, po, false)
 	}
@@ -70,7 +73,7 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 	}
 	var sp *spectral.Result
 	if *spectra {
-		if sp, err = computeSpectra(ctx, env, *data, *bases, *vlas, *maps, *rank, po); err != nil {
+		if sp, err = computeSpectra(ctx, env, sf, *bases, *vlas, *maps, *rank, po); err != nil {
 			return err
 		}
 	}
@@ -107,7 +110,7 @@ func runAnalyze(ctx context.Context, env Env, args []string) error {
 // analyzePair opens both sides and runs the engine, drawing a progress bar on a
 // terminal.
 func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, po pairOptions, fingerprint bool) (*analysis.Result, error) {
-	base, vla, err := openPair(bases, vlas)
+	base, vla, err := openPair(ctx, bases, vlas)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +119,12 @@ func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, po pa
 	return analyzeSides(ctx, env, base, vla, maps, po, fingerprint)
 }
 
-func openPair(bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) {
-	base, err := checkpoint.OpenSide(bases, checkpoint.Options{})
+func openPair(ctx context.Context, bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) {
+	base, err := checkpoint.OpenSide(bases, checkpoint.Options{Context: ctx})
 	if err != nil {
 		return nil, nil, err
 	}
-	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{})
+	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{Context: ctx})
 	if err != nil {
 		base.Close()
 		return nil, nil, err
@@ -142,13 +145,13 @@ func analyzeSides(ctx context.Context, env Env, base, vla *checkpoint.Side, maps
 // analyzeCached answers from the database when the same files (same quick
 // identities, same rules, same engine) were analysed before, and stores a new
 // result otherwise, where `serve --data DIR` finds it too.
-func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps []string, po pairOptions) (*analysis.Result, error) {
-	db, err := store.Open(ctx, dir)
+func analyzeCached(ctx context.Context, env Env, sf storeFlags, bases, vlas, maps []string, po pairOptions) (*analysis.Result, error) {
+	db, err := sf.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	base, vla, err := openPair(absSpecs(bases), absSpecs(vlas))
+	base, vla, err := openPair(ctx, absSpecs(bases), absSpecs(vlas))
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +187,13 @@ func analyzeCached(ctx context.Context, env Env, dir string, bases, vlas, maps [
 }
 
 // absSpecs makes spec paths absolute, so the stored request means the same files
-// to a server started from another folder.
+// to a server started from another folder. s3:// and hf:// paths are absolute
+// already (and filepath would fold their "//").
 func absSpecs(specs []string) []string {
 	return checkpoint.MapSpecPaths(specs, func(p string) string {
+		if checkpoint.IsRemote(p) {
+			return p
+		}
 		if abs, err := filepath.Abs(p); err == nil {
 			return abs
 		}

@@ -46,11 +46,11 @@ type spectrumBlock struct {
 // them) and computes every 2-D pair's spectrum, drawing a progress bar on a
 // terminal. With --data the spectra are cached with the analysis (which
 // analyzeCached has just stored or found): a repeated run reads them back.
-func computeSpectra(ctx context.Context, env Env, data string, bases, vlas, maps []string, rank int, po pairOptions) (*spectral.Result, error) {
-	if data != "" {
+func computeSpectra(ctx context.Context, env Env, sf storeFlags, bases, vlas, maps []string, rank int, po pairOptions) (*spectral.Result, error) {
+	if sf.enabled() {
 		bases, vlas = absSpecs(bases), absSpecs(vlas)
 	}
-	base, vla, err := openPair(bases, vlas)
+	base, vla, err := openPair(ctx, bases, vlas)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +58,8 @@ func computeSpectra(ctx context.Context, env Env, data string, bases, vlas, maps
 	defer vla.Close()
 	var db *store.DB
 	var a *store.Analysis
-	if data != "" {
-		if db, err = store.Open(ctx, data); err != nil {
+	if sf.enabled() {
+		if db, err = sf.open(ctx); err != nil {
 			return nil, err
 		}
 		defer db.Close()

@@ -94,7 +94,7 @@ func usage() string {
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  deltascope %s %s\n      %s\n", c.name, c.args, c.summary)
 	}
-	b.WriteString("\nSRC is [PREFIX=]PATH: a .safetensors file, a folder (sharded with model.safetensors.index.json,\nor plain *.safetensors files), or a torch zip pickle (.bin, .pt, .pth).\n")
+	b.WriteString("\nSRC is [PREFIX=]PATH: a .safetensors file, a folder (sharded with model.safetensors.index.json,\nor plain *.safetensors files), or a torch zip pickle (.bin, .pt, .pth).\nPATH may also be s3://BUCKET/KEY (a file, or a prefix holding a folder; AWS_ACCESS_KEY_ID,\nAWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL) or hf://ORG/REPO[@REVISION]/PATH (HF_TOKEN, HF_ENDPOINT).\n")
 	return b.String()
 }
 

@@ -47,7 +47,7 @@ type inspectReport struct {
 	ByDType map[string]dtypeTotal `json:"by_dtype"`
 }
 
-func runInspect(_ context.Context, env Env, args []string) error {
+func runInspect(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("inspect", -1)
 	asJSON := fs.Bool("json", "print one JSON object instead of a table")
 	if err := fs.Parse(args); err != nil {
@@ -56,7 +56,7 @@ func runInspect(_ context.Context, env Env, args []string) error {
 	if len(fs.args) == 0 {
 		return fmt.Errorf("inspect: give at least one SRC")
 	}
-	side, err := checkpoint.OpenSide(fs.args, checkpoint.Options{})
+	side, err := checkpoint.OpenSide(fs.args, checkpoint.Options{Context: ctx})
 	if err != nil {
 		return err
 	}

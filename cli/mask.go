@@ -61,13 +61,13 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	base, err := checkpoint.OpenSide(*bases, checkpoint.Options{})
+	base, err := checkpoint.OpenSide(*bases, checkpoint.Options{Context: ctx})
 	if err != nil {
 		return err
 	}
 	baseFP := prune.LayoutFingerprint(base)
 	base.Close()
-	vla, err := checkpoint.OpenSide(*vlas, checkpoint.Options{})
+	vla, err := checkpoint.OpenSide(*vlas, checkpoint.Options{Context: ctx})
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,9 @@ const shutdownGrace = 10 * time.Second
 func runServe(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet("serve", 0)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback unless you mean it)")
-	data := fs.String("data", "deltascope-data", "folder for the database, uploads and the demo")
-	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path (repeatable)")
+	sf := addStoreFlags(fs, "deltascope-data", "folder for the database, uploads and the demo (with --db: uploads and the demo)")
+	sf.filesToo = true
+	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path, or s3://BUCKET/PREFIX or hf://ORG for remote sources (repeatable)")
 	auth := addAuthFlags(fs)
 	workers := fs.Int("workers", 1, "analyses computed at once")
 	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)-1), "cores one analysis computes on (default: all but one, so pages stay responsive)")
@@ -47,7 +48,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 
-	db, err := store.Open(ctx, *data)
+	db, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	} else if n > 0 {
 		log.Info("analyses interrupted by the last stop", "count", n, "action", *interrupted)
 	}
-	demoDir, uploadDir := filepath.Join(*data, "demo"), filepath.Join(*data, "uploads")
+	demoDir, uploadDir := filepath.Join(sf.dir(), "demo"), filepath.Join(sf.dir(), "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
 	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log

@@ -169,7 +169,7 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 // them (or the first root), so the job finds them whatever its working folder.
 func (s *Server) resolveSpecs(specs []string) []string {
 	return checkpoint.MapSpecPaths(specs, func(p string) string {
-		if filepath.IsAbs(p) || len(s.cfg.Roots) == 0 {
+		if filepath.IsAbs(p) || checkpoint.IsRemote(p) || len(s.cfg.Roots) == 0 {
 			return p
 		}
 		for _, root := range s.cfg.Roots {

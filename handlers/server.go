@@ -70,6 +70,10 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	}
 	roots := make([]string, 0, len(cfg.Roots))
 	for _, r := range cfg.Roots {
+		if checkpoint.IsRemote(r) { // s3://BUCKET/PREFIX, hf://ORG: kept as given
+			roots = append(roots, r)
+			continue
+		}
 		if abs, err := filepath.Abs(r); err == nil {
 			roots = append(roots, abs)
 		}

@@ -135,7 +135,7 @@ func (r *Runner) runSpectrum(parent context.Context, s *store.Spectrum, req stor
 // writing progress to the store; a job cancelled in the store stops at the
 // next progress write.
 func (r *Runner) computeSpectrum(ctx context.Context, s *store.Spectrum, req store.AnalysisRequest) (*spectral.Result, error) {
-	opt := checkpoint.Options{Roots: r.opt.Roots, Limits: r.opt.Limits}
+	opt := checkpoint.Options{Roots: r.opt.Roots, Limits: r.opt.Limits, Context: ctx}
 	base, err := checkpoint.OpenSide(req.Base, opt)
 	if err != nil {
 		return nil, fmt.Errorf("base: %w", err)

@@ -111,7 +111,7 @@ func (b *hubBackend) resolve(ctx context.Context, p, rev string) error {
 			return err
 		}
 		defer resp.Body.Close()
-		if err := b.status(p, resp, "repository or revision "+strconv.Quote(rev)); err != nil {
+		if err := b.status(p, resp, "repository "+b.repo+" with a revision "+strconv.Quote(rev)); err != nil {
 			return err
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxHubAPIBytes+1))
@@ -155,7 +155,7 @@ func (b *hubBackend) do(c *http.Client, req *http.Request) (*http.Response, erro
 // what to do: 401/403 is a gated or private repository, 404 a missing one.
 func (b *hubBackend) status(display string, resp *http.Response, what string) error {
 	switch c := resp.StatusCode; {
-	case c < 300:
+	case c < 400: // a redirect the caller reads (HEAD) or followed (GET)
 		return nil
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
 		if b.token == "" {
@@ -163,7 +163,7 @@ func (b *hubBackend) status(display string, resp *http.Response, what string) er
 		}
 		return permanentError{&tensor.Error{Path: display, Msg: fmt.Sprintf("the Hub refused access with HF_TOKEN (%s): the token has no access to this gated or private repository", resp.Status)}}
 	case c == http.StatusNotFound:
-		return permanentError{fmt.Errorf("%s: %w", what, errRemoteNotFound)}
+		return permanentError{errorf(display, "the Hub (%s) has no %s", b.endpoint, what)}
 	case c == http.StatusTooManyRequests || c >= 500:
 		return fmt.Errorf("the Hub answered %s", resp.Status)
 	}
@@ -212,7 +212,7 @@ func (b *hubBackend) stat(ctx context.Context, key string) (remoteObject, error)
 		if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("X-Linked-Size") == "" {
 			return permanentError{errorf(display, "the Hub redirected (%s) without the file's size", resp.Status)}
 		}
-		if err := b.status(display, resp, "file"); err != nil {
+		if err := b.status(display, resp, "such file at commit "+b.sha); err != nil {
 			return err
 		}
 		if c := resp.Header.Get("X-Repo-Commit"); c != "" && c != b.sha {
@@ -277,7 +277,7 @@ func (b *hubBackend) get(ctx context.Context, obj remoteObject, dst []byte, off 
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		return permanentError{errorf(display, "the file is shorter than the %d bytes the Hub announced", obj.size)}
 	}
-	if err := b.status(display, resp, "file"); err != nil {
+	if err := b.status(display, resp, "such file at commit "+b.sha); err != nil {
 		return err
 	}
 	want := fmt.Sprintf("bytes %d-%d/%d", off, end, obj.size)

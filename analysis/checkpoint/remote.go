@@ -257,7 +257,11 @@ func (r remoteFolder) openFile(s *Source, obj remoteObject, lim Limits) error {
 	// The identity a cache needs without reading the object: its key, size and
 	// ETag (which changes with the content), in the fields a local file fills
 	// with its inode and hashed edges.
-	s.Files = append(s.Files, FileInfo{Path: display, Size: obj.size, ModTimeNs: obj.mtime.UnixNano(), HeadSHA: "etag:" + obj.etag})
+	fi := FileInfo{Path: display, Size: obj.size, HeadSHA: "etag:" + obj.etag}
+	if !obj.mtime.IsZero() {
+		fi.ModTimeNs = obj.mtime.UnixNano()
+	}
+	s.Files = append(s.Files, fi)
 	if s.filesOnly {
 		return nil
 	}

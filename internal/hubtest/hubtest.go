@@ -1,0 +1,244 @@
+// Package hubtest is a stand-in for the Hugging Face Hub, for tests that must
+// not leave the machine. It implements the two endpoints deltascope uses, as
+// the Hub documents and answers them:
+//
+//   - GET /api/models/{org}/{repo}/revision/{rev}: the commit a branch, tag or
+//     sha names, as JSON {"id", "sha", "siblings": [{"rfilename"}]};
+//   - HEAD and GET /{org}/{repo}/resolve/{rev}/{path}: a small (git) file is
+//     served directly, with ETag and X-Repo-Commit; a large (LFS) file is a
+//     302 redirect to a second server, the "CDN", carrying X-Linked-Size,
+//     X-Linked-Etag and X-Repo-Commit; the CDN serves Range requests.
+//
+// A gated repository answers 401 without the right Bearer token; a missing
+// repository, revision or file answers 404 with the Hub's X-Error-Code.
+package hubtest
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Hub is a running stand-in, with its CDN.
+type Hub struct {
+	URL   string // the HF_ENDPOINT to use
+	Token string // the token gated repositories accept
+
+	// CDNRanges counts the ranged GETs the CDN served; HubGets the GETs of
+	// file contents served by the Hub itself (small files).
+	CDNRanges, HubGets atomic.Int64
+
+	mu    sync.Mutex
+	repos map[string]*repo
+	blobs map[string][]byte // by sha256, on the CDN
+	cdn   *httptest.Server
+}
+
+type repo struct {
+	gated   bool
+	refs    map[string]string            // branch or tag → commit sha
+	commits map[string]map[string][]byte // sha → path → content
+}
+
+// Start runs a Hub and its CDN until the test ends and points HF_ENDPOINT and
+// HF_TOKEN (unset) of the test at it.
+func Start(t *testing.T) *Hub {
+	t.Helper()
+	h := &Hub{Token: "hf_test_token", repos: map[string]*repo{}, blobs: map[string][]byte{}}
+	h.cdn = httptest.NewServer(http.HandlerFunc(h.serveCDN))
+	t.Cleanup(h.cdn.Close)
+	hub := httptest.NewServer(http.HandlerFunc(h.serveHub))
+	t.Cleanup(hub.Close)
+	h.URL = hub.URL
+	t.Setenv("HF_ENDPOINT", h.URL)
+	t.Setenv("HF_TOKEN", "")
+	return h
+}
+
+// Commit adds a commit to repo (ORG/NAME) holding files (repository path →
+// local file), points branch at it, and returns its sha.
+func (h *Hub) Commit(t testing.TB, name, branch string, gated bool, files map[string]string) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.repos[name]
+	if r == nil {
+		r = &repo{refs: map[string]string{}, commits: map[string]map[string][]byte{}}
+		h.repos[name] = r
+	}
+	r.gated = gated
+	content := map[string][]byte{}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	sum := sha1.New()
+	sum.Write([]byte(name + "\x00" + branch + "\x00" + time.Now().String()))
+	for _, p := range paths {
+		data, err := os.ReadFile(files[p])
+		if err != nil {
+			t.Fatal(err)
+		}
+		content[p] = data
+		sum.Write([]byte(p))
+		sum.Write(data)
+		if isLFS(p) {
+			d := sha256.Sum256(data)
+			h.blobs[hex.EncodeToString(d[:])] = data
+		}
+	}
+	sha := hex.EncodeToString(sum.Sum(nil))
+	r.commits[sha] = content
+	r.refs[branch] = sha
+	return sha
+}
+
+// Dir maps every regular file of a local folder to prefix/name, for Commit.
+func Dir(t testing.TB, prefix, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			out[strings.TrimPrefix(prefix+"/"+e.Name(), "/")] = filepath.Join(dir, e.Name())
+		}
+	}
+	return out
+}
+
+// isLFS: the Hub stores weights in LFS (or Xet), JSON and text in git.
+func isLFS(p string) bool {
+	return strings.HasSuffix(p, ".safetensors") || strings.HasSuffix(p, ".bin") || strings.HasSuffix(p, ".pt")
+}
+
+func hubError(w http.ResponseWriter, status int, code, msg string) {
+	if code != "" {
+		w.Header().Set("X-Error-Code", code)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// lookup finds repository and commit, answering the error itself.
+func (h *Hub) lookup(w http.ResponseWriter, r *http.Request, name, rev string) (map[string][]byte, string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rp := h.repos[name]
+	if rp == nil {
+		hubError(w, http.StatusNotFound, "RepoNotFound", "Repository Not Found for url: "+r.URL.String())
+		return nil, "", false
+	}
+	if rp.gated && r.Header.Get("Authorization") != "Bearer "+h.Token {
+		hubError(w, http.StatusUnauthorized, "GatedRepo", "Access to model "+name+" is restricted. You must have access to it and be authenticated to access it. Please log in.")
+		return nil, "", false
+	}
+	sha := rp.refs[rev]
+	if sha == "" && rp.commits[rev] != nil {
+		sha = rev
+	}
+	if sha == "" {
+		hubError(w, http.StatusNotFound, "RevisionNotFound", "Invalid rev id: "+rev)
+		return nil, "", false
+	}
+	return rp.commits[sha], sha, true
+}
+
+func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hubError(w, http.StatusMethodNotAllowed, "", "method not allowed")
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	// /api/models/{org}/{repo}/revision/{rev}
+	if len(parts) == 6 && parts[0] == "api" && parts[1] == "models" && parts[4] == "revision" {
+		files, sha, ok := h.lookup(w, r, parts[2]+"/"+parts[3], parts[5])
+		if !ok {
+			return
+		}
+		type sibling struct {
+			Name string `json:"rfilename"`
+		}
+		resp := struct {
+			ID       string    `json:"id"`
+			Sha      string    `json:"sha"`
+			Siblings []sibling `json:"siblings"`
+		}{ID: parts[2] + "/" + parts[3], Sha: sha, Siblings: []sibling{}}
+		for p := range files {
+			resp.Siblings = append(resp.Siblings, sibling{p})
+		}
+		sort.Slice(resp.Siblings, func(i, j int) bool { return resp.Siblings[i].Name < resp.Siblings[j].Name })
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+		return
+	}
+	// /{org}/{repo}/resolve/{rev}/{path...}
+	if len(parts) >= 5 && parts[2] == "resolve" {
+		files, sha, ok := h.lookup(w, r, parts[0]+"/"+parts[1], parts[3])
+		if !ok {
+			return
+		}
+		p := strings.Join(parts[4:], "/")
+		data, found := files[p]
+		if !found {
+			hubError(w, http.StatusNotFound, "EntryNotFound", p+" does not exist on \""+parts[3]+"\"")
+			return
+		}
+		w.Header().Set("X-Repo-Commit", sha)
+		if isLFS(p) {
+			d := sha256.Sum256(data)
+			oid := hex.EncodeToString(d[:])
+			w.Header().Set("X-Linked-Size", itoa(len(data)))
+			w.Header().Set("X-Linked-Etag", `"`+oid+`"`)
+			w.Header().Set("ETag", `"`+oid+`"`)
+			w.Header().Set("Location", h.cdn.URL+"/blobs/"+oid+"?signed=1")
+			w.WriteHeader(http.StatusFound)
+			return
+		}
+		gitSum := sha1.Sum(data)
+		w.Header().Set("ETag", `"`+hex.EncodeToString(gitSum[:])+`"`)
+		if r.Method == http.MethodGet {
+			h.HubGets.Add(1)
+		}
+		http.ServeContent(w, r, p, time.Time{}, bytes.NewReader(data))
+		return
+	}
+	hubError(w, http.StatusNotFound, "", "not found")
+}
+
+func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
+	oid, ok := strings.CutPrefix(r.URL.Path, "/blobs/")
+	h.mu.Lock()
+	data, found := h.blobs[oid]
+	h.mu.Unlock()
+	if !ok || !found || r.URL.Query().Get("signed") != "1" {
+		http.Error(w, "AccessDenied", http.StatusForbidden)
+		return
+	}
+	if r.Header.Get("Range") != "" {
+		h.CDNRanges.Add(1)
+	}
+	w.Header().Set("ETag", `"`+oid+`"`)
+	http.ServeContent(w, r, oid, time.Time{}, bytes.NewReader(data))
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
