@@ -46,13 +46,13 @@ func runUser(ctx context.Context, env Env, args []string) error {
 
 // userFlags are the flags every user subcommand shares.
 type userFlags struct {
-	fs   *flagSet
-	data *string
+	fs *flagSet
+	sf storeFlags
 }
 
 func newUserFlags(cmd string, positionals int) userFlags {
 	fs := newFlagSet(cmd, positionals)
-	return userFlags{fs: fs, data: fs.String("data", "deltascope-data", "the server's data folder")}
+	return userFlags{fs: fs, sf: addStoreFlags(fs, "deltascope-data", "the server's data folder")}
 }
 
 // parse parses args and returns the one NAME positional when want is true.
@@ -71,7 +71,7 @@ func (u userFlags) parse(args []string, want bool) (string, error) {
 
 // open opens the database at the env's password cost.
 func (u userFlags) open(ctx context.Context, env Env) (*store.DB, error) {
-	db, err := store.Open(ctx, *u.data)
+	db, err := u.sf.open(ctx)
 	if err != nil || env.PasswordCost == 0 {
 		return db, err
 	}
