@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-//go:embed app.css app.js login.css vendor/*.js
+//go:embed app.css login.css *.js vendor/*.js
 var files embed.FS
 
 // Prefix is where assets are served.
@@ -30,7 +30,7 @@ type asset struct {
 }
 
 var (
-	// urls maps a source name (app.js, vendor/echarts-5.6.0.min.js) to its URL.
+	// urls maps a source name (common.js, vendor/echarts-5.6.0.min.js) to its URL.
 	urls = map[string]string{}
 	// served maps a checksum file name (app.1a2b3c4d.js) to its content.
 	served = map[string]asset{}
@@ -60,7 +60,7 @@ func init() {
 }
 
 // URL returns the checksum URL of an embedded file, by its name in this folder
-// (e.g. "app.js", "vendor/htmx-2.0.11.min.js"). An unknown name is a
+// (e.g. "common.js", "vendor/htmx-2.0.11.min.js"). An unknown name is a
 // programming error and panics at the first page render, in every test.
 func URL(name string) string {
 	u, ok := urls[name]
@@ -73,7 +73,16 @@ func URL(name string) string {
 // Names of the files pages refer to.
 const (
 	AppCSS = "app.css"
-	AppJS  = "app.js"
+	// CommonJS is the shared module every page loads first (window.deltascope:
+	// helpers, charts, the declarative behaviours); each page adds its own
+	// module through web.PageMeta.Scripts.
+	CommonJS = "common.js"
+	// ComposeJS drives the pruning composer (web/compose.templ).
+	ComposeJS = "compose.js"
+	// JobJS follows a running analysis (web/job.templ).
+	JobJS = "job.js"
+	// NewJS drives the new-analysis page (web/new.templ).
+	NewJS = "new.js"
 	// LoginCSS styles the login page, which has no dashboard layout.
 	LoginCSS = "login.css"
 	ECharts  = "vendor/echarts-5.6.0.min.js"

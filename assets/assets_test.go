@@ -2,6 +2,7 @@ package assets
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +48,45 @@ func TestLoginSheetSharesPalette(t *testing.T) {
 	for _, hex := range regexp.MustCompile(`#[0-9a-fA-F]{3,6}\b`).FindAllString(rootBlock.ReplaceAllString(string(data), ""), -1) {
 		if hex != "#fff" && hex != "#f59e0b" { // white text on the accent; app.css's focus ring
 			t.Errorf("login.css uses %s outside the palette", hex)
+		}
+	}
+}
+
+// sitePath is a quoted string that starts one of the site's paths: the
+// scripts take every URL from the page (data attributes filled from
+// web/urls.go), so a route change cannot miss one here.
+var sitePath = regexp.MustCompile(`['"` + "`" + `]/(api|analyses|recipes|series|compare|new|login|logout)\b`)
+
+func TestScriptsHoldNoPaths(t *testing.T) {
+	files, err := filepath.Glob("*.js")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("scripts: %v %v", files, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if m := sitePath.FindString(line); m != "" && !strings.HasPrefix(strings.TrimSpace(line), "//") {
+				t.Errorf("%s:%d: hard-coded path %s: %s", f, i+1, m, strings.TrimSpace(line))
+			}
+		}
+	}
+	for _, s := range []string{`'/api/uploads'`, `"/analyses/"`, "`/api/x`"} {
+		if !sitePath.MatchString(s) {
+			t.Errorf("the check misses %s", s)
+		}
+	}
+}
+
+// Every script here is embedded and served: a page module that is not
+// would be a 404 under the page.
+func TestEveryScriptIsServed(t *testing.T) {
+	files, _ := filepath.Glob("*.js")
+	for _, f := range files {
+		if u := URL(f); !strings.HasPrefix(u, Prefix) {
+			t.Errorf("%s: %s", f, u)
 		}
 	}
 }

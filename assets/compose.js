@@ -1,35 +1,14 @@
 // The pruning composer (web/compose.templ): rule editors built from the page's
-// data script, a debounced POST to /api/analyses/{id}/resolve after every
-// change, and the answer drawn as counts, warnings and ECharts charts. No
-// inline script or handler, so the Content-Security-Policy holds; text from
-// the server reaches the DOM through textContent or echarts.format.encodeHTML.
+// data script, a debounced POST to the resolve API (its URL in that script)
+// after every change, and the answer drawn as counts, warnings and the charts
+// whose options the server built (web/viz, ?charts=1). No inline script or
+// handler, so the Content-Security-Policy holds; text from the server reaches
+// the DOM through textContent or echarts.format.encodeHTML.
 (function () {
   'use strict';
-
-  const $ = (sel, root) => (root || document).querySelector(sel);
+  const ds = window.deltascope;
+  const { $, h, show, fmtCount, fmtPct } = ds;
   const tid = (id) => $('[data-testid="' + id + '"]');
-
-  function h(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === false || v == null) continue;
-      if (k === 'text') e.textContent = v;
-      else if (k === 'value') e.value = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    for (const k of kids) if (k != null) e.append(k);
-    return e;
-  }
-
-  // show hides with display (the sheet's display rules outrank [hidden]).
-  function show(el, yes) {
-    el.hidden = !yes;
-    el.style.display = yes ? '' : 'none';
-  }
-
-  const fmtCount = (n) => Number(n).toLocaleString('en-US');
-  const fmtPct = (x) => (100 * x).toFixed(2) + ' %';
 
   const DIRECTIONS = [['highest', 'highest ΔW'], ['lowest', 'lowest ΔW'], ['magnitude', 'lowest base magnitude'], ['random', 'random (seeded)']];
   const METRICS = [['', 'module default'], ['relative', 'relative'], ['absolute', 'absolute']];
@@ -47,6 +26,7 @@
       last: null,
       timer: 0,
       inflight: null,
+      maskFor: '', // the module whose unit map the last request asked for
     };
     const nameInput = tid('recipe-name');
     const noteInput = tid('recipe-note');
@@ -162,31 +142,36 @@
       syncExports();
     }
 
+    // resolveURL asks for the charts too, the unit map of the module chosen
+    // (or about to be: the first rule's) in the mask picker.
+    function resolveURL() {
+      const q = new URLSearchParams({ units: '0', charts: '1' });
+      const sel = tid('mask-module');
+      const mod = sel.value || (state.rules.find((r) => modules.has(r.module)) || {}).module;
+      if (mod) q.set('mask', mod);
+      state.maskFor = mod || '';
+      return D.api.resolve + '?' + q;
+    }
+
     async function resolve() {
       if (state.inflight) state.inflight.abort();
       const ctl = new AbortController();
       state.inflight = ctl;
       const err = tid('compose-error');
       try {
-        const resp = await fetch(D.api.resolve, {
-          method: 'POST', headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(currentRecipe()), signal: ctl.signal,
-        });
-        const body = await resp.json();
+        const body = await ds.fetchJSON('POST', resolveURL(), currentRecipe(), { signal: ctl.signal });
         if (ctl !== state.inflight) return;
-        if (!resp.ok) {
-          err.textContent = body.error || ('The server answered ' + resp.status);
-          err.hidden = false;
-          clearResult(); // no number on screen may belong to another recipe
-          return;
-        }
-        err.hidden = true;
+        ds.showError(err, '');
         state.last = body;
         draw(body);
       } catch (e) {
-        if (e.name === 'AbortError') return;
-        err.textContent = 'Could not reach the server: ' + e.message;
-        err.hidden = false;
+        if (e.name === 'AbortError' || ctl !== state.inflight) return;
+        if (e.status) {
+          ds.showError(err, e.message);
+          clearResult(); // no number on screen may belong to another recipe
+        } else {
+          ds.showError(err, 'Could not reach the server: ' + e.message);
+        }
       }
     }
 
@@ -196,8 +181,7 @@
       state.last = null;
       for (const id of ['params-before', 'params-after', 'params-pruned']) tid(id).textContent = '–';
       tid('compose-warnings').replaceChildren();
-      for (const c of Object.values(charts)) c.clear();
-      for (const id of ['chart-components', 'chart-layers', 'chart-mask']) delete document.getElementById(id).dataset.drawn;
+      for (const id of CHARTS) ds.clearChart(document.getElementById(id));
     }
 
     function draw(res) {
@@ -207,66 +191,26 @@
       tid('params-pruned').textContent = fmtCount(p.before - p.after) + ' (' + fmtPct(p.fraction) + ')';
       const warn = tid('compose-warnings');
       warn.replaceChildren(...(res.warnings || []).map((w) => h('li', { class: 'warning', text: w })));
-      drawComponents(res);
-      drawLayers(res);
       fillMaskModules(res);
-      drawMask(res);
+      // The rules changed the picker under the request: draw the module it
+      // shows now.
+      const sel = tid('mask-module');
+      if (sel.value && sel.value !== state.maskFor) { resolve(); return; }
+      drawCharts(res.charts);
     }
 
     // ------------------------------------------------------------ charts
 
-    const charts = {};
-    function chart(id, height) {
-      if (!window.echarts) return null;
-      const box = document.getElementById(id);
-      if (!charts[id]) {
-        box.style.height = height + 'px';
-        charts[id] = echarts.init(box, null, { renderer: 'canvas' });
-        charts[id].on('finished', () => { box.dataset.drawn = '1'; });
-      }
-      return charts[id];
-    }
-    function barTooltip(unit) {
-      const esc = echarts.format.encodeHTML;
-      return (ps) => {
-        ps = [].concat(ps);
-        return esc(unit + ' ' + ps[0].axisValueLabel) + '<br>' +
-          ps.filter((q) => q.value != null).map((q) => esc(q.seriesName) + ': <b>' + esc(Number(q.value).toFixed(2)) + ' %</b>').join('<br>');
-      };
-    }
+    const CHARTS = ['chart-components', 'chart-layers', 'chart-mask'];
 
-    function drawComponents(res) {
-      const c = chart('chart-components', 260);
+    // drawCharts hands the server's chart options to ECharts.
+    function drawCharts(c) {
       if (!c) return;
-      const comps = Object.keys(res.by_component).filter((k) => res.by_component[k].before > 0).sort();
-      c.setOption({
-        animation: false,
-        grid: { left: 50, right: 10, top: 20, bottom: 60 },
-        tooltip: { trigger: 'axis', formatter: barTooltip('component') },
-        xAxis: { type: 'category', data: comps, axisLabel: { rotate: 30 } },
-        yAxis: { type: 'value', name: '% pruned', min: 0 },
-        series: [{ type: 'bar', name: 'pruned', data: comps.map((k) => 100 * res.by_component[k].fraction) }],
-      }, true);
-    }
-
-    function drawLayers(res) {
-      const c = chart('chart-layers', 300);
-      if (!c) return;
-      const comps = Object.keys(res.by_layer).filter((k) => res.by_layer[k].some((x) => x.after < x.before)).sort();
-      const n = Math.max(0, ...comps.map((k) => res.by_layer[k].length));
-      const layers = Array.from({ length: n }, (_, i) => String(i));
-      c.setOption({
-        animation: false,
-        legend: { top: 0 },
-        grid: { left: 50, right: 10, top: 40, bottom: 30 },
-        tooltip: { trigger: 'axis', formatter: barTooltip('layer') },
-        xAxis: { type: 'category', data: layers, name: 'layer' },
-        yAxis: { type: 'value', name: '% pruned', min: 0 },
-        series: comps.map((k) => ({
-          type: 'bar', name: k,
-          data: layers.map((_, i) => { const x = res.by_layer[k][i]; return x && x.before > 0 ? 100 * x.fraction : null; }),
-        })),
-      }, true);
+      ds.setChart(document.getElementById('chart-components'), c.components);
+      ds.setChart(document.getElementById('chart-layers'), c.layers);
+      const mask = document.getElementById('chart-mask');
+      if (c.mask) ds.setChart(mask, c.mask);
+      else ds.clearChart(mask);
     }
 
     function fillMaskModules(res) {
@@ -277,47 +221,6 @@
       const keep = sel.value;
       sel.replaceChildren(...wanted.map((m) => h('option', { value: m, text: m })));
       if (wanted.includes(keep)) sel.value = keep;
-    }
-
-    // drawMask bins each layer's units (at most 128 bins) and colours each bin
-    // by the fraction of its units the recipe prunes.
-    function drawMask(res) {
-      const mod = modules.get(tid('mask-module').value);
-      const c = chart('chart-mask', 120);
-      if (!c) return;
-      if (!mod) { c.clear(); return; }
-      const dot = mod.module.lastIndexOf('.');
-      const pruned = ((res.units_pruned || {})[mod.module.slice(0, dot)] || {})[mod.module.slice(dot + 1)] || {};
-      const maxSize = Math.max(1, ...mod.sizes);
-      const width = Math.ceil(maxSize / Math.min(128, maxSize));
-      const bins = Math.ceil(maxSize / width);
-      const data = [];
-      mod.layers.forEach((layer, y) => {
-        const size = mod.sizes[y];
-        const counts = new Array(bins).fill(0);
-        for (const u of pruned[layer] || []) counts[Math.floor(u / width)]++;
-        for (let x = 0; x * width < size; x++) {
-          const inBin = Math.min(width, size - x * width);
-          data.push([x, y, counts[x] / inBin]);
-        }
-      });
-      const esc = echarts.format.encodeHTML;
-      const box = document.getElementById('chart-mask');
-      box.style.height = Math.max(120, 60 + 14 * mod.layers.length) + 'px';
-      c.resize();
-      c.setOption({
-        animation: false,
-        grid: { left: 50, right: 10, top: 10, bottom: 50 },
-        tooltip: {
-          formatter: (p) => esc('layer ' + mod.layers[p.value[1]] + ', units ' + p.value[0] * width + '–' +
-            (Math.min((p.value[0] + 1) * width, mod.sizes[p.value[1]]) - 1)) + '<br>pruned: <b>' + esc(fmtPct(p.value[2])) + '</b>',
-        },
-        xAxis: { type: 'category', data: Array.from({ length: bins }, (_, i) => String(i * width)), name: 'unit' },
-        yAxis: { type: 'category', data: mod.layers.map(String), name: 'layer' },
-        visualMap: { min: 0, max: 1, show: true, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 80,
-          inRange: { color: ['#f6f8fa', '#b42318'] } },
-        series: [{ type: 'heatmap', data: data, progressive: 0 }],
-      }, true);
     }
 
     // ------------------------------------------------------------ save, export
@@ -342,12 +245,7 @@
       show(tid('duplicate'), true);
     }
 
-    async function api(method, url, body) {
-      const resp = await fetch(url, { method, headers: { 'Content-Type': 'application/json' }, body: body == null ? undefined : JSON.stringify(body) });
-      const out = resp.status === 204 ? {} : await resp.json();
-      if (!resp.ok) throw new Error(out.error || ('the server answered ' + resp.status));
-      return out;
-    }
+    const api = ds.fetchJSON;
 
     async function save(asNew) {
       const recipe = currentRecipe();
@@ -395,14 +293,14 @@
       renderRules();
       schedule();
     });
-    tid('mask-module').addEventListener('change', () => { if (state.last) drawMask(state.last); });
+    // Another module's unit map: the server draws it.
+    tid('mask-module').addEventListener('change', () => { if (state.last) resolve(); });
     nameInput.addEventListener('input', syncExports);
     noteInput.addEventListener('input', syncExports);
     tid('save').addEventListener('click', () => save(false));
     tid('save-new').addEventListener('click', () => save(true));
     tid('duplicate').addEventListener('click', duplicate);
     for (const f of document.querySelectorAll('form.export')) f.addEventListener('submit', syncExports);
-    window.addEventListener('resize', () => { for (const c of Object.values(charts)) c.resize(); });
 
     // The picker shows the preset the page starts from (the server loads the
     // first preset that fits the model, named as that preset).
@@ -418,6 +316,5 @@
     resolve();
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
-  else init();
+  ds.onReady(init);
 })();

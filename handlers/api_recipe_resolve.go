@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/deltascope/deltascope/analysis/prune"
+	"github.com/deltascope/deltascope/web/viz"
 )
 
 // countView is a parameter count with the fraction pruned.
@@ -40,6 +41,8 @@ type resolveResponse struct {
 	Warnings    []string                 `json:"warnings"`
 	UnitsPruned prune.UnitsPruned        `json:"units_pruned,omitempty"`
 	Widths      map[string]*prune.Widths `json:"widths"`
+	// Charts are the composer's chart options (only with ?charts=1).
+	Charts *viz.ComposeSpecs `json:"charts,omitempty"`
 }
 
 func newResolveResponse(m *prune.Mask, b *resolveBase, withUnits bool) resolveResponse {
@@ -153,7 +156,8 @@ func (s *Server) recipeAPIError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 // apiResolve resolves a recipe posted by the composer: the parameter counts,
-// what each rule did, the warnings and (unless units=0) the pruned units.
+// what each rule did, the warnings, (unless units=0) the pruned units and
+// (with charts=1) the composer's charts, mask=MODULE choosing the unit map.
 func (s *Server) apiResolve(w http.ResponseWriter, r *http.Request) {
 	rc, err := s.readRecipeBody(w, r)
 	if err != nil {
@@ -165,7 +169,17 @@ func (s *Server) apiResolve(w http.ResponseWriter, r *http.Request) {
 		s.recipeAPIError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newResolveResponse(m, b, r.URL.Query().Get("units") != "0"))
+	q := r.URL.Query()
+	out := newResolveResponse(m, b, q.Get("units") != "0")
+	if q.Get("charts") == "1" {
+		units := out.UnitsPruned
+		if units == nil {
+			units = prune.PrunedUnits(m, b.res)
+		}
+		c := viz.ComposeCharts(m.Params, units, prune.PrunableModules(b.res), q.Get("mask"))
+		out.Charts = &c
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // presetView is one built-in recipe.

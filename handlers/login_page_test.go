@@ -30,10 +30,10 @@ func TestLoginPageAndStyleSheet(t *testing.T) {
 	if !strings.Contains(css.Header().Get("Cache-Control"), "immutable") {
 		t.Errorf("style sheet not cached as an asset: %q", css.Header().Get("Cache-Control"))
 	}
-	if rec := f.do("GET", assets.URL(assets.AppJS), "", anonymous); rec.Code == 200 {
+	if rec := f.do("GET", assets.URL(assets.CommonJS), "", anonymous); rec.Code == 200 {
 		t.Errorf("another asset answered a stranger: %d", rec.Code)
 	}
-	if rec := f.do("GET", assets.URL(assets.AppJS), "", store.RoleViewer); rec.Code != 200 {
+	if rec := f.do("GET", assets.URL(assets.CommonJS), "", store.RoleViewer); rec.Code != 200 {
 		t.Errorf("an asset for a viewer: %d", rec.Code)
 	}
 	if rec := f.do("GET", "/login.css", "", anonymous); rec.Code == 200 {

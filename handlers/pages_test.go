@@ -51,7 +51,7 @@ func TestPageScenarios(t *testing.T) {
 	}
 	s.waitStatus(t, failed.ID, store.StatusFailed)
 	gate := "paligemma_with_expert.paligemma.model.language_model.layers.0.mlp.gate_proj.weight"
-	appJS := assets.URL(assets.AppJS)
+	appJS := assets.URL(assets.CommonJS)
 
 	for _, c := range []struct {
 		name, method, path string

@@ -105,7 +105,7 @@ func (s *accountsServer) analyze(t *testing.T, session string, base, vla []strin
 	return ""
 }
 
-// jsReady waits until app.js has wired the page's forms and buttons.
+// jsReady waits until common.js and the page module have wired the page's forms and buttons.
 var jsReady = chromedp.WaitReady(chromedp.CSS(`html[data-js="ready"]`))
 
 // login signs a browser in through the login page and waits for next.

@@ -307,7 +307,7 @@ func AnalysisOptions(a *store.Analysis) templ.Component {
 }
 
 // newOptions is the new-analysis form's precision choice and attention
-// geometry table (filled by app.js from the preview; a change is sent as the
+// geometry table (filled by new.js from the preview; a change is sent as the
 // request's geometry).
 func newOptions() templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {

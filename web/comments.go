@@ -6,7 +6,7 @@ import (
 )
 
 // CommentThread is one thread's panel: its comments and the form that adds
-// one. Forms are sent by app.js ([data-api]) to the JSON API.
+// one. Forms are sent by common.js ([data-api]) to the JSON API.
 type CommentThread struct {
 	Title      string
 	AnalysisID string

@@ -342,7 +342,7 @@ func Downloads(t Table) templ.Component {
 	})
 }
 
-// ChartView is a chart's container and its option. app.js finds the
+// ChartView is a chart's container and its option. common.js finds the
 // container by data-chart, reads the JSON script next to it and draws.
 func ChartView(c viz.Chart) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {

@@ -21,7 +21,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.html from the current output")
 
-// assetHash hides the asset checksums, so editing app.js does not churn every
+// assetHash hides the asset checksums, so editing a script does not churn every
 // golden file; the checksum URLs themselves are tested in package assets.
 var assetHash = regexp.MustCompile(`\.[0-9a-f]{8}\.(js|css)`)
 

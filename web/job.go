@@ -9,7 +9,7 @@ import (
 )
 
 // JobView is the progress of a running analysis as text, for the first paint;
-// app.js keeps it current from the server's events.
+// job.js keeps it current from the server's events.
 type JobView struct {
 	Permille               string
 	Bytes, Percent, Tensor string

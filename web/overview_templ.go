@@ -147,7 +147,7 @@ func OverviewPage(o Overview) templ.Component {
 }
 
 // labelsLine shows the id and the tags under the name, with a folded form
-// that renames and retags the analysis (PATCH through app.js's data-api).
+// that renames and retags the analysis (PATCH through common.js's data-api).
 func labelsLine(a *store.Analysis) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context

@@ -236,7 +236,7 @@ func SeriesListView(list []store.SeriesSummary, form SeriesForm, msg string, can
 }
 
 // SeriesView is one training run. While analyses run, its section asks htmx
-// for itself every two seconds; app.js draws the charts after each swap.
+// for itself every two seconds; common.js draws the charts after each swap.
 func SeriesView(p SeriesPage) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context

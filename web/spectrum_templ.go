@@ -18,7 +18,7 @@ import (
 
 // SpectrumView is the spectrum tab of a done analysis. While the job runs, its
 // section asks htmx for itself every second and swaps in the new state, so the
-// heatmaps appear when it finishes (app.js draws charts after each swap).
+// heatmaps appear when it finishes (common.js draws charts after each swap).
 func SpectrumView(p SpectrumPage) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context

@@ -7,7 +7,7 @@ import (
 )
 
 // Chart is one chart of a page: where it goes, what it is called, and the
-// ECharts option app.js hands to setOption.
+// ECharts option common.js hands to setOption.
 type Chart struct {
 	// ID is the DOM id of the chart's container; its data script is ID+"-data".
 	ID      string
@@ -16,13 +16,13 @@ type Chart struct {
 	Spec    Spec
 }
 
-// Spec is what the page embeds (templ.JSONScript) for app.js.
+// Spec is what the page embeds (templ.JSONScript) for common.js.
 type Spec struct {
 	Option map[string]any `json:"option"`
 	Meta   Meta           `json:"meta"`
 }
 
-// Meta tells app.js what the option cannot: how to word tooltips (ECharts
+// Meta tells common.js what the option cannot: how to word tooltips (ECharts
 // formatters are functions, and functions cannot travel as JSON) and where a
 // click on a cell goes.
 type Meta struct {
@@ -36,15 +36,19 @@ type Meta struct {
 	Names map[string]string `json:"names,omitempty"`
 	// A click on a named cell opens LinkBase + the escaped name + "?" +
 	// LinkQuery + "&sel=" + the escaped name (the tensor page, keeping the
-	// view): built in app.js so a thousand-cell map does not carry a thousand
+	// view): built in common.js so a thousand-cell map does not carry a thousand
 	// URLs.
 	LinkBase  string `json:"link_base,omitempty"`
 	LinkQuery string `json:"link_query,omitempty"`
 	// Log says the colour dimension holds log10 values; tooltips show the raw
 	// value, which every heatmap cell carries as its fourth number.
 	Log bool `json:"log,omitempty"`
-	// BinWidth is how many units one heatmap column holds (unit heatmaps).
-	BinWidth int `json:"bin_width,omitempty"`
+	// BinWidth is how many units one heatmap column holds (unit heatmaps);
+	// BinNote says what a binned cell shows (default: the bin's maximum).
+	BinWidth int    `json:"bin_width,omitempty"`
+	BinNote  string `json:"bin_note,omitempty"`
+	// Unit follows each value in an xy chart's tooltip ("%").
+	Unit string `json:"unit,omitempty"`
 	// Height is the chart's height in CSS pixels, from its number of rows.
 	Height int `json:"height"`
 }
@@ -131,7 +135,7 @@ func (r colourRange) shown(x float64) float32 {
 // visualMapOption is the colour bar as the option carries it. go-echarts'
 // VisualMap has no precision, and ECharts' default of 0 decimals printed both
 // handles of a 0.001–0.05 range as "0": the precision here shows the ends to
-// four significant digits (app.js adds a formatter that turns a log scale's
+// four significant digits (common.js adds a formatter that turns a log scale's
 // exponents back into values), and the end texts are the exact raw values.
 // It is a list of one, as go-echarts writes the option.
 func (r colourRange) visualMapOption(stops []string) []map[string]any {

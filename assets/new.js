@@ -1,297 +1,12 @@
-// deltascope's one script: draws charts from the option JSON the server embeds
-// (<script type="application/json">), follows a running analysis, and drives
-// the new-analysis page (resumable uploads, server file picker, preview).
-// Nothing here is inline in a page, so a strict Content-Security-Policy holds;
-// text that came from files (tensor names) only ever reaches the DOM through
-// textContent or echarts.format.encodeHTML.
+// The new-analysis page (web/new.templ): two sides of sources, each from
+// resumable uploads (tus-js-client, vendored) or the server's file picker,
+// name rules, attention geometry, an alignment preview, then the start. The
+// form's state survives a reload (localStorage). Every URL it calls comes
+// from the page's data attributes, made in web/urls.go.
 (function () {
   'use strict';
-
-  const $ = (sel, root) => (root || document).querySelector(sel);
-  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
-
-  // h builds an element; children are nodes or strings (set as text).
-  function h(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === false || v == null) continue;
-      if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    for (const k of kids) if (k != null) e.append(k);
-    return e;
-  }
-
-  function fmtBytes(n) {
-    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let i = 0;
-    n = Number(n) || 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toPrecision(3) : String(n)) + ' ' + u[i];
-  }
-  function fmtNum(x) {
-    if (x == null || Number.isNaN(x)) return '–';
-    if (x === 0) return '0';
-    const a = Math.abs(x);
-    return a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(4))) : x.toExponential(3);
-  }
-  function fmtDuration(s) {
-    if (!isFinite(s) || s < 0) return '–';
-    s = Math.round(s);
-    if (s < 60) return s + ' s';
-    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
-    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
-  }
-
-  // Rate measures bytes per second over the last few seconds, for ETAs.
-  class Rate {
-    constructor() { this.samples = []; }
-    add(bytes) {
-      const now = performance.now() / 1000;
-      this.samples.push([now, bytes]);
-      while (this.samples.length > 2 && now - this.samples[0][0] > 8) this.samples.shift();
-    }
-    perSecond() {
-      const s = this.samples;
-      if (s.length < 2) return NaN;
-      const dt = s[s.length - 1][0] - s[0][0];
-      return dt > 0.2 ? (s[s.length - 1][1] - s[0][1]) / dt : NaN;
-    }
-  }
-
-  // ---------------------------------------------------------------- charts
-
-  const charts = new Map(); // DOM id → ECharts instance
-
-  function heatTooltip(meta) {
-    const esc = echarts.format.encodeHTML;
-    return (p) => {
-      const v = p.value;
-      let x = meta.x_labels[v[0]];
-      if (meta.bin_width > 1) {
-        x = x + '–' + (Number(x) + meta.bin_width - 1) + ' (maximum of the bin)';
-      }
-      const name = meta.names && meta.names[v[0] + ',' + v[1]];
-      return (name ? '<b>' + esc(name) + '</b><br>' : '') +
-        esc(meta.x_name + ' ' + x) + '<br>' + esc(meta.y_name + ' ' + meta.y_labels[v[1]]) + '<br>' +
-        esc(meta.value) + ': <b>' + esc(fmtNum(v[3])) + '</b>';
-    };
-  }
-
-  // xyTooltip replaces ECharts' default, whose colour markers are style
-  // attributes the Content-Security-Policy would refuse.
-  function xyTooltip(meta) {
-    const esc = echarts.format.encodeHTML;
-    return (ps) => {
-      ps = [].concat(ps);
-      const p = ps[0];
-      if (Array.isArray(p.value)) { // scatter: [x, y, index]
-        return esc('#' + p.value[2]) + '<br>' + esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' +
-          esc(meta.y_name + ' ' + fmtNum(p.value[1]));
-      }
-      return esc(meta.x_name + ' ' + p.axisValueLabel) + '<br>' +
-        ps.map((q) => esc(q.seriesName) + ': <b>' + esc(fmtNum(Number(q.value))) + '</b>').join('<br>');
-    };
-  }
-
-  // pointTooltip names the model under a point of the evaluation chart:
-  // values are [x, y, label].
-  function pointTooltip(meta) {
-    const esc = echarts.format.encodeHTML;
-    return (p) => '<b>' + esc(String(p.value[2])) + '</b> · ' + esc(p.seriesName) + '<br>' +
-      esc(meta.x_name + ' ' + fmtNum(p.value[0])) + '<br>' + esc(meta.y_name + ' ' + (p.value[1] * 100).toFixed(1) + ' %');
-  }
-
-  function drawChart(box) {
-    if (!document.body.contains(box) || (charts.has(box.id) && charts.get(box.id).getDom() === box)) return;
-    const script = document.getElementById(box.dataset.chart);
-    if (!script) return;
-    const spec = JSON.parse(script.textContent);
-    const meta = spec.meta;
-    box.style.height = (meta.height || 300) + 'px';
-    const chart = echarts.init(box, null, { renderer: 'canvas' });
-    const opt = spec.option;
-    opt.tooltip = Object.assign({}, opt.tooltip, {
-      formatter: meta.kind === 'heatmap' ? heatTooltip(meta) : meta.kind === 'points' ? pointTooltip(meta) : xyTooltip(meta),
-    });
-    // The colour bar's handles print raw values: a log scale's bar runs in
-    // log10 units, and a formatter (a function) cannot travel in the JSON.
-    if (meta.kind === 'heatmap' && opt.visualMap) {
-      for (const vm of [].concat(opt.visualMap)) vm.formatter = (v) => fmtNum(meta.log ? Math.pow(10, v) : v);
-    }
-    chart.on('finished', () => { box.dataset.drawn = '1'; });
-    chart.setOption(opt);
-    if (meta.link_base && meta.names) {
-      chart.on('click', (p) => {
-        const name = p.value && meta.names[p.value[0] + ',' + p.value[1]];
-        if (!name) return;
-        const n = encodeURIComponent(name);
-        window.location.href = meta.link_base + n + '?' + (meta.link_query ? meta.link_query + '&' : '') + 'sel=' + n;
-      });
-    }
-    charts.set(box.id, chart);
-  }
-
-  // initCharts draws the first chart at once and each next one in its own
-  // task, so the first is on screen and clickable while the rest still draw.
-  function initCharts(root) {
-    if (!window.echarts) return;
-    for (const [id, c] of charts) { // charts swapped out by htmx
-      if (!document.body.contains(c.getDom())) { c.dispose(); charts.delete(id); }
-    }
-    const boxes = $$('[data-chart]', root);
-    const next = () => {
-      const box = boxes.shift();
-      if (!box) return;
-      drawChart(box);
-      if (boxes.length) setTimeout(next, 0);
-    };
-    next();
-  }
-
-  function downloadPNG(id) {
-    const c = charts.get(id);
-    if (!c) return;
-    const a = h('a', { href: c.getDataURL({ type: 'png', pixelRatio: 2, backgroundColor: '#fff' }), download: id + '.png' });
-    document.body.append(a);
-    a.click();
-    a.remove();
-  }
-
-  document.addEventListener('click', (e) => {
-    const b = e.target.closest('[data-png]');
-    if (b) downloadPNG(b.dataset.png);
-  });
-  window.addEventListener('resize', () => charts.forEach((c) => c.resize()));
-  document.addEventListener('htmx:afterSettle', () => initCharts(document));
-
-  // ------------------------------------------------------------- job page
-
-  const terminal = new Set(['done', 'failed', 'cancelled']);
-
-  function initJob() {
-    const box = $('[data-job]');
-    if (!box) return;
-    const field = (f) => $('[data-field="' + f + '"]', box);
-    if (terminal.has(field('status').textContent)) return;
-    const rate = new Rate();
-    const set = (f, t) => { const e = field(f); if (e) e.textContent = t; };
-
-    function update(a) {
-      set('status', a.status);
-      field('bar').value = Math.round((a.progress || 0) * 1000);
-      set('bytes', fmtBytes(a.bytes_done) + ' of ' + fmtBytes(a.bytes_total));
-      set('percent', ((a.progress || 0) * 100).toFixed(1) + ' %');
-      set('tensor', a.current_tensor || (a.status === 'queued' ? 'waiting for a worker' : ''));
-      if (a.status === 'running') {
-        rate.add(a.bytes_done);
-        const r = rate.perSecond();
-        set('rate', isFinite(r) ? fmtBytes(r) + '/s' : '–');
-        set('eta', isFinite(r) && r > 0 ? fmtDuration((a.bytes_total - a.bytes_done) / r) : '–');
-      }
-      // The server renders every end state (overview, error, cancelled).
-      if (terminal.has(a.status)) window.location.reload();
-    }
-
-    let polling = false;
-    function poll() {
-      if (polling) return;
-      polling = true;
-      const tick = () => fetch(box.dataset.state, { headers: { Accept: 'application/json' } })
-        .then((r) => r.json()).then((a) => { update(a); if (!terminal.has(a.status)) setTimeout(tick, 1000); })
-        .catch(() => setTimeout(tick, 3000));
-      tick();
-    }
-    if (!window.EventSource) { poll(); return; }
-    const es = new EventSource(box.dataset.events);
-    es.addEventListener('progress', (e) => update(JSON.parse(e.data)));
-    // EventSource reconnects by itself after a dropped connection; it gives up
-    // (CLOSED) only on an HTTP error, and then polling takes over.
-    es.addEventListener('error', () => { if (es.readyState === EventSource.CLOSED) poll(); });
-  }
-
-  // ------------------------------------------------------------ API forms
-
-  // <form data-api="METHOD URL"> is sent to the JSON API by fetch: its named
-  // fields as a JSON object (number inputs as numbers, the clicked submit
-  // button's name=value too), or, when it has a file input, that file as the
-  // body. Success reloads the page, which shows the change; an error goes in
-  // the form's [data-error]. Listening on document keeps forms that htmx
-  // swaps in working. data-confirm asks first.
-  document.addEventListener('submit', async (e) => {
-    const form = e.target.closest('form[data-api]');
-    if (!form) return;
-    e.preventDefault();
-    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
-    const sp = form.dataset.api.indexOf(' ');
-    const method = form.dataset.api.slice(0, sp);
-    const url = form.dataset.api.slice(sp + 1);
-    const errBox = $('[data-error]', form);
-    const show = (msg) => { if (errBox) { errBox.textContent = msg || ''; errBox.hidden = !msg; } };
-    const headers = { Accept: 'application/json' };
-    let body;
-    const file = $('input[type=file]', form);
-    if (file) {
-      if (!file.files.length) { show('Choose a file first.'); return; }
-      body = file.files[0];
-      headers['Content-Type'] = file.files[0].type || 'text/csv';
-    } else {
-      const o = {};
-      for (const el of form.elements) {
-        if (!el.name || el.disabled || el.type === 'submit') continue;
-        if (el.type === 'number') { if (el.value !== '') o[el.name] = Number(el.value); }
-        // data-list: a comma-separated field sent as a list (an analysis's tags).
-        else if ('list' in el.dataset) o[el.name] = el.value.split(',').map((t) => t.trim()).filter(Boolean);
-        else o[el.name] = el.value;
-      }
-      if (e.submitter && e.submitter.name) o[e.submitter.name] = e.submitter.value;
-      body = JSON.stringify(o);
-      headers['Content-Type'] = 'application/json';
-    }
-    const buttons = $$('button', form);
-    buttons.forEach((b) => { b.disabled = true; });
-    show('');
-    try {
-      const r = await fetch(url, { method, headers, body });
-      if (!r.ok) {
-        const d = await r.json().catch(() => ({}));
-        throw new Error(d.error || method + ' ' + url + ': HTTP ' + r.status);
-      }
-      window.location.reload();
-    } catch (err) {
-      show(err.message);
-      buttons.forEach((b) => { b.disabled = false; });
-    }
-  });
-
-  // <input data-filter="ID"> hides the rows of table #ID whose
-  // data-filter-text lacks a word typed (the server filters the same way with
-  // ?q=, for links and for pages without JavaScript).
-  document.addEventListener('input', (e) => {
-    const input = e.target.closest('input[data-filter]');
-    if (!input) return;
-    const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
-    let shown = 0;
-    for (const tr of $$('#' + input.dataset.filter + ' tbody tr')) {
-      const hay = tr.dataset.filterText || '';
-      tr.hidden = !words.every((w) => hay.includes(w));
-      if (!tr.hidden) shown++;
-    }
-    const empty = $('[data-filter-empty="' + input.dataset.filter + '"]');
-    if (empty) empty.hidden = shown > 0;
-  });
-
-  // [data-toggle="ID"] shows or hides the element with that id (a comment's
-  // edit form).
-  document.addEventListener('click', (e) => {
-    const b = e.target.closest('[data-toggle]');
-    if (!b) return;
-    const el = document.getElementById(b.dataset.toggle);
-    if (el) el.hidden = !el.hidden;
-  });
-
-  // ------------------------------------------------------- new analysis page
+  const ds = window.deltascope;
+  const { $, $$, h, fmtBytes, fmtDuration, Rate } = ds;
 
   const CHUNK = 8 << 20; // bytes per PATCH: small enough to resume cheaply
   const STATE_KEY = 'deltascope.new';
@@ -328,6 +43,8 @@
     const page = $('[data-new]');
     if (!page) return;
     const errorBox = $('[data-error]', page);
+    // Every URL comes from the page (web/urls.go).
+    const urls = page.dataset;
     const saved = (() => { try { return JSON.parse(localStorage.getItem(STATE_KEY)) || {}; } catch (e) { return {}; } })();
     // state survives a reload: chosen sources, rules, and the upload ids to
     // resume (a browser cannot keep the File itself; the user re-selects it).
@@ -337,20 +54,8 @@
     const fromLink = prefillFromQuery(state, new URLSearchParams(window.location.search));
     const save = () => localStorage.setItem(STATE_KEY, JSON.stringify(state));
 
-    function showError(msg) {
-      errorBox.textContent = msg || '';
-      errorBox.hidden = !msg;
-    }
-
-    async function api(method, url, body) {
-      const r = await fetch(url, {
-        method, headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const data = await r.json().catch(() => ({}));
-      if (!r.ok) throw new Error(data.error || (method + ' ' + url + ': HTTP ' + r.status));
-      return data;
-    }
+    const showError = (msg) => ds.showError(errorBox, msg);
+    const api = ds.fetchJSON;
 
     // ---- sources
     function renderSources(side) {
@@ -396,7 +101,7 @@
 
     // Uploads speak tus 1.0 through tus-js-client (vendored): chunks, retries
     // with backoff and resuming after a dropped connection are the library's.
-    const uploadURL = (id) => '/api/uploads/' + encodeURIComponent(id);
+    const uploadURL = (id) => urls.uploadsUrl + '/' + encodeURIComponent(id);
 
     // The server's reason from a failed tus request ("ERR_QUOTA: you hold …").
     function tusMessage(err) {
@@ -435,7 +140,7 @@
       };
       await new Promise((resolve, reject) => {
         const up = new tus.Upload(file, {
-          endpoint: '/api/uploads',
+          endpoint: urls.uploadsUrl,
           // An upload of this session a reload interrupted resumes where the
           // server is; one the server forgot is created afresh.
           uploadUrl: known && known.session === state.session ? uploadURL(known.id) : null,
@@ -515,7 +220,7 @@
       try {
         const q = new URLSearchParams({ root: String(root), path, limit: '100' });
         if (cursor) q.set('cursor', cursor);
-        data = await api('GET', '/api/files?' + q);
+        data = await api('GET', urls.filesUrl + '?' + q);
       } catch (err) {
         box.replaceChildren(h('p', { class: 'error', text: err.message }));
         return;
@@ -642,7 +347,7 @@
       showError('');
       out.replaceChildren(h('p', { text: 'Reading headers…' }));
       try {
-        const p = await api('POST', '/api/preview', request());
+        const p = await api('POST', urls.previewUrl, request());
         out.replaceChildren(
           h('h2', { text: 'Alignment preview' }),
           h('p', { 'data-testid': 'aligned', text: p.aligned + ' tensors align (' + p.base_tensors + ' in the base, ' + p.vla_tensors + ' in the VLA).' }),
@@ -663,7 +368,7 @@
       showError('');
       e.target.disabled = true;
       try {
-        const a = await api('POST', '/api/analyses', request());
+        const a = await api('POST', urls.analysesUrl, request());
         localStorage.removeItem(STATE_KEY); // the next analysis starts afresh
         // ... and so does this page if Back brings it from the cache.
         state.sources = { base: [], vla: [] };
@@ -671,7 +376,7 @@
         state.uploads = {};
         state.exact = false;
         state.geometry = {};
-        window.location.href = '/analyses/' + encodeURIComponent(a.id);
+        window.location.href = urls.analysisPrefix + encodeURIComponent(a.id);
       } catch (err) {
         showError(err.message);
         e.target.disabled = false;
@@ -713,29 +418,5 @@
     window.addEventListener('pageshow', (e) => { if (e.persisted) window.location.reload(); });
   }
 
-  // In accounts mode, show who is signed in and offer to sign out.
-  function initWhoami() {
-    const box = document.querySelector('[data-whoami]');
-    if (!box) return;
-    fetch(box.dataset.whoami, { headers: { Accept: 'application/json' } })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((me) => {
-        if (!me || me.auth !== 'accounts') return;
-        box.querySelector('[data-who-name]').textContent = me.name + ' (' + me.role + ')';
-        box.hidden = false;
-      })
-      .catch(() => {});
-  }
-
-  function init() {
-    initWhoami();
-    initCharts(document);
-    initJob();
-    initNew();
-    // Tests (and anything else) can wait for this before clicking: until now a
-    // form would submit without its handler.
-    document.documentElement.dataset.js = 'ready';
-  }
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
-  else init();
+  ds.onReady(initNew);
 })();
