@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/store"
 )
 
 func (s *Server) apiAnalysisCancel(w http.ResponseWriter, r *http.Request) {
@@ -12,6 +14,7 @@ func (s *Server) apiAnalysisCancel(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
+	s.recordAction(r, id, store.ActionCancelAnalysis, "")
 	a, err := s.db.Get(r.Context(), id)
 	if err != nil {
 		s.apiError(w, r, err)

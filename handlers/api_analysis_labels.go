@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/deltascope/deltascope/store"
 )
 
 // labelsRequest renames or retags an analysis; a field left out stays as it is.
@@ -28,5 +30,6 @@ func (s *Server) apiAnalysisLabels(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
+	s.recordAction(r, a.ID, store.ActionEditAnalysis, a.Name)
 	writeJSON(w, http.StatusOK, viewOf(a))
 }

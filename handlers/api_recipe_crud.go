@@ -144,6 +144,7 @@ func (s *Server) apiRecipeUpdate(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
+	s.recordAction(r, rec.AnalysisID, store.ActionEditRecipe, up.Name)
 	writeJSON(w, http.StatusOK, up)
 }
 
@@ -176,9 +177,14 @@ func (s *Server) apiRecipeDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !mayDeleteRecipe(r, rec) {
+		forbidden(w, "only the recipe's author or an admin may delete it")
+		return
+	}
 	if err := s.db.DeleteRecipe(r.Context(), rec.ID); err != nil {
 		s.apiError(w, r, err)
 		return
 	}
+	s.recordAction(r, rec.AnalysisID, store.ActionDeleteRecipe, rec.Name)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -58,6 +58,17 @@ func (s *Server) apiReviewSet(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeJSON(w, r, &in) {
 		return
 	}
+	if in.Status == store.ReviewApproved {
+		rec, err := s.db.GetRecipe(r.Context(), rid)
+		if err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+		if !mayApprove(r, rec) {
+			forbidden(w, "the author of a recipe may not approve it; a second reviewer must")
+			return
+		}
+	}
 	if _, err := s.db.SetReviewStatus(r.Context(), rid, in.Status, in.Note, actorID(r)); err != nil {
 		s.apiError(w, r, err)
 		return

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
 )
 
@@ -17,5 +18,6 @@ func (s *Server) pageAnalysisCancel(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
+	s.recordAction(r, id, store.ActionCancelAnalysis, "")
 	http.Redirect(w, r, web.AnalysisURL(id), http.StatusSeeOther)
 }

@@ -130,8 +130,11 @@ func TestBrowserTwoUsersReview(t *testing.T) {
 	s.user(t, "alice", store.RoleViewer)
 	bob := s.user(t, "bob", store.RoleEditor)
 	id := s.analyze(t, bob, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
+	// Carol writes the recipe; bob, a second reviewer, approves it below (an
+	// author may not approve their own recipe).
+	carol := s.user(t, "carol", store.RoleEditor)
 	var rec struct{ ID int64 }
-	json.Unmarshal([]byte(s.call(t, bob, "POST", "/api/analyses/"+id+"/recipes", "application/json",
+	json.Unmarshal([]byte(s.call(t, carol, "POST", "/api/analyses/"+id+"/recipes", "application/json",
 		`{"name": "pi05 light", "recipe": {"preset": "pi05-light"}}`, http.StatusCreated)), &rec)
 
 	// Alice, a viewer, opens a cell's view and comments on it.

@@ -27,6 +27,7 @@ type Activity struct {
 	Comment *Comment     `json:"comment,omitempty"`
 	Review  *RecipeEvent `json:"review,omitempty"`
 	Eval    *EvalResult  `json:"eval,omitempty"`
+	Action  *ActionEvent `json:"action,omitempty"` // actions.go
 }
 
 // RecipeEvent is a review event with the name of its recipe, for the feed.
@@ -95,7 +96,9 @@ func (db *DB) ActivityFeed(ctx context.Context, analysisID string, limit int) ([
 			e := &evals[i]
 			out = append(out, Activity{Kind: ActivityEval, At: e.CreatedAt, Author: e.Author, Eval: e})
 		}
-		return nil
+		actions, err := actionFeed(ctx, tx, analysisID, limit)
+		out = append(out, actions...)
+		return err
 	})
 	if err != nil {
 		return nil, wrapRecipe("activity feed", err)

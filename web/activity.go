@@ -54,6 +54,12 @@ func NewActivityView(id string, feed []store.Activity) ActivityView {
 				it.Link, it.LinkText = RecipeURL(id, *e.RecipeID), e.RecipeName
 			}
 			it.Text = "recorded " + Percent(e.SuccessRate) + " on " + e.Benchmark + " (" + strconv.FormatInt(e.Episodes, 10) + " episodes) for " + who
+
+		case a.Action != nil:
+			it.Text = a.Action.Action
+			if a.Action.Target != "" {
+				it.Text += " " + a.Action.Target
+			}
 		}
 		v.Items = append(v.Items, it)
 	}
