@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,5 +139,43 @@ func TestHubAnalyzeMatchesLocal(t *testing.T) {
 	code, _, stderr = run(t, "inspect", "hf://lab/pi05/base")
 	if code == 0 || !strings.Contains(stderr, "hf://lab/pi05/base: the Hub refused access (gated or private); set HF_TOKEN") {
 		t.Errorf("gated without a token: %d %q", code, stderr)
+	}
+}
+
+// TestServeRemoteRoots: a server started with --root s3://BUCKET/PREFIX and
+// --root hf://ORG previews and analyses remote sources under them (the
+// preview from headers only), and refuses remote sources outside them.
+func TestServeRemoteRoots(t *testing.T) {
+	s := s3test.Start(t)
+	s.MakeBucket(t, "models")
+	s.PutDir(t, "models", "pi05/base", testfixtures.Path("pi05", "base"))
+	s.PutDir(t, "models", "pi05/vla", testfixtures.Path("pi05", "vla"))
+	s.PutDir(t, "models", "other/vla", testfixtures.Path("pi05", "vla"))
+	h := hubtest.Start(t)
+	h.Commit(t, "lab/pi05", "main", false, hubtest.Dir(t, "vla", testfixtures.Path("pi05", "vla")))
+	srv := startServer(t, "--data", t.TempDir(), "--root", "s3://models/pi05", "--root", "hf://lab")
+	body := `{"base": ["s3://models/pi05/base"], "vla": ["hf://lab/pi05/vla/model.safetensors"]}`
+	pv := srv.post(t, "/api/preview", body)
+	if pv["aligned"] != float64(68) || pv["base_tensors"] != float64(68) {
+		t.Fatalf("preview of remote sources: %v", pv)
+	}
+	id, _ := srv.post(t, "/api/analyses", body)["id"].(string)
+	a := srv.waitFor(t, id, "done", func(a map[string]any) bool { return a["status"] == "done" || a["status"] == "failed" })
+	if a["status"] != "done" {
+		t.Fatalf("remote analysis: %v", a)
+	}
+	for _, bad := range []string{
+		`{"base": ["s3://models/other/vla/model.safetensors"], "vla": ["hf://lab/pi05/vla/model.safetensors"]}`,
+		`{"base": ["s3://models/pi05/base"], "vla": ["hf://elsewhere/pi05/vla/model.safetensors"]}`,
+	} {
+		resp, err := http.Post(srv.url+"/api/preview", "application/json", strings.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(msg), "outside the allowed sources") {
+			t.Errorf("%s: %d %s; want 403 outside the allowed sources", bad, resp.StatusCode, msg)
+		}
 	}
 }

@@ -35,10 +35,9 @@ var errRemoteNotFound = errors.New("not found")
 
 // remoteObject is one object as a backend describes it.
 type remoteObject struct {
-	key   string // inside the backend's bucket or repository, slash-separated
-	size  int64
-	etag  string // the version read; reads check it did not change
-	mtime time.Time
+	key  string // inside the backend's bucket or repository, slash-separated
+	size int64
+	etag string // the version read; reads check it did not change
 }
 
 // remoteBackend reads objects of one bucket (S3) or one pinned repository
@@ -256,12 +255,9 @@ func (r remoteFolder) openFile(s *Source, obj remoteObject, lim Limits) error {
 	s.closers = append(s.closers, f)
 	// The identity a cache needs without reading the object: its key, size and
 	// ETag (which changes with the content), in the fields a local file fills
-	// with its inode and hashed edges.
-	fi := FileInfo{Path: display, Size: obj.size, HeadSHA: "etag:" + obj.etag}
-	if !obj.mtime.IsZero() {
-		fi.ModTimeNs = obj.mtime.UnixNano()
-	}
-	s.Files = append(s.Files, fi)
+	// with its inode and hashed edges. No modification time: the same bytes
+	// uploaded again keep their ETag and are the same checkpoint.
+	s.Files = append(s.Files, FileInfo{Path: display, Size: obj.size, HeadSHA: "etag:" + obj.etag})
 	if s.filesOnly {
 		return nil
 	}

@@ -85,7 +85,7 @@ func (b *s3Backend) stat(ctx context.Context, key string) (remoteObject, error) 
 	if err != nil {
 		return remoteObject{}, err
 	}
-	return remoteObject{key: key, size: info.Size, etag: info.ETag, mtime: info.LastModified}, nil
+	return remoteObject{key: key, size: info.Size, etag: info.ETag}, nil
 }
 
 func (b *s3Backend) list(ctx context.Context, prefix string, max int) ([]string, error) {
