@@ -165,11 +165,12 @@ type Options struct {
 	// analysed before, at a fraction of the cost. Such a source has no tensors.
 	FilesOnly bool
 	// Map maps safetensors files into memory (Linux), so the engine reads
-	// tensors in place instead of copying them with pread. Off by default:
-	// measured on the 2-core VM deltascope is benchmarked on, reading through a
-	// user mapping of the page cache costs ~5× the CPU of pread's copy (2.2 GB:
-	// 1.1 s vs 0.3 s), the analysis of the TinyLlama pair went from 0.7 s to
-	// 2.5 s. It may win on bare metal; tests check both paths agree.
+	// tensors in place instead of copying them with pread. The analysis callers
+	// (analyze, the job runner) set it; readers other than the engine ignore it.
+	// Measured on the 2-core VM (Linux 6.18, whose page cache holds large folios
+	// that a fault maps at once), the TinyLlama pair took 15 % less CPU mapped
+	// than with pread's copy (median of 8: 1.7 s vs 2.0 s). On an older kernel
+	// mapping cost ~5× the CPU of the copy; tests check both paths agree.
 	Map bool
 	// HeaderWait is how long opening waits for one of the HeaderSlots before
 	// failing with ErrBusy; 0 waits as long as it takes. The server sets it
