@@ -7,9 +7,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
-	"github.com/deltascope/deltascope/web/viz"
 )
 
 // recipeParams resolves a saved recipe against its analysis for its
@@ -48,53 +48,39 @@ func (s *Server) pageRecipeReview(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	p := web.RecipeReviewPage{Analysis: a, Recipe: rec, ComposeURL: web.ComposeURL(id, rid)}
-	p.Params, p.ParamsNote = "–", ""
+	in := web.RecipeReviewInput{Analysis: a, Recipe: rec, Editor: isEditor(r)}
 	if a.Status == store.StatusDone {
 		before, after, err := s.recipeParams(r, rec)
 		var re *recipeError
 		switch {
 		case err == nil:
-			p.Params = viz.FormatCount(before) + " → " + viz.FormatCount(after) + " (−" + web.Percent(float64(before-after)/float64(max(before, 1))) + ")"
+			in.Params = &prune.Count{Before: before, After: after}
 		case errors.As(err, &re):
-			p.ParamsNote = "This recipe does not resolve against the analysis: " + re.Error()
+			in.Unresolved = re
 		default:
 			s.pageError(w, r, err)
 			return
 		}
 	}
-	hist, err := s.db.ReviewHistory(ctx, rid)
-	if err != nil {
+	if in.Evals, err = s.db.ListEvalResults(ctx, id, store.EvalFilter{RecipeID: &rid}); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	p.Review = web.NewReviewPanel(rec, hist, isEditor(r))
-	evals, err := s.db.ListEvalResults(ctx, id, store.EvalFilter{RecipeID: &rid})
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	p.Evals = web.EvalsTable(id, evals, web.RecipeURL(id, rid))
 	if wantsTable(r) {
-		writeTable(w, r, id+"-recipe-"+strconv.FormatInt(rid, 10), []web.Table{p.Evals})
+		writeTable(w, r, id+"-recipe-"+strconv.FormatInt(rid, 10), []web.Table{web.EvalsTable(id, in.Evals, web.RecipeURL(id, rid))})
 		return
 	}
-	if isEditor(r) {
-		p.EvalForm = &web.EvalForm{PostURL: web.RecipeEvalsAPIURL(rid)}
-	}
-	others, err := s.db.ListRecipes(ctx, id)
-	if err != nil {
+	if in.History, err = s.db.ReviewHistory(ctx, rid); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	for _, o := range others {
-		if o.ID != rid {
-			p.Others = append(p.Others, web.Choice{Value: strconv.FormatInt(o.ID, 10), Label: o.Name})
-		}
-	}
-	if p.Comments, err = s.commentThread(r, id, store.TargetRecipe, strconv.FormatInt(rid, 10), "Comments on this recipe"); err != nil {
+	if in.Saved, err = s.db.ListRecipes(ctx, id); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, web.RecipeReview(p))
+	if in.Comments, err = s.commentThread(r, id, store.TargetRecipe, strconv.FormatInt(rid, 10), "Comments on this recipe"); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, web.RecipeReview(web.NewRecipeReviewPage(in)))
 }

@@ -3,7 +3,9 @@ package web
 import (
 	"strconv"
 
+	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web/viz"
 )
 
 // RecipeReviewPage is a saved recipe's review page: its status with history,
@@ -22,6 +24,44 @@ type RecipeReviewPage struct {
 	// Others are the analysis's other recipes, to compare with.
 	Others     []Choice
 	ComposeURL string
+}
+
+// RecipeReviewInput is what a handler fetched for a recipe's review page.
+type RecipeReviewInput struct {
+	Analysis *store.Analysis
+	Recipe   *store.Recipe
+	// Params are the recipe's parameter counts; nil before the analysis is
+	// done, or when the recipe no longer resolves (Unresolved says why).
+	Params     *prune.Count
+	Unresolved error
+	History    []store.ReviewEvent
+	Evals      []store.EvalResult
+	Saved      []store.Recipe // the analysis's saved recipes, this one included
+	Comments   CommentThread
+	Editor     bool // may review and add results
+}
+
+// NewRecipeReviewPage builds a saved recipe's review page.
+func NewRecipeReviewPage(in RecipeReviewInput) RecipeReviewPage {
+	id, rid := in.Analysis.ID, in.Recipe.ID
+	p := RecipeReviewPage{Analysis: in.Analysis, Recipe: in.Recipe, ComposeURL: ComposeURL(id, rid), Params: "–",
+		Review: NewReviewPanel(in.Recipe, in.History, in.Editor), Evals: EvalsTable(id, in.Evals, RecipeURL(id, rid)), Comments: in.Comments}
+	switch {
+	case in.Params != nil:
+		before, after := in.Params.Before, in.Params.After
+		p.Params = viz.FormatCount(before) + " → " + viz.FormatCount(after) + " (−" + Percent(float64(before-after)/float64(max(before, 1))) + ")"
+	case in.Unresolved != nil:
+		p.ParamsNote = "This recipe does not resolve against the analysis: " + in.Unresolved.Error()
+	}
+	if in.Editor {
+		p.EvalForm = &EvalForm{PostURL: RecipeEvalsAPIURL(rid)}
+	}
+	for _, o := range in.Saved {
+		if o.ID != rid {
+			p.Others = append(p.Others, Choice{Value: strconv.FormatInt(o.ID, 10), Label: o.Name})
+		}
+	}
+	return p
 }
 
 // Choice is one option of a select.
