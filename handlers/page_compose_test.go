@@ -139,6 +139,25 @@ func TestComposerInBrowser(t *testing.T) {
 		document.getElementById('chart-layers').dataset.drawn === '1'`)); err != nil {
 		t.Fatalf("charts not drawn: %v", err)
 	}
+	// The unit map is the server's chart (web/viz) of the module the picker
+	// names; another choice is drawn from a new answer.
+	mods, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelector('[data-testid="mask-module"]').options).map((o) => o.value)`))
+	if err != nil || len(mods) < 2 {
+		t.Fatalf("mask modules %v (%v): want the preset's modules", mods, err)
+	}
+	maskOf := `(() => { const el = document.getElementById('chart-mask'); const c = el.dataset.drawn === '1' && echarts.getInstanceByDom(el);
+		const s = c && c.getOption().series[0]; return s && s.data.length > 0 ? s.name : ''; })()`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](maskOf+` === 'Pruned units of `+mods[0]+`'`)); err != nil {
+		t.Fatalf("mask chart of %s: %v", mods[0], err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const s = document.querySelector('[data-testid="mask-module"]');
+		s.value = '`+mods[1]+`'; s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](maskOf+` === 'Pruned units of `+mods[1]+`'`)); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](maskOf))
+		t.Fatalf("mask chart after choosing %s shows %q: %v", mods[1], got, err)
+	}
 
 	// The page's own recipe: every export form posts it.
 	type dl struct {
