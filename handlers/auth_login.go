@@ -1,8 +1,9 @@
 package handlers
 
 import (
+	"bytes"
+	"context"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,8 +11,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web"
 )
 
 // authRoutes registers the login page and logout. They are public (see
@@ -26,13 +27,8 @@ func (s *Server) authRoutes(r chi.Router) {
 // maxLoginForm bounds the login form body: a name, a password and a path.
 const maxLoginForm = 16 << 10
 
-type loginView struct {
-	Message string
-	Name    string
-	Next    string
-	// Warning says why signing in cannot work from here (cookieWarning).
-	Warning string
-}
+// loginView is the page's view model, built in web (web.LoginView).
+type loginView = web.LoginView
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
@@ -146,40 +142,17 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// renderLogin draws web.LoginPage. It needs nothing of the request, so it
+// renders with a background context; into a buffer, so a failure is a clean
+// 500 rather than half a page.
 func renderLogin(w http.ResponseWriter, code int, v loginView) {
+	var buf bytes.Buffer
+	if err := web.LoginPage(v).Render(context.Background(), &buf); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	loginTemplate.Execute(w, v)
+	w.Write(buf.Bytes())
 }
-
-// loginTemplate is standalone (the dashboard's layout needs a login to see):
-// no inline script or style, so it works under the strict CSP. Its style sheet
-// is assets/login.css, served like every asset at its checksum URL.
-var loginTemplate = template.Must(template.New("login").Funcs(template.FuncMap{"asset": assets.URL}).Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · deltascope</title>
-<link rel="stylesheet" href="{{asset "login.css"}}">
-</head>
-<body>
-<main class="login">
-<h1>deltascope</h1>
-<p class="lede">Sign in to review divergence maps and pruning recipes.</p>
-{{if .Warning}}<p class="message" role="alert" data-testid="cookie-warning">{{.Warning}}</p>{{end}}
-{{if .Message}}<p class="message" role="alert">{{.Message}}</p>{{end}}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{{.Next}}">
-<label for="name">User name</label>
-<input id="name" name="name" autocomplete="username" required autofocus value="{{.Name}}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
-</form>
-<p class="hint">No account yet? An admin creates one with <code>deltascope user add NAME --role viewer</code>.</p>
-</main>
-</body>
-</html>
-`))
