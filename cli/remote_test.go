@@ -179,3 +179,29 @@ func TestServeRemoteRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestS3Mask: mask takes s3:// sources; the recipe export needs no local file,
+// a masked copy says it needs the files on disk.
+func TestS3Mask(t *testing.T) {
+	s := s3test.Start(t)
+	s.MakeBucket(t, "models")
+	s.PutDir(t, "models", "pi05/base", testfixtures.Path("pi05", "base"))
+	s.PutDir(t, "models", "pi05/vla", testfixtures.Path("pi05", "vla"))
+	out := filepath.Join(t.TempDir(), "indices.json")
+	localOut := filepath.Join(t.TempDir(), "indices.json")
+	if code, _, stderr := run(t, "mask", "--base", "s3://models/pi05/base", "--vla", "s3://models/pi05/vla/model.safetensors", "--preset", "pi05-moderate", "--export", "indices", "--out", out); code != 0 {
+		t.Fatalf("mask over s3://: %s", stderr)
+	}
+	if code, _, stderr := run(t, "mask", "--base", testfixtures.Path("pi05", "base"), "--vla", testfixtures.Path("pi05", "vla", "model.safetensors"), "--preset", "pi05-moderate", "--export", "indices", "--out", localOut); code != 0 {
+		t.Fatalf("mask: %s", stderr)
+	}
+	a, _ := os.ReadFile(out)
+	b, _ := os.ReadFile(localOut)
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("mask indices over s3:// differ from the local run's")
+	}
+	code, _, stderr := run(t, "mask", "--base", "s3://models/pi05/base", "--vla", "s3://models/pi05/vla/model.safetensors", "--preset", "pi05-moderate", "--export", "masked", "--out", filepath.Join(t.TempDir(), "masked"))
+	if code == 0 || !strings.Contains(stderr, "s3://models/pi05/vla/model.safetensors: masked and sliced exports copy the checkpoint's files and need them on disk") {
+		t.Errorf("masked export of an s3:// VLA: %d %q", code, stderr)
+	}
+}

@@ -116,6 +116,9 @@ func checkExportable(m *Mask, vla *checkpoint.Side, sliced bool) error {
 		return err
 	}
 	for _, src := range vla.Sources {
+		if checkpoint.IsRemote(src.Path) { // the copy reopens the files by path
+			return tensor.Errorf(src.Path, "masked and sliced exports copy the checkpoint's files and need them on disk; download it first, or export masks or indices")
+		}
 		if src.Format == checkpoint.FormatTorchZip {
 			return tensor.Errorf(src.Path, "masked and sliced exports copy safetensors files; this VLA source is a torch pickle (convert it to safetensors first, or export masks or indices)")
 		}
