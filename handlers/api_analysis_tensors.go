@@ -25,6 +25,10 @@ func (s *Server) apiAnalysisTensors(w http.ResponseWriter, r *http.Request) {
 		f.Layer = &n
 	}
 	id := chi.URLParam(r, "id")
+	if f.WithArrays {
+		s.streamTensors(w, r, id, f, f.Component == "" && f.Kind == "" && f.Layer == nil)
+		return
+	}
 	ts, err := s.db.Tensors(r.Context(), id, f)
 	if err != nil {
 		s.apiError(w, r, err)

@@ -53,6 +53,9 @@ type Guard struct {
 	// reading before it is cut off.
 	MaxExports, MaxExportsPerUser int
 	ExportWait, ExportStall       time.Duration
+	// MaxHeavyReads bounds the tensor listings with rows (?rows=1, megabytes
+	// each) sent at once; they wait ExportWait for a turn, then get 429.
+	MaxHeavyReads int
 }
 
 // DefaultGuard holds the defaults: generous for a lab, small enough that one
@@ -74,12 +77,14 @@ var DefaultGuard = Guard{
 	MaxExportsPerUser:     1,
 	ExportWait:            2 * time.Second,
 	ExportStall:           30 * time.Second,
+	MaxHeavyReads:         4,
 }
 
 func (g *Guard) fillDefaults() {
 	d := DefaultGuard
 	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}, {&g.MaxUploadsPerUser, &d.MaxUploadsPerUser},
-		{&g.MaxExports, &d.MaxExports}, {&g.MaxExportsPerUser, &d.MaxExportsPerUser}} {
+		{&g.MaxExports, &d.MaxExports}, {&g.MaxExportsPerUser, &d.MaxExportsPerUser},
+		{&g.MaxHeavyReads, &d.MaxHeavyReads}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}

@@ -55,6 +55,8 @@ type Server struct {
 	recipes *recipeState // the composer's result cache
 	// exportSlots bound checkpoint exports, globally and per user.
 	exportSlots *exportSlots
+	// heavyReads bound the tensor listings with rows streamed at once.
+	heavyReads heavySlots
 }
 
 // New makes a Server.
@@ -88,6 +90,7 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
 	s.exportSlots = newExportSlots(s.guard.g)
+	s.heavyReads = make(heavySlots, s.guard.g.MaxHeavyReads)
 	if up, err := s.newUploadsTus(); err != nil {
 		s.log.Error("uploads disabled", "err", err)
 	} else {

@@ -76,6 +76,43 @@ func (db *DB) Tensors(ctx context.Context, id string, f TensorFilter) ([]analysi
 }
 
 func queryTensors(ctx context.Context, tx *sql.Tx, where, order string, withArrays bool, args []any) ([]analysis.TensorStats, error) {
+	out := []analysis.TensorStats{}
+	err := scanTensors(ctx, tx, where, order, withArrays, args, func(t *analysis.TensorStats) error {
+		out = append(out, *t)
+		return nil
+	})
+	return out, err
+}
+
+// EachTensor calls fn with each tensor of Tensors' answer in turn, holding
+// one in memory at a time: a 7B analysis's rows and columns are 17 MB as JSON,
+// and a handler streaming them must not hold them all (issue 14). fn must not
+// keep t's arrays past its return.
+func (db *DB) EachTensor(ctx context.Context, id string, f TensorFilter, fn func(t *analysis.TensorStats) error) error {
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		owner, err := dataOwner(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		where, args := []string{"t.analysis_id = ?"}, []any{owner}
+		if f.Component != "" {
+			where, args = append(where, "t.component = ?"), append(args, f.Component)
+		}
+		if f.Kind != "" {
+			where, args = append(where, "t.kind = ?"), append(args, f.Kind)
+		}
+		if f.Layer != nil {
+			where, args = append(where, "t.layer = ?"), append(args, *f.Layer)
+		}
+		return scanTensors(ctx, tx, strings.Join(where, " AND "), "t.component, t.layer, t.kind, t.vla", f.WithArrays, args, fn)
+	})
+	if err != nil {
+		return wrapRead(id, err)
+	}
+	return nil
+}
+
+func scanTensors(ctx context.Context, tx *sql.Tx, where, order string, withArrays bool, args []any, fn func(*analysis.TensorStats) error) error {
 	cols := `t.base, t.vla, t.component, t.layer, t.kind, t.of, t.rule, t.dtype_base, t.dtype_vla, t.shape_base, t.shape_vla,
 		t.fro_base, t.fro_vla, t.fro_delta, t.rel_delta, t.cosine, t.max_abs_delta, t.mean_abs_delta, t.changed_fraction,
 		t.numel_compared, t.overlap, t.nonfinite_base, t.nonfinite_vla, t.numeric`
@@ -86,10 +123,9 @@ func queryTensors(ctx context.Context, tx *sql.Tx, where, order string, withArra
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+cols+` FROM `+from+` WHERE `+where+` ORDER BY `+order, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := []analysis.TensorStats{}
 	for rows.Next() {
 		var t analysis.TensorStats
 		var shapeBase, shapeVLA string
@@ -104,13 +140,13 @@ func queryTensors(ctx context.Context, tx *sql.Tx, where, order string, withArra
 			dest = append(dest, &blobs[0], &blobs[1], &blobs[2], &blobs[3])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, err
+			return err
 		}
 		if err := json.Unmarshal([]byte(shapeBase), &t.ShapeBase); err != nil {
-			return nil, fmt.Errorf("tensor %s: shape_base: %w", t.VLA, err)
+			return fmt.Errorf("tensor %s: shape_base: %w", t.VLA, err)
 		}
 		if err := json.Unmarshal([]byte(shapeVLA), &t.ShapeVLA); err != nil {
-			return nil, fmt.Errorf("tensor %s: shape_vla: %w", t.VLA, err)
+			return fmt.Errorf("tensor %s: shape_vla: %w", t.VLA, err)
 		}
 		t.FroBase, t.FroVLA, t.FroDelta, t.RelDelta = numOf(nums[0]), numOf(nums[1]), numOf(nums[2]), numOf(nums[3])
 		t.Cosine, t.MaxAbsDelta, t.MeanAbsDelta, t.ChangedFraction = numOf(nums[4]), numOf(nums[5]), numOf(nums[6]), numOf(nums[7])
@@ -118,13 +154,15 @@ func queryTensors(ctx context.Context, tx *sql.Tx, where, order string, withArra
 			arrays := []*[]float32{&t.RowDelta, &t.ColDelta, &t.RowBase, &t.ColBase}
 			for i, b := range blobs {
 				if *arrays[i], err = decodeF32(b); err != nil {
-					return nil, fmt.Errorf("tensor %s: %w", t.VLA, err)
+					return fmt.Errorf("tensor %s: %w", t.VLA, err)
 				}
 			}
 		}
-		out = append(out, t)
+		if err := fn(&t); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // Units returns the unit scores of a done analysis, in the engine's order
