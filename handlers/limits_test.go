@@ -87,8 +87,17 @@ func TestConcurrentUploadLimits(t *testing.T) {
 				first <- resp.StatusCode
 			}()
 			send.Write([]byte("0123456789"))
-			// Poll with a harmless request (a wrong offset answers 409) until the
-			// first chunk holds its slot.
+			// The first chunk holds its slot once its bytes reach the file; a
+			// request sent before that could take the slot first.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if info, err := os.Stat(filepath.Join(s.srv.tusDir(), a["id"].(string))); err == nil && info.Size() == 10 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the first chunk's bytes never reached the file")
+				}
+			}
+			// A harmless request (a wrong offset answers 409) while it is received.
 			var code int
 			var msg string
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
