@@ -69,6 +69,10 @@ func (t *Tensor) ReadAt(p []byte, off int64) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
+	// A remote object's reader already says what went wrong, about this file.
+	if te, ok := errors.AsType[*tensor.Error](err); ok && te.Path == t.File {
+		return &tensor.Error{Path: t.File, Tensor: t.Name, Msg: "reading data: " + te.Msg}
+	}
 	return &tensor.Error{Path: t.File, Tensor: t.Name, Msg: fmt.Sprintf("reading data: %v (was the file truncated after opening?)", err)}
 }
 

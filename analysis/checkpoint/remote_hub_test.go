@@ -138,3 +138,44 @@ func TestHubRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestHubTransientAndShort: transient CDN failures (503) are retried with
+// backoff and the read succeeds; a file served shorter than the Hub announced
+// is a clear error naming it, never a silent short read.
+func TestHubTransientAndShort(t *testing.T) {
+	h, _ := hubFixtures(t)
+	src, err := OpenSource("hf://lab/pi05/vla/model.safetensors", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	local, err := OpenSource(testfixtures.Path("pi05", "vla", "model.safetensors"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	h.FailRanges.Store(remoteRetries - 1)
+	tn := &src.Tensors[0]
+	got, want := make([]byte, tn.Size), make([]byte, tn.Size)
+	if err := tn.ReadAt(got, 0); err != nil {
+		t.Fatalf("read through %d transient failures: %v", remoteRetries-1, err)
+	}
+	if err := local.Tensors[0].ReadAt(want, 0); err != nil || string(got) != string(want) {
+		t.Fatalf("bytes after retries differ (%v)", err)
+	}
+	if n := h.FailRanges.Load(); n != 0 {
+		t.Errorf("%d injected failures left: the reader did not retry", n)
+	}
+	// A second source, opened before the mirror broke, has fetched its header only.
+	src2, err := OpenSource("hf://lab/pi05/vla/model.safetensors", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src2.Close()
+	h.CutBlobs.Store(10)
+	tn = &src2.Tensors[0]
+	err = tn.ReadAt(make([]byte, tn.Size), 0)
+	if err == nil || !strings.Contains(err.Error(), "hf://lab/pi05@") || !strings.Contains(err.Error(), "vla/model.safetensors") || !strings.Contains(err.Error(), "Content-Range") {
+		t.Fatalf("read of a short file: %v; want an error naming it", err)
+	}
+}

@@ -237,3 +237,48 @@ func TestS3Cancel(t *testing.T) {
 		t.Fatalf("read after cancel: %v", err)
 	}
 }
+
+// flakyTransport answers the first fail ranged GETs with the 503 SlowDown a
+// busy S3 store sends, then passes requests to the real server.
+type flakyTransport struct{ fail atomic.Int64 }
+
+func (f *flakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Range") != "" && f.fail.Add(-1) >= 0 {
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestS3Transient: a store that throttles (503 SlowDown) is retried with
+// backoff until it answers; one that keeps failing is an error naming the object.
+func TestS3Transient(t *testing.T) {
+	s3Fixtures(t)
+	flaky := &flakyTransport{}
+	remoteTransport = flaky
+	t.Cleanup(func() { remoteTransport = nil })
+	flaky.fail.Store(2)
+	src, err := OpenSource("s3://models/pi05/vla/model.safetensors", Options{})
+	if err != nil {
+		t.Fatalf("open through 2 throttled answers: %v", err)
+	}
+	defer src.Close()
+	if n := flaky.fail.Load(); n > 0 {
+		t.Fatalf("%d throttled answers left: not retried", n)
+	}
+	src2, err := OpenSource("s3://models/pi05/vla/model.safetensors", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src2.Close()
+	flaky.fail.Store(1000)
+	tn := &src2.Tensors[0]
+	err = tn.ReadAt(make([]byte, tn.Size), 0)
+	if err == nil || !strings.Contains(err.Error(), "s3://models/pi05/vla/model.safetensors") || !strings.Contains(err.Error(), "reduce your request rate") {
+		t.Fatalf("read from a store that keeps throttling: %v", err)
+	}
+	if used := 1000 - flaky.fail.Load(); used != remoteRetries {
+		t.Errorf("%d attempts; want %d", used, remoteRetries)
+	}
+}

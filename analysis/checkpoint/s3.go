@@ -62,7 +62,9 @@ func newS3Backend(p string) (remoteBackend, string, error) {
 		&credentials.FileAWSCredentials{},
 		&credentials.IAM{Client: &http.Client{Transport: http.DefaultTransport}},
 	})
-	opts := &minio.Options{Creds: creds, Secure: secure, Region: region, BucketLookup: lookup}
+	// MaxRetries 1: withRetry is the one retry policy (minio's own ten,
+	// multiplied by ours, would keep a dead store's reader waiting minutes).
+	opts := &minio.Options{Creds: creds, Secure: secure, Region: region, BucketLookup: lookup, MaxRetries: 1}
 	if remoteTransport != nil {
 		opts.Transport = remoteTransport
 	}

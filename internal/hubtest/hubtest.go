@@ -39,6 +39,10 @@ type Hub struct {
 	// CDNRanges counts the ranged GETs the CDN served; HubGets the GETs of
 	// file contents served by the Hub itself (small files).
 	CDNRanges, HubGets atomic.Int64
+	// FailRanges makes the CDN answer that many ranged GETs with 503 (a
+	// transient failure a reader should retry); CutBlobs makes it serve every
+	// file short by that many bytes (a broken mirror).
+	FailRanges, CutBlobs atomic.Int64
 
 	mu    sync.Mutex
 	repos map[string]*repo
@@ -233,6 +237,14 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Header.Get("Range") != "" {
 		h.CDNRanges.Add(1)
+		if h.FailRanges.Add(-1) >= 0 {
+			http.Error(w, "SlowDown", http.StatusServiceUnavailable)
+			return
+		}
+		h.FailRanges.Store(0)
+	}
+	if cut := int(h.CutBlobs.Load()); cut > 0 {
+		data = data[:max(0, len(data)-cut)]
 	}
 	w.Header().Set("ETag", `"`+oid+`"`)
 	http.ServeContent(w, r, oid, time.Time{}, bytes.NewReader(data))
