@@ -41,7 +41,7 @@ func TestExportSlotsAndStalledReaders(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const wait, stall = 300 * time.Millisecond, time.Second
 	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log,
-		Guard: Guard{ExportWait: wait, ExportStall: stall}})
+		Guard: Guard{MaxExports: 2, MaxExportsPerUser: 1, ExportWait: wait, ExportStall: stall}})
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config = srv.HTTPServer(srv.Routes())
 	ts.Start()

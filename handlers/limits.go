@@ -73,8 +73,8 @@ var DefaultGuard = Guard{
 	UploadKeep:            30 * 24 * time.Hour,
 	MaxUploadsPerUser:     200,
 	MaxUploadBytesPerUser: 1 << 40,
-	MaxExports:            2,
-	MaxExportsPerUser:     1,
+	MaxExports:            4, // streamed: an 8 MiB block and a 1 MiB buffer each
+	MaxExportsPerUser:     2,
 	ExportWait:            2 * time.Second,
 	ExportStall:           30 * time.Second,
 	MaxHeavyReads:         4,
