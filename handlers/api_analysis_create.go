@@ -108,6 +108,7 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.Analysis, bool) {
 	opt := s.openOptions()
 	opt.FilesOnly = true
+	opt.Context = r.Context() // remote sources: a client that leaves stops the lookups
 	base, err := checkpoint.OpenSide(req.Base, opt)
 	if err != nil {
 		return nil, false
@@ -125,12 +126,14 @@ func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.
 // openRequestSides opens both sides of a request (headers only), answering the
 // error itself: 403 outside the roots, 400 for a malformed file.
 func (s *Server) openRequestSides(w http.ResponseWriter, r *http.Request, req createAnalysisRequest) (base, vla *checkpoint.Side, ok bool) {
-	base, err := checkpoint.OpenSide(req.Base, s.openOptions())
+	opt := s.openOptions()
+	opt.Context = r.Context() // remote sources: a client that leaves stops the header reads
+	base, err := checkpoint.OpenSide(req.Base, opt)
 	if err != nil {
 		s.apiError(w, r, err)
 		return nil, nil, false
 	}
-	vla, err = checkpoint.OpenSide(req.VLA, s.openOptions())
+	vla, err = checkpoint.OpenSide(req.VLA, opt)
 	if err != nil {
 		base.Close()
 		s.apiError(w, r, err)
