@@ -179,7 +179,7 @@ func requiredRole(r *http.Request) (store.Role, bool) {
 	switch {
 	case publicPaths[p]:
 		return "", false
-	case p == "/api/users" || strings.HasPrefix(p, "/api/users/"):
+	case p == "/api/users" || strings.HasPrefix(p, "/api/users/"), p == "/admin" || strings.HasPrefix(p, "/admin/"):
 		return store.RoleAdmin, true
 	case isSafeMethod(r.Method) || viewerWrites(r):
 		return store.RoleViewer, true

@@ -158,7 +158,7 @@ func wantRole(method, path string) store.Role {
 	switch {
 	case map[string]bool{"/login": true, "/logout": true, "/healthz": true, "/readyz": true}[path]:
 		return ""
-	case strings.HasPrefix(path, "/api/users"):
+	case strings.HasPrefix(path, "/api/users"), strings.HasPrefix(path, "/admin/"):
 		return store.RoleAdmin
 	case method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions:
 		return store.RoleViewer

@@ -24,6 +24,7 @@ func (s *Server) Routes() http.Handler {
 	s.pageRoutes(r)
 	s.composeRoutes(r)
 	s.reviewPageRoutes(r)
+	s.adminRoutes(r) // page_admin.go: accounts and API tokens
 
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/analyses", s.apiAnalysisList)

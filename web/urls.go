@@ -230,3 +230,22 @@ func with(q url.Values, kv ...string) url.Values {
 	}
 	return out
 }
+
+// AdminUsersURL is the admin's page of accounts and API tokens.
+func AdminUsersURL() string { return "/admin/users" }
+
+// AdminUnlockURL lifts an account's login lock-out (POST).
+func AdminUnlockURL(name string) string { return adminUserURL(name) + "/unlock" }
+
+// AdminTokensURL creates a token for an account (POST).
+func AdminTokensURL(name string) string { return adminUserURL(name) + "/tokens" }
+
+// AdminRevokeAllURL revokes all of an account's tokens (POST).
+func AdminRevokeAllURL(name string) string { return adminUserURL(name) + "/tokens/revoke" }
+
+// AdminRevokeURL revokes one token (POST).
+func AdminRevokeURL(name string, id int64) string {
+	return adminUserURL(name) + "/tokens/" + strconv.FormatInt(id, 10) + "/revoke"
+}
+
+func adminUserURL(name string) string { return "/admin/users/" + url.PathEscape(name) }
