@@ -38,7 +38,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, userName, label string) (strin
 	t := &APIToken{Name: label}
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		var userID int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ?`, userName).Scan(&userID)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE id = `+userIDByName, userName, userName).Scan(&userID)
 		if err == sql.ErrNoRows {
 			return errorf(ENOTFOUND, "user %q not found", userName)
 		}
@@ -117,7 +117,7 @@ func (db *DB) ListAPITokens(ctx context.Context, userName string) ([]APIToken, e
 func (db *DB) RevokeAPIToken(ctx context.Context, userName string, id int64) error {
 	return wrapStore("revoke token", db.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = ?
-			WHERE id = ? AND revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE name = ?)`, db.now(), id, userName)
+			WHERE id = ? AND revoked_at IS NULL AND user_id = `+userIDByName, db.now(), id, userName, userName)
 		if err != nil {
 			return err
 		}

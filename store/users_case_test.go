@@ -45,6 +45,17 @@ func TestUserNamesIgnoreCase(t *testing.T) {
 	if _, err := db.CheckPassword(ctx, "bob", "new password"); err != nil {
 		t.Errorf("password set as BoB does not log bob in: %v", err)
 	}
+	// Tokens are made, listed and revoked for the account in any case too.
+	_, tok, err := db.CreateAPIToken(ctx, "BOB", "ci")
+	if err != nil {
+		t.Fatalf("CreateAPIToken(BOB): %v", err)
+	}
+	if ts, err := db.ListAPITokens(ctx, "bob"); err != nil || len(ts) != 1 || ts[0].ID != tok.ID {
+		t.Errorf("ListAPITokens(bob) = %+v, %v; want the token made as BOB", ts, err)
+	}
+	if err := db.RevokeAPIToken(ctx, "Bob", tok.ID); err != nil {
+		t.Errorf("RevokeAPIToken(Bob): %v", err)
+	}
 	if err := db.DeleteUser(ctx, "ADMIN"); !errors.Is(err, ErrConflict) {
 		t.Errorf("deleting the last admin as ADMIN: %v, want a conflict", err)
 	}
