@@ -38,6 +38,9 @@ type hubBackend struct {
 	noFollow *http.Client // does not: HEADs that read the Hub's X-Linked-* headers
 }
 
+// hubName is what the Hub allows in an organisation or repository name.
+var hubName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$`)
+
 // hubSha is a full commit id; anything else is a branch or tag to resolve.
 var hubSha = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
@@ -57,6 +60,10 @@ func newHubBackend(ctx context.Context, p string) (remoteBackend, string, error)
 		return nil, "", errorf(p, "give a repository: hf://ORG/REPO[@REVISION]/PATH")
 	}
 	name, rev, _ := strings.Cut(parts[1], "@")
+	// Names go into URL paths unescaped: only the Hub's own characters pass.
+	if !hubName.MatchString(parts[0]) || !hubName.MatchString(name) {
+		return nil, "", errorf(p, "%q is not a Hub repository name (letters, digits, '-', '_', '.')", parts[0]+"/"+name)
+	}
 	if rev == "" {
 		rev = "main"
 	}

@@ -172,7 +172,7 @@ func (s *Source) openRemote(opt Options) error {
 		}
 		s.Config = rf.config()
 	case err != nil && !errors.Is(err, errRemoteNotFound):
-		return err
+		return remoteErr(s.Path, err)
 	default:
 		if err := rf.openPrefix(s, lim); err != nil {
 			return err

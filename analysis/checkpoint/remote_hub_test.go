@@ -103,6 +103,7 @@ func TestHubErrors(t *testing.T) {
 		{"hf://lab/pi05@v9/base", "", `with a revision "v9"`},
 		{"hf://lab/pi05/vla/nope.safetensors", "", "/vla/nope.safetensors: no such object or prefix"},
 		{"hf://lab", "", "give a repository"},
+		{"hf://lab/x?y=1/model.safetensors", "", "is not a Hub repository name"},
 	} {
 		t.Setenv("HF_TOKEN", c.token)
 		_, err := OpenSource(c.path, Options{})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -194,6 +195,18 @@ func TestS3Missing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want %q", c.path, err, c.want)
 		}
+	}
+	// A store that cannot be reached: retried, then named.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+closed)
+	_, err = OpenSource("s3://models/pi05/base", Options{})
+	if err == nil || !strings.HasPrefix(err.Error(), "s3://models/pi05/base: ") || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("unreachable store: %v", err)
 	}
 }
 
