@@ -58,10 +58,9 @@ type remoteBackend interface {
 // remoteRetries and remoteBackoff bound the retries of one ranged read on a
 // transient failure (a reset connection, a 5xx, a throttled 503): a long
 // analysis should survive a blip, but not wait minutes on a dead server.
-const (
-	remoteRetries = 5
-	remoteBackoff = 200 * time.Millisecond
-)
+const remoteRetries = 5
+
+var remoteBackoff = 200 * time.Millisecond // a variable so tests need not wait
 
 // permanentError marks a failure that retrying cannot fix (changed, short,
 // missing, forbidden).

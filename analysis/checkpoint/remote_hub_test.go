@@ -145,6 +145,7 @@ func TestHubRoots(t *testing.T) {
 // is a clear error naming it, never a silent short read.
 func TestHubTransientAndShort(t *testing.T) {
 	h, _ := hubFixtures(t)
+	fastRetries(t)
 	src, err := OpenSource("hf://lab/pi05/vla/model.safetensors", Options{})
 	if err != nil {
 		t.Fatal(err)

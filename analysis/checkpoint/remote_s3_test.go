@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis/tensor"
 	"github.com/deltascope/deltascope/internal/s3test"
@@ -46,6 +47,13 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
+}
+
+// fastRetries shortens the backoff for a test that exercises retries.
+func fastRetries(t *testing.T) {
+	old := remoteBackoff
+	remoteBackoff = time.Millisecond
+	t.Cleanup(func() { remoteBackoff = old })
 }
 
 func countRemote(t *testing.T) *countingTransport {
@@ -197,6 +205,7 @@ func TestS3Missing(t *testing.T) {
 		}
 	}
 	// A store that cannot be reached: retried, then named.
+	fastRetries(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +281,7 @@ func (f *flakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // backoff until it answers; one that keeps failing is an error naming the object.
 func TestS3Transient(t *testing.T) {
 	s3Fixtures(t)
+	fastRetries(t)
 	flaky := &flakyTransport{}
 	remoteTransport = flaky
 	t.Cleanup(func() { remoteTransport = nil })
