@@ -45,6 +45,9 @@ const (
 	soakClients  = 50
 	soakAnalyses = 4
 	soakP99      = 300 * time.Millisecond
+	// soakFirstWait bounds each client's first request, which the end of the
+	// run does not cut (see browse).
+	soakFirstWait = 30 * time.Second
 	// A client waits uniformly 1–3 s between two pages, as a person reading a
 	// heatmap does (faster than most); 50 of them ask ~25 pages a second.
 	soakThinkMin, soakThinkMax = 1 * time.Second, 3 * time.Second
@@ -257,13 +260,21 @@ func (l *soakLoad) get(ctx context.Context, path string) soakSample {
 }
 
 // browse is one client: it arrives within arrival, then asks for a random
-// page and pauses, until the end.
+// page and pauses, until the end. Its first page is always waited for (up to
+// soakFirstWait), even past the end of the run: every client must be served,
+// and a short run on a busy machine would otherwise cut the late arrivals'
+// first requests and count nothing for them.
 func (l *soakLoad) browse(ctx context.Context, c int, urls []string, arrival time.Duration) {
 	rng := rand.New(rand.NewPCG(uint64(c), 42))
 	sleepCtx(ctx, time.Duration(rng.Int64N(int64(arrival))))
-	for ctx.Err() == nil {
-		s := l.get(ctx, urls[rng.IntN(len(urls))])
-		if ctx.Err() != nil {
+	for first := true; first || ctx.Err() == nil; first = false {
+		reqCtx, cancel := ctx, context.CancelFunc(func() {})
+		if first {
+			reqCtx, cancel = context.WithTimeout(context.Background(), soakFirstWait)
+		}
+		s := l.get(reqCtx, urls[rng.IntN(len(urls))])
+		cancel()
+		if !first && ctx.Err() != nil {
 			return // cut by the end of the run, not by the server
 		}
 		l.samples[c] = append(l.samples[c], s)
