@@ -40,6 +40,7 @@ func commands() []command {
 		{"mask", "--base SRC... --vla SRC... (--recipe FILE | --preset NAME) --export " + strings.Join(prune.ExportKindNames(true), "|") + " --out PATH", "resolve a pruning recipe to masks and export them", runMask},
 		{"serve", "[--addr 127.0.0.1:8080] [--data DIR] [--root DIR...] [--auth none|accounts [--secure-cookies]]", "run the dashboard and the JSON API", runServe},
 		{"gen", "--preset NAME --scale F --out DIR [--shape-only]", "write a synthetic base/VLA pair with the names and shapes of a real model", runGen},
+		{"worker", "--db postgres://USER@HOST:PORT/DB [--root DIR...] [--workers N] [--threads N]", "compute analyses from a shared PostgreSQL store's queue, serving no pages", runWorker},
 		{"user", "add|list|token|passwd|role|delete NAME ... (see deltascope user)", "manage the accounts of serve --auth accounts: passwords, roles and personal API tokens", runUser},
 	}
 }

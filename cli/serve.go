@@ -59,14 +59,17 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	auth.warn(ctx, db, *addr, log)
-	if n, err := db.RecoverInterrupted(ctx, *interrupted == "resume"); err != nil {
+	if db.IsPostgres() {
+		// A shared store: analyses running now may be other servers' or
+		// workers'. River's rescuer retries those whose worker died.
+	} else if n, err := db.RecoverInterrupted(ctx, *interrupted == "resume"); err != nil {
 		return err
 	} else if n > 0 {
 		log.Info("analyses interrupted by the last stop", "count", n, "action", *interrupted)
 	}
 	demoDir, uploadDir := filepath.Join(sf.dir(), "demo"), filepath.Join(sf.dir(), "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
-	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits})
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
 	srv := handlers.New(db, runner, cfg)
 

@@ -61,20 +61,7 @@ func TestPostgresStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	abs := func(specs []string) []string { // [PREFIX=]PATH, PATH relative to root
-		var out []string
-		for _, s := range specs {
-			prefix, path, ok := strings.Cut(s, "=")
-			if !ok {
-				prefix, path = "", s
-			} else {
-				prefix += "="
-			}
-			out = append(out, prefix+filepath.Join(root, path))
-		}
-		return out
-	}
-	pair.Base, pair.VLA = abs(pair.Base), abs(pair.VLA)
+	pair.Base, pair.VLA = specsUnder(root, pair.Base), specsUnder(root, pair.VLA)
 	body, _ := json.Marshal(map[string][]string{"base": pair.Base, "vla": pair.VLA})
 	data := t.TempDir()
 	srv := startServer(t, "--db", url, "--data", data, "--root", root)

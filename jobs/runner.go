@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/store"
@@ -32,6 +35,14 @@ type Options struct {
 	Log           *slog.Logger
 	// Limits bound what a checkpoint may declare.
 	Limits checkpoint.Limits
+	// QueueURL, the store's postgres:// URL, puts the analyses on River's
+	// queue there, shared by every server and worker (river.go); "" keeps
+	// this process's own queue, for SQLite.
+	QueueURL string
+	// JobTimeout bounds one analysis on River (default DefaultJobTimeout):
+	// past it the analysis fails, and a job whose worker died is retried
+	// once it has passed (River has no heartbeat to tell sooner).
+	JobTimeout time.Duration
 }
 
 // Stats count what the runner did since it started.
@@ -61,6 +72,8 @@ type Runner struct {
 	listeners map[chan string]struct{}
 	// spectraCh wakes the spectral worker (spectra.go) when a job is queued.
 	spectraCh chan struct{}
+	// river is the queue's client while Run runs on River (river.go).
+	river *river.Client[pgx.Tx]
 }
 
 // New makes a Runner; call Run to start it.
@@ -74,11 +87,20 @@ func New(db *store.DB, opt Options) *Runner {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if opt.JobTimeout <= 0 {
+		opt.JobTimeout = DefaultJobTimeout
+	}
 	return &Runner{db: db, opt: opt, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, listeners: map[chan string]struct{}{}}
 }
 
-// Wake tells an idle worker that a job was queued.
+// Wake tells an idle worker that a job was queued (on River: enqueues it).
 func (r *Runner) Wake() {
+	if r.opt.QueueURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.enqueue(ctx)
+		return
+	}
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -125,6 +147,15 @@ func (r *Runner) Cancel(ctx context.Context, id string) error {
 	return nil
 }
 
+// stop cancels the computation of analysis id in this process, if any.
+func (r *Runner) stop(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cancel := r.running[id]; cancel != nil {
+		cancel()
+	}
+}
+
 // Running is the number of analyses being computed now.
 func (r *Runner) Running() int {
 	r.mu.Lock()
@@ -151,6 +182,16 @@ func (r *Runner) count(f func(*Stats)) {
 // the queue, to resume at the next start: a SIGTERM never leaves a job "running".
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if r.opt.QueueURL != "" {
+		// River: its rescuer, not a requeue of everything running, deals
+		// with interrupted analyses, since other processes' are running too.
+		wg.Go(func() { r.workSpectra(ctx) })
+		if err := r.runRiver(ctx); err != nil {
+			r.opt.Log.Error("job queue", "err", err)
+		}
+		wg.Wait()
+		return
+	}
 	for range r.opt.Workers {
 		wg.Add(1)
 		go func() {
@@ -267,6 +308,8 @@ func (r *Runner) compute(ctx context.Context, a *store.Analysis) error {
 			last = time.Now()
 			if err := r.db.UpdateProgress(ctx, a.ID, p.BytesDone, p.BytesTotal, p.Tensor); err == nil {
 				r.notify(a.ID)
+			} else if store.ErrorCode(err) == store.ECONFLICT {
+				r.stop(a.ID) // cancelled by another process sharing the store
 			}
 		},
 	})

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/deltascope/deltascope/jobs"
+	"github.com/deltascope/deltascope/store"
+)
+
+// runWorker computes analyses from the shared PostgreSQL store's queue and
+// serves no pages: any number of workers on any machines share the queue with
+// the servers. It stops at SIGTERM, handing its running jobs back.
+func runWorker(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet("worker", 0)
+	db := fs.String("db", "", dbUsage+" (required)")
+	roots := fs.List("root", "a folder whose checkpoints may be analysed (repeatable); name the servers' --data uploads folder too")
+	workers := fs.Int("workers", 1, "analyses computed at once")
+	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)), "cores one analysis computes on")
+	timeout := fs.String("job-timeout", jobs.DefaultJobTimeout.String(), "the longest one analysis may run; a killed worker's analysis is retried once this has passed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *db == "" {
+		return fmt.Errorf("worker: give --db postgres://USER@HOST:PORT/DB (the servers' shared store)")
+	}
+	if !store.IsPostgresURL(*db) {
+		return fmt.Errorf("worker: --db %q is not a PostgreSQL URL (postgres://USER@HOST:PORT/DB): workers share a PostgreSQL store", *db)
+	}
+	jobTimeout, err := time.ParseDuration(*timeout)
+	if err != nil || jobTimeout <= 0 {
+		return fmt.Errorf("worker: --job-timeout %q: give a duration such as 1h or 30m", *timeout)
+	}
+	st, err := store.OpenURL(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	runner := jobs.New(st, jobs.Options{Roots: *roots, Workers: *workers, Threads: *threads, Log: log,
+		QueueURL: *db, JobTimeout: jobTimeout})
+	fmt.Fprintf(env.Stdout, "deltascope worker: %d at once on %s\n", *workers, st.Path())
+	runner.Run(ctx)
+	return nil
+}

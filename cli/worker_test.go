@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/internal/pgtest"
+	"github.com/deltascope/deltascope/store"
+)
+
+func TestWorkerFlagErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker"}, "give --db"},
+		{[]string{"worker", "--db", "deltascope-data"}, "is not a PostgreSQL URL"},
+		{[]string{"worker", "--db", "postgres://u@127.0.0.1:1/x", "--job-timeout", "soon"}, "--job-timeout"},
+	} {
+		code, _, stderr := runCLI(t, "", tt.args...)
+		if code == 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("deltascope %s: exit %d, stderr %q; want a failure saying %q", strings.Join(tt.args, " "), code, stderr, tt.want)
+		}
+	}
+}
+
+// startWorker runs `deltascope worker` in a child process (the test binary,
+// as startServer does) and waits until it says it started.
+func startWorker(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	argv, _ := json.Marshal(append([]string{"worker"}, args...))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "DELTASCOPE_AS_MAIN="+string(argv))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "deltascope worker:") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("worker did not start: %q", lines.Text())
+	}
+	go io.Copy(io.Discard, stdout)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+// TestWorkerKilledMidAnalysis: a worker SIGKILLed in the middle of an analysis, and a second worker: River's
+// rescuer hands the job to the second, which takes the analysis over; it ends
+// done once, with its rows stored once.
+func TestWorkerKilledMidAnalysis(t *testing.T) {
+	c, err := pgtest.Start()
+	if err != nil {
+		if pgtest.Required() {
+			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
+		}
+		t.Skipf("PostgreSQL not installed: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	url := c.CreateDB(t)
+	ctx := context.Background()
+	// A TinyLlama-sized pair of holes (2 × 2.2 GB, no disk): a second or two
+	// of reading, long enough to be killed in.
+	root := t.TempDir()
+	gen, err := synth.Generate(ctx, synth.Options{Preset: "tinyllama", Scale: 1, Out: root, ShapeOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairJSON, _ := json.Marshal(gen)
+	pair := string(pairJSON)
+
+	// The store and the queue's tables exist before anyone races for them.
+	db, err := store.OpenURL(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	id := postAnalysis(t, db, root, pair) // queued first: the worker enqueues it as it starts
+	first := startWorker(t, "--db", url, "--root", root, "--job-timeout", "30s")
+	waitAnalysis(t, db, id, "the first worker computes it", func(a *store.Analysis) bool {
+		return a.Status == store.StatusRunning && a.BytesDone > 0
+	})
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	if a, _ := db.Get(ctx, id); a.Status != store.StatusRunning {
+		t.Fatalf("after SIGKILL the analysis is %s; want still running (nobody finished it)", a.Status)
+	}
+	if _, err := db.Tensors(ctx, id, store.TensorFilter{}); err == nil {
+		t.Fatal("a killed worker's analysis shows tensors")
+	}
+
+	startWorker(t, "--db", url, "--root", root, "--job-timeout", "30s")
+	a := waitAnalysis(t, db, id, "the second worker finishes it", func(a *store.Analysis) bool { return a.Status.Terminal() })
+	if a.Status != store.StatusDone || a.Attempts != 2 {
+		t.Fatalf("after the rescue: %s, attempt %d (%s); want done on attempt 2", a.Status, a.Attempts, a.Error)
+	}
+	tensors, err := db.Tensors(ctx, id, store.TensorFilter{})
+	if err != nil || len(tensors) == 0 {
+		t.Fatalf("the rescued analysis: %d tensors, %v", len(tensors), err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// River records a job's completion a moment after Work returns.
+	var jobs, completed int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'completed') FROM river_job WHERE args->>'id' = $1`, id).Scan(&jobs, &completed); err != nil {
+			t.Fatal(err)
+		}
+		if completed > 0 {
+			break
+		}
+	}
+	if jobs != 1 || completed != 1 {
+		t.Errorf("river_job for the analysis: %d jobs, %d completed; want one, completed", jobs, completed)
+	}
+
+	// Cancelled from another process (a page server's Cancel is this): the
+	// worker stops at its next progress report, long before the end.
+	second := postAnalysis(t, db, root, pair)
+	waitAnalysis(t, db, second, "the worker computes it", func(a *store.Analysis) bool {
+		return a.Status == store.StatusRunning && a.BytesDone > 0
+	})
+	cancelled := time.Now()
+	if _, err := db.Cancel(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'completed') FROM river_job WHERE args->>'id' = $1`, second).Scan(&completed); err != nil {
+			t.Fatal(err)
+		}
+		if completed == 1 {
+			break
+		}
+	}
+	if took := time.Since(cancelled); completed != 1 || took > 5*time.Second {
+		t.Errorf("after a cancel from another process the worker's job completed=%d after %s; want it done within a few progress reports", completed, took)
+	}
+	if a, _ := db.Get(ctx, second); a.Status != store.StatusCancelled {
+		t.Errorf("the cancelled analysis is %s", a.Status)
+	}
+}
+
+// postAnalysis queues an analysis of the pair (a JSON {"base", "vla"}) as the
+// page server would, without one: a worker enqueues it when it starts.
+func postAnalysis(t *testing.T, db *store.DB, root, pair string) string {
+	t.Helper()
+	var req store.AnalysisRequest
+	if err := json.Unmarshal([]byte(pair), &req); err != nil {
+		t.Fatal(err)
+	}
+	req.Base, req.VLA = specsUnder(root, req.Base), specsUnder(root, req.VLA)
+	a, err := db.CreateAnalysis(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+func waitAnalysis(t *testing.T, db *store.DB, id, what string, cond func(*store.Analysis) bool) *store.Analysis {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		a, err := db.Get(context.Background(), id)
+		if err == nil && cond(a) {
+			return a
+		}
+		if err == nil && a.Status.Terminal() {
+			t.Fatalf("analysis %s ended %s (%s) before %s", id, a.Status, a.Error, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("analysis %s: timed out waiting until %s", id, what)
+	return nil
+}
+
+// specsUnder makes [PREFIX=]PATH specs with paths relative to root absolute,
+// as the server does with a posted request.
+func specsUnder(root string, specs []string) []string {
+	var out []string
+	for _, s := range specs {
+		prefix, path, ok := strings.Cut(s, "=")
+		if !ok {
+			prefix, path = "", s
+		} else {
+			prefix += "="
+		}
+		out = append(out, prefix+filepath.Join(root, path))
+	}
+	return out
+}
