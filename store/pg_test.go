@@ -92,7 +92,9 @@ func pgDatabaseFor(tb testing.TB, dir string) string {
 func openTest(tb testing.TB, dir string, target int) (*DB, error) {
 	tb.Helper()
 	if backend == "postgres" {
-		return openURL(context.Background(), pgDatabaseFor(tb, dir), target)
+		url := pgDatabaseFor(tb, dir)
+		tb.Logf("on PostgreSQL: %s", url) // the test names are the same in both passes
+		return openURL(context.Background(), url, target)
 	}
 	return open(context.Background(), dir, target)
 }
