@@ -17,7 +17,7 @@ type commentBody struct {
 	View string `json:"view"`
 }
 
-// apiCommentCreate adds a comment; viewers may (auth.go: viewerWriteRoutes).
+// apiCommentCreate adds a comment; viewers may (routes.go).
 func (s *Server) apiCommentCreate(w http.ResponseWriter, r *http.Request) {
 	var in commentBody
 	if !s.decodeJSON(w, r, &in) {

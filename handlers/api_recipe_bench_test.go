@@ -131,11 +131,11 @@ func BenchmarkComposerUpdate(b *testing.B) {
 	id := storeSynthetic(b, db, syntheticOpenVLA())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := New(db, jobs.New(db, jobs.Options{Log: log}), Config{Log: log})
-	h := recipeTestRouter(srv)
+	h := srv.Routes()
 
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
-			fresh := recipeTestRouter(New(db, jobs.New(db, jobs.Options{Log: log}), Config{Log: log}))
+			fresh := New(db, jobs.New(db, jobs.Options{Log: log}), Config{Log: log}).Routes()
 			rec := httptest.NewRecorder()
 			fresh.ServeHTTP(rec, httptest.NewRequest("POST", "/api/analyses/"+id+"/resolve", strings.NewReader(`{"preset": "openvla-moderate"}`)))
 			if rec.Code != http.StatusOK {

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -45,16 +43,9 @@ func newRecipeServer(t *testing.T) *recipeServer {
 	id := analyzeInto(t, db, root, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log})
-	hs := httptest.NewServer(recipeTestRouter(srv))
+	hs := httptest.NewServer(srv.Routes())
 	t.Cleanup(hs.Close)
 	return &recipeServer{Server: hs, srv: srv, db: db, root: root, id: id}
-}
-
-func recipeTestRouter(s *Server) http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.recoverPanics)
-	r.Route("/api", s.recipeRoutes)
-	return r
 }
 
 // analyzeInto runs an analysis of specs (relative to root) the way the job

@@ -530,6 +530,14 @@ func (u *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader)
 // (Shutdown): tusd keeps what arrived, and the client resumes from it.
 func (gs *guardState) drainableBody(w http.ResponseWriter, r *http.Request) (io.ReadCloser, func()) {
 	b := &drainBody{ReadCloser: r.Body}
+	select {
+	case <-gs.draining:
+		// The drain began before this chunk did: Shutdown lets the requests
+		// it has accepted finish, so only chunks already streaming are cut
+		// (and whether a new one was cut would be a race with the watcher).
+		return b, func() {}
+	default:
+	}
 	rc := http.NewResponseController(w)
 	done := make(chan struct{})
 	go func() {

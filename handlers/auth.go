@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -106,8 +105,8 @@ func currentUser(r *http.Request) *store.User {
 
 // authenticate finds who the request comes from and records it in the
 // context; it refuses nothing except a malformed or unknown API token (a script
-// that sends a bad token should hear so, not be treated as anonymous).
-// authorize then decides.
+// that sends a bad token should hear so, not be treated as anonymous). Each
+// route's declared access (routes.go) then decides.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.Auth.accounts() {
@@ -152,111 +151,8 @@ func withPrincipal(r *http.Request, p *principal) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 }
 
-// publicPaths answer without a login: the login page itself, its style sheet
-// (that one asset, at its checksum URL), logout (harmless, and it must work
-// with an expired session) and the health checks that load balancers and
-// supervisors poll.
-var publicPaths = map[string]bool{
-	"/login":                    true,
-	assets.URL(assets.LoginCSS): true,
-	"/logout":                   true,
-	"/healthz":                  true,
-	"/readyz":                   true,
-}
-
-// requiredRole is the access policy of every route, in one place, so that a
-// route added anywhere in the table is protected by default:
-//   - the public paths above: nobody;
-//   - /api/users (user management): admin;
-//   - reads (GET, HEAD, OPTIONS): viewer;
-//   - every other method (state changes: analyses, uploads, preview, recipes,
-//     review status): editor.
-//
-// Requests that viewers may send although they are not reads (resolving a
-// recipe; comments, later) get an entry in viewerWriteRoutes.
-func requiredRole(r *http.Request) (store.Role, bool) {
-	p := r.URL.Path
-	switch {
-	case publicPaths[p]:
-		return "", false
-	case p == "/api/users" || strings.HasPrefix(p, "/api/users/"), p == "/admin" || strings.HasPrefix(p, "/admin/"):
-		return store.RoleAdmin, true
-	case isSafeMethod(r.Method) || viewerWrites(r):
-		return store.RoleViewer, true
-	}
-	return store.RoleEditor, true
-}
-
-// viewerWriteRoutes are the non-read requests a viewer may make: ones that
-// change nothing (resolving a recipe to see its parameter count is a POST only
-// because a recipe is too big for a query string) and, once that feature
-// lands, their own comments. "*" matches one path segment.
-var viewerWriteRoutes = []struct{ method, pattern string }{
-	{http.MethodPost, "/api/analyses/*/resolve"},
-	{http.MethodPost, "/api/analyses/*/export"}, // downloads an unsaved recipe's export; stores nothing
-	// Viewers comment (the issue: "viewer (read, comment)"); the handlers let
-	// only a comment's author edit it, and its author or an admin delete it.
-	{http.MethodPost, "/api/analyses/*/comments"},
-	{http.MethodPatch, "/api/comments/*"},
-	{http.MethodDelete, "/api/comments/*"},
-}
-
-func viewerWrites(r *http.Request) bool {
-	for _, rt := range viewerWriteRoutes {
-		if r.Method == rt.method && matchSegments(rt.pattern, r.URL.Path) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchSegments matches a path against a pattern whose "*" segments match
-// any one non-empty segment.
-func matchSegments(pattern, path string) bool {
-	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(xs) {
-		return false
-	}
-	for i := range ps {
-		if ps[i] != xs[i] && (ps[i] != "*" || xs[i] == "") {
-			return false
-		}
-	}
-	return true
-}
-
 func isSafeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
-// authorize applies requiredRole. Anonymous browsers asking for a page are
-// sent to the login page; anything else anonymous gets 401, and a user whose
-// role is too low 403.
-func (s *Server) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		min, needed := requiredRole(r)
-		if !needed {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if !s.allow(w, r, min) {
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// requireRole guards a route group with a minimum role. authorize already
-// applies the policy to every route; groups that matter most (user management)
-// repeat it here so that the check does not depend on path matching alone.
-func (s *Server) requireRole(min store.Role) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.allow(w, r, min) {
-				next.ServeHTTP(w, r)
-			}
-		})
-	}
 }
 
 // allow answers the request with a refusal and returns false unless its

@@ -10,18 +10,6 @@ import (
 	"github.com/deltascope/deltascope/store"
 )
 
-// userHygieneRoutes are the admin's tools for an account's credentials
-// (issue 14): lifting a login lock-out, and API tokens (listed with their last
-// use and expiry, created with an expiry, revoked one by one or all at once). Registered inside /api/users, which
-// only admins reach.
-func (s *Server) userHygieneRoutes(r chi.Router) {
-	r.Post("/{name}/unlock", s.apiUserUnlock)
-	r.Get("/{name}/tokens", s.apiTokenList)
-	r.Post("/{name}/tokens", s.apiTokenCreate)
-	r.Delete("/{name}/tokens", s.apiTokenRevokeAll)
-	r.Delete("/{name}/tokens/{tid}", s.apiTokenRevoke)
-}
-
 // apiUserUnlock lifts the login rate limits on an account (its user forgot
 // the password and locked themselves out, or someone guessed from their
 // address).

@@ -9,20 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
 )
-
-// authRoutes registers the login page and logout. They are public (see
-// publicPaths, which also opens the page's style sheet, an asset at its
-// checksum URL); in auth=none mode they send the browser home.
-func (s *Server) authRoutes(r chi.Router) {
-	r.Get("/login", s.loginPage)
-	r.Post("/login", s.loginSubmit)
-	r.Post("/logout", s.logout)
-}
 
 // maxLoginForm bounds the login form body: a name, a password and a path.
 const maxLoginForm = 16 << 10

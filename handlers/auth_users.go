@@ -10,21 +10,6 @@ import (
 	"github.com/deltascope/deltascope/store"
 )
 
-// userRoutes registers who-am-I (any signed-in user) and user management
-// (admins). Call it inside the /api route.
-func (s *Server) userRoutes(r chi.Router) {
-	r.Get("/me", s.apiMe)
-	r.Route("/users", func(r chi.Router) {
-		r.Use(s.requireRole(store.RoleAdmin))
-		r.Get("/", s.apiUserList)
-		r.Post("/", s.apiUserCreate)
-		r.Get("/{name}", s.apiUserGet)
-		r.Patch("/{name}", s.apiUserUpdate)
-		r.Delete("/{name}", s.apiUserDelete)
-		s.userHygieneRoutes(r) // auth_hygiene.go: unlock, tokens
-	})
-}
-
 type meResponse struct {
 	Auth AuthMode   `json:"auth"`
 	Name string     `json:"name"` // empty when auth is none

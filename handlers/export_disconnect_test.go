@@ -39,7 +39,7 @@ func TestExportStopsWhenClientDisconnects(t *testing.T) {
 	id := analyzeInto(t, db, root, pair.Base, pair.VLA)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log})
-	hs := httptest.NewServer(recipeTestRouter(srv))
+	hs := httptest.NewServer(srv.Routes())
 	t.Cleanup(hs.Close)
 
 	for _, kind := range []string{"masked", "sliced"} {

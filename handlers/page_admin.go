@@ -11,17 +11,6 @@ import (
 	"github.com/deltascope/deltascope/web"
 )
 
-// adminRoutes are the admin's page of accounts and API tokens (issue 14: the
-// same as `user token NAME --list|--revoke|--all` and `user unlock`). Only
-// admins reach /admin (requiredRole).
-func (s *Server) adminRoutes(r chi.Router) {
-	r.Get("/admin/users", s.pageAdminUsers)
-	r.Post("/admin/users/{name}/tokens", s.pageAdminTokenCreate)
-	r.Post("/admin/users/{name}/tokens/revoke", s.pageAdminTokensRevokeAll)
-	r.Post("/admin/users/{name}/tokens/{tid}/revoke", s.pageAdminTokenRevoke)
-	r.Post("/admin/users/{name}/unlock", s.pageAdminUnlock)
-}
-
 func (s *Server) adminView(r *http.Request) (web.AdminUsersView, error) {
 	var v web.AdminUsersView
 	users, err := s.db.ListUsers(r.Context())

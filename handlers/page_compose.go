@@ -11,15 +11,6 @@ import (
 	"github.com/deltascope/deltascope/web"
 )
 
-// composeRoutes registers the composer's pages (top level, beside pageRoutes).
-//
-//	GET /analyses/{id}/compose[?recipe=RID]   compose a recipe, or edit a saved one
-//	GET /recipes/compare?a=RID&b=RID          compare two saved recipes
-func (s *Server) composeRoutes(r chi.Router) {
-	r.Get("/analyses/{id}/compose", s.pageCompose)
-	r.Get("/recipes/compare", s.pageRecipeCompare)
-}
-
 // pageCompose fetches what the composer needs (the analysis, its resolved
 // result, its saved recipes, the recipe to edit) and web builds the page.
 func (s *Server) pageCompose(w http.ResponseWriter, r *http.Request) {

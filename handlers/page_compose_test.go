@@ -5,45 +5,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/go-chi/chi/v5"
 
 	"github.com/deltascope/deltascope/analysis/prune"
-	"github.com/deltascope/deltascope/assets"
 	"github.com/deltascope/deltascope/store"
 )
 
-// composeTestRouter serves the composer pages, the assets and the recipe API
-// under the dashboard's strict Content-Security-Policy (the same string as the
-// server's securityHeaders), so a page that needs an inline script fails here.
-func composeTestRouter(s *Server) http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.recoverPanics, func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; "+
-				"img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
-			next.ServeHTTP(w, r)
-		})
-	})
-	r.Handle(assets.Prefix+"*", assets.Handler())
-	s.composeRoutes(r)
-	r.Route("/api", s.recipeRoutes)
-	return r
-}
-
-func newComposeServer(t *testing.T) *recipeServer {
-	s := newRecipeServer(t)
-	hs := httptest.NewServer(composeTestRouter(s.srv))
-	t.Cleanup(hs.Close)
-	s.Server = hs
-	return s
-}
+// newComposeServer is the recipe test server: the real routes, under the
+// dashboard's strict Content-Security-Policy, so a composer page that needs
+// an inline script fails here.
+func newComposeServer(t *testing.T) *recipeServer { return newRecipeServer(t) }
 
 func TestComposePages(t *testing.T) {
 	s := newComposeServer(t)

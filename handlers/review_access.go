@@ -45,7 +45,7 @@ func commentAccess(r *http.Request) web.CommentAccess {
 }
 
 // isEditor says whether the request may change review status and results;
-// authorize enforces it on the API, the pages use it to hide the forms.
+// the route table enforces it on the API, the pages use it to hide the forms.
 func isEditor(r *http.Request) bool {
 	p := currentPrincipal(r)
 	return p != nil && p.Role.AtLeast(store.RoleEditor)

@@ -22,7 +22,7 @@ func (s *Server) recordAction(r *http.Request, analysisID, action, target string
 
 // isAuthor says the request acts as the recipe's author. Without accounts
 // there is one local user, the author of everything (a request without a
-// principal never gets here with accounts on: authorize refuses it); a
+// principal never gets here with accounts on: its route refuses it); a
 // recipe whose author was deleted has none.
 func isAuthor(r *http.Request, rec *store.Recipe) bool {
 	p := currentPrincipal(r)
