@@ -33,10 +33,9 @@ func extremeFinite(rng *rand.Rand) float32 {
 
 // The SIMD paths take their fast loops only on steps where every element is
 // finite, which randomPair's specials mostly prevent. Here every element is
-// finite, over the whole exponent range (the fused multiply-adds rely on
-// products of float32 values being exact in float64, extremes included), so
-// the fast loops run on nearly every step; each encoding pair must still match
-// the scalar path bit for bit.
+// finite, over the whole exponent range (subnormals, the largest values,
+// the rounding's overflow threshold), so the fast loops run on nearly every
+// step; each encoding pair must still match the scalar path bit for bit.
 func TestFastLoopsAgreeOnFiniteRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	encodings := []Encoding{F32, BF16, F32AsBF16}

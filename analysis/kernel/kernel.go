@@ -9,10 +9,9 @@
 // AVX-512) and a scalar one that is always compiled (it decodes stored bytes a
 // chunk at a time into stack buffers). They agree bit for bit: both add element
 // k of a row into lane k mod 8 of eight float64 accumulators per sum, reduce
-// the lanes with the same tree (reduceLanes), round every sum as a separate add
-// would (AVX-512 fuses only the products of two float32 values, which are
-// exact in float64, so the fused add rounds once, as the separate one does),
-// and zero elements that are not finite on either side before any arithmetic. Results therefore do not depend on which machine
+// the lanes with the same tree (reduceLanes), never fuse a multiply into an
+// add, and zero elements that are not finite on either side before any
+// arithmetic. Results therefore do not depend on which machine
 // or build computed them.
 package kernel
 

@@ -39,9 +39,8 @@ func float32Bytes(f []float32) []byte {
 
 // The SIMD row kernels follow rowScalar's order exactly: element k of the
 // segment goes to lane k mod 8, an element that is non-finite on either side is
-// zeroed in both before any arithmetic, and every sum rounds as rowScalar's
-// separate multiply and add do (AVX2 uses no FMA; AVX-512 fuses only exact
-// products, see step8).
+// zeroed in both before any arithmetic, and sums use separate Mul and Add (no
+// FMA).
 
 const (
 	magnitudeBits = 0x7fffffff // float32 without its sign
@@ -264,31 +263,21 @@ func rowAVX512(be Encoding, b []byte, ve Encoding, v []byte, colDD, colBB []floa
 	return s
 }
 
-// The AVX-512 arithmetic does fewer operations than rowScalar's and gets the
-// same bits:
-//   - b·b, v·v and b·v of two float32 values are exact in float64 (24-bit
-//     significands give at most 48 bits, and no float32 product leaves float64's
-//     exponent range), so a fused multiply-add acc + b·b rounds once, exactly
-//     as rowScalar's add of the (exact) product does. d·d is not exact: it is
-//     still a multiply, then adds.
-//   - |d| is never negative and never NaN here (non-finite elements were
-//     zeroed), and for such float64 values the integer order of the bits is the
-//     numeric order, so the running max is an integer max.
-// On Zen 4 the float adds were the bottleneck (two 256-bit add pipes, a 512-bit
-// add taking both): this moves four of the nine per block onto the FMA pipes.
-
 // step8 folds the eight float64 lanes bd, vd (elements in lane order) into the
-// accumulators, which it returns, and into the columns at cdd, cbb. It is small
-// enough to inline, and takes and returns the accumulators by value (through
-// pointers they would live in memory), so they stay in registers in the loops
-// that call it.
-func step8(bd, vd archsimd.Float64x8, absMask archsimd.Uint64x8, bb, vv, dd, bv, absD archsimd.Float64x8, maxAbsD archsimd.Uint64x8, cdd, cbb *[8]float64) (_, _, _, _, _ archsimd.Float64x8, _ archsimd.Uint64x8) {
+// accumulators, which it returns, and into the columns at cdd, cbb, with
+// rowScalar's arithmetic: separate multiplies and adds. (Fusing the exact
+// products b·b, v·v and b·v into the adds would give the same bits, and fewer
+// float adds; measured in the engine on Zen 4 it was no faster, the loop is
+// not bound by them.) It is small enough to inline, and takes and returns the
+// accumulators by value (through pointers they would live in memory), so they
+// stay in registers in the loops that call it.
+func step8(bd, vd archsimd.Float64x8, absMask archsimd.Uint64x8, bb, vv, dd, bv, absD, maxAbsD archsimd.Float64x8, cdd, cbb *[8]float64) (_, _, _, _, _, _ archsimd.Float64x8) {
 	d := vd.Sub(bd)
-	sqD := d.Mul(d)
-	abs := d.AsUint64x8().And(absMask)
+	sqB, sqD := bd.Mul(bd), d.Mul(d)
+	abs := d.AsUint64x8().And(absMask).AsFloat64x8()
 	archsimd.LoadFloat64x8(cdd).Add(sqD).Store(cdd)
-	bd.MulAdd(bd, archsimd.LoadFloat64x8(cbb)).Store(cbb)
-	return bd.MulAdd(bd, bb), vd.MulAdd(vd, vv), dd.Add(sqD), bd.MulAdd(vd, bv), absD.Add(abs.AsFloat64x8()), maxAbsD.Max(abs)
+	archsimd.LoadFloat64x8(cbb).Add(sqB).Store(cbb)
+	return bb.Add(sqB), vv.Add(vd.Mul(vd)), dd.Add(sqD), bv.Add(bd.Mul(vd)), absD.Add(abs), maxAbsD.Max(abs)
 }
 
 // blocks folds whole blocks of 8, masking non-finite elements (see mask).
@@ -298,7 +287,7 @@ func (a *avx512Acc) blocks(be Encoding, b []byte, ve Encoding, v []byte, colDD, 
 	bp, vp := base(be, b, n), base(ve, v, n)
 	magnitude, inf := archsimd.BroadcastInt32x8(magnitudeBits), archsimd.BroadcastInt32x8(infBits)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	c := a.blockCounts
 	var changed archsimd.Int32x8 // per-lane counts, flushed into c below
 	for i := 0; i+8 <= n; i += 8 {
@@ -308,7 +297,7 @@ func (a *avx512Acc) blocks(be Encoding, b []byte, ve Encoding, v []byte, colDD, 
 		bb, vv, dd, bv, absD, maxAbsD = step8(b8.ConvertToFloat64(), v8.ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
 			(*[8]float64)(colDD[i:i+8]), (*[8]float64)(colBB[i:i+8]))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
 	c.changed += sumLanes(changed)
 	a.blockCounts = c
 }
@@ -398,7 +387,7 @@ func loadRoundedx16(p unsafe.Pointer, i int, magnitude, limit archsimd.Int32x16,
 func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
 	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadBF16x16(bp, i, magnitude, inf)
@@ -413,7 +402,7 @@ func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int
 		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
 			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
 	a.changed += changed
 	return i
 }
@@ -423,7 +412,7 @@ func (a *avx512Acc) runRoundedBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) 
 	magnitude32, limit := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(0x7f7f8000)
 	half, one, top := archsimd.BroadcastUint32x16(0x7fff), archsimd.BroadcastUint32x16(1), archsimd.BroadcastUint32x16(0xffff0000)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadRoundedx16(bp, i, magnitude32, limit, half, one, top)
@@ -437,7 +426,7 @@ func (a *avx512Acc) runRoundedBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) 
 		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
 			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
 	a.changed += changed
 	return i
 }
@@ -446,7 +435,7 @@ func (a *avx512Acc) runF32BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int 
 	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
 	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
@@ -460,7 +449,7 @@ func (a *avx512Acc) runF32BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int 
 		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
 			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
 	a.changed += changed
 	return i
 }
@@ -468,7 +457,7 @@ func (a *avx512Acc) runF32BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int 
 func (a *avx512Acc) runF32F32(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
 	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD.AsUint64x8()
+	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
@@ -482,7 +471,7 @@ func (a *avx512Acc) runF32F32(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
 		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
 			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
 	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD.AsFloat64x8()
+	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
 	a.changed += changed
 	return i
 }
