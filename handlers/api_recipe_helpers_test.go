@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,21 +30,15 @@ type recipeServer struct {
 	id   string // the done fixture analysis
 }
 
+// newRecipeServer is a live server holding the π0.5 fixture's analysis,
+// done; its job runner is not started.
 func newRecipeServer(t *testing.T) *recipeServer {
 	t.Helper()
-	root := t.TempDir()
-	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	id := analyzeInto(t, db, root, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log})
-	hs := httptest.NewServer(srv.Routes())
-	t.Cleanup(hs.Close)
-	return &recipeServer{Server: hs, srv: srv, db: db, root: root, id: id}
+	var id string
+	l := startLiveServer(t, testServerOptions{prepare: func(db *store.DB, root string) {
+		id = analyzeInto(t, db, root, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
+	}})
+	return &recipeServer{Server: l.Server, srv: l.srv, db: l.db, root: l.root, id: id}
 }
 
 // analyzeInto runs an analysis of specs (relative to root) the way the job

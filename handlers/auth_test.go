@@ -3,10 +3,8 @@ package handlers
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/deltascope/deltascope/assets"
-	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -43,17 +40,14 @@ const testPassword = "a long enough password"
 func newAuthFixture(t *testing.T, cfg Config) *authFixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	fastPasswords(t, db)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	uploads := filepath.Join(t.TempDir(), "uploads")
-	runner := jobs.New(db, jobs.Options{Roots: []string{uploads}, Log: log})
-	cfg.Roots, cfg.UploadDir, cfg.Log = []string{uploads}, uploads, log
-	srv := New(db, runner, cfg)
+	// A live server's parts, called in process (no listener) with the
+	// test's auth settings.
+	l := startLiveServer(t, testServerOptions{config: func(c *Config) {
+		roots, uploads, log := c.Roots, c.UploadDir, c.Log
+		*c = cfg
+		c.Roots, c.UploadDir, c.Log = roots, uploads, log
+	}})
+	srv, db := l.srv, l.db
 	f := &authFixture{srv: srv, handler: srv.Routes(), db: db, sessions: map[store.Role]string{}}
 	for _, u := range []struct {
 		name string

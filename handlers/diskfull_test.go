@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -73,25 +71,15 @@ type fullDiskServer struct {
 func newFullDiskServer(t *testing.T) *fullDiskServer {
 	t.Helper()
 	data := mountTmpfs(t, "16m")
-	root := t.TempDir()
-	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
-	db, err := store.Open(context.Background(), data)
+	var id string
+	l := startLiveServer(t, testServerOptions{data: data, prepare: func(db *store.DB, root string) {
+		id = analyzeInto(t, db, root, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
+	}})
+	vla, err := os.ReadFile(filepath.Join(l.root, "pi05/vla/model.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() }) // before the unmount
-	id := analyzeInto(t, db, root, []string{"pi05/base"}, []string{"pi05/vla/model.safetensors"})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	uploads := filepath.Join(data, "uploads")
-	roots := []string{uploads, root}
-	runner := jobs.New(db, jobs.Options{Roots: roots, Log: log})
-	hs := httptest.NewServer(New(db, runner, Config{Roots: roots, UploadDir: uploads, Log: log}).Routes())
-	t.Cleanup(hs.Close)
-	vla, err := os.ReadFile(filepath.Join(root, "pi05/vla/model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fullDiskServer{Server: hs, db: db, data: data, id: id, fixtureVLA: vla}
+	return &fullDiskServer{Server: l.Server, db: l.db, data: data, id: id, fixtureVLA: vla}
 }
 
 func (s *fullDiskServer) do(t *testing.T, method, path, ctype string, body io.Reader, header ...string) (*http.Response, []byte) {

@@ -23,9 +23,90 @@ import (
 // pageFixtures is the repository's fixture folder.
 var pageFixtures = testfixtures.Dir()
 
-// pageServer is a real server for page tests: a store in a temp folder, a
-// running job runner, one --root holding the π0.5 fixture pair and an uploads
-// folder, as `deltascope serve` wires them.
+// testServerOptions is what one test server differs in from the others; the
+// zero value is `deltascope serve` as it runs by default (auth none, default
+// limits), over a --root holding the π0.5 fixture pair and an uploads folder.
+type testServerOptions struct {
+	// data is the data folder (the database; uploads under it); default a
+	// temp folder. The full-disk tests give a small tmpfs.
+	data string
+	// config adjusts the server's Config (auth mode, limits, roots).
+	config func(*Config)
+	// logs receives the server's JSON log; default discarded.
+	logs io.Writer
+	// limited serves through Server.HTTPServer, with the connection caps and
+	// timeouts `serve` sets, instead of httptest's plain server.
+	limited bool
+	// prepare runs on the store before the server starts (users, analyses).
+	prepare func(db *store.DB, root string)
+}
+
+// liveServer is a real server for tests: a store in a temp folder, the job
+// runner (started by start, or at once by newTestServerWith's callers that
+// want it), the real routes. Everything stops at the end of the test.
+type liveServer struct {
+	*httptest.Server
+	srv     *Server
+	db      *store.DB
+	root    string
+	uploads string
+	start   func() // starts the job runner; later calls do nothing
+}
+
+// startLiveServer is the one way tests start a server: every helper below
+// (page, API, recipe, accounts, full-disk and guarded servers) is this with
+// options.
+func startLiveServer(tb testing.TB, opt testServerOptions) *liveServer {
+	tb.Helper()
+	root := tb.TempDir()
+	copyTree(tb, filepath.Join(pageFixtures, "pi05"), filepath.Join(root, "pi05"))
+	data := opt.data
+	if data == "" {
+		data = tb.TempDir()
+	}
+	db, err := store.Open(context.Background(), data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fastPasswords(tb, db)
+	logs := opt.logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	uploads := filepath.Join(data, "uploads")
+	if opt.data == "" {
+		uploads = filepath.Join(tb.TempDir(), "uploads")
+	}
+	cfg := Config{Roots: []string{uploads, root}, UploadDir: uploads, Log: log}
+	if opt.config != nil {
+		opt.config(&cfg)
+	}
+	if opt.prepare != nil {
+		opt.prepare(db, root)
+	}
+	runner := jobs.New(db, jobs.Options{Roots: cfg.Roots, Log: log, ProgressEvery: time.Millisecond})
+	srv := New(db, runner, cfg)
+	ts := httptest.NewUnstartedServer(srv.Routes())
+	if opt.limited {
+		ts.Config = srv.HTTPServer(srv.Routes())
+	}
+	ts.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var once sync.Once
+	start := func() { once.Do(func() { go func() { runner.Run(ctx); close(done) }() }) }
+	tb.Cleanup(func() {
+		ts.Close()
+		cancel()
+		once.Do(func() { close(done) }) // never started: nothing to wait for
+		<-done
+		db.Close()
+	})
+	return &liveServer{Server: ts, srv: srv, db: db, root: root, uploads: uploads, start: start}
+}
+
+// pageServer is a live server for page tests.
 type pageServer struct {
 	*httptest.Server
 	db      *store.DB
@@ -45,32 +126,11 @@ func newPageServer(tb testing.TB, run bool) *pageServer {
 }
 
 // newRealServer wires a server as `deltascope serve` does, with its job runner
-// started only when start is called; everything stops at the end of the test.
+// started only when start is called.
 func newRealServer(tb testing.TB) (s *pageServer, start func()) {
 	tb.Helper()
-	root := tb.TempDir()
-	copyTree(tb, filepath.Join(pageFixtures, "pi05"), filepath.Join(root, "pi05"))
-	db, err := store.Open(context.Background(), tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	uploads := filepath.Join(tb.TempDir(), "uploads")
-	roots := []string{uploads, root}
-	runner := jobs.New(db, jobs.Options{Roots: roots, Log: log, ProgressEvery: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var once sync.Once
-	start = func() { once.Do(func() { go func() { runner.Run(ctx); close(done) }() }) }
-	srv := httptest.NewServer(New(db, runner, Config{Roots: roots, UploadDir: uploads, Log: log}).Routes())
-	tb.Cleanup(func() {
-		srv.Close()
-		cancel()
-		once.Do(func() { close(done) }) // never started: nothing to wait for
-		<-done
-		db.Close()
-	})
-	return &pageServer{Server: srv, db: db, root: root, uploads: uploads}, start
+	l := startLiveServer(tb, testServerOptions{})
+	return &pageServer{Server: l.Server, db: l.db, root: l.root, uploads: l.uploads}, l.start
 }
 
 func copyTree(tb testing.TB, from, to string) {

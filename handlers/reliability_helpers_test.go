@@ -3,19 +3,11 @@ package handlers
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"encoding/binary"
-	"log/slog"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
-
-	"github.com/deltascope/deltascope/jobs"
-	"github.com/deltascope/deltascope/store"
 )
 
 // guardedServer is a test server built with a chosen Config, served by the
@@ -45,39 +37,12 @@ func (l *lockedBuffer) String() string {
 
 func newGuardedServer(t *testing.T, runJobs bool, mutate func(*Config)) *guardedServer {
 	t.Helper()
-	root := t.TempDir()
-	copyTree(t, filepath.Join(fixtures, "pi05"), filepath.Join(root, "pi05"))
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	uploads := filepath.Join(t.TempDir(), "uploads")
-	roots := []string{uploads, root}
-	runner := jobs.New(db, jobs.Options{Roots: roots, Log: log, ProgressEvery: time.Millisecond})
-	cfg := Config{Roots: roots, UploadDir: uploads, Log: log}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv := New(db, runner, cfg)
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config = srv.HTTPServer(srv.Routes())
-	ts.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	l := startLiveServer(t, testServerOptions{config: mutate, logs: logs, limited: true})
 	if runJobs {
-		go func() { runner.Run(ctx); close(done) }()
-	} else {
-		close(done)
+		l.start()
 	}
-	t.Cleanup(func() {
-		ts.Close()
-		cancel()
-		<-done
-		db.Close()
-	})
-	return &guardedServer{testServer: &testServer{Server: ts, db: db, root: root}, srv: srv, logs: logs}
+	return &guardedServer{testServer: &testServer{Server: l.Server, db: l.db, root: l.root, start: l.start}, srv: l.srv, logs: logs}
 }
 
 // Safetensors and torch files broken in one way each, built here the way the

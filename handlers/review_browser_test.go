@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
 )
@@ -32,21 +30,9 @@ type accountsServer struct {
 
 func newAccountsServer(t *testing.T) *accountsServer {
 	t.Helper()
-	root := t.TempDir()
-	copyTree(t, filepath.Join(pageFixtures, "pi05"), filepath.Join(root, "pi05"))
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fastPasswords(t, db)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	runner := jobs.New(db, jobs.Options{Roots: []string{root}, Log: log, ProgressEvery: 5 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { runner.Run(ctx); close(done) }()
-	srv := httptest.NewServer(New(db, runner, Config{Roots: []string{root}, Log: log, Auth: AuthAccounts}).Routes())
-	t.Cleanup(func() { srv.Close(); cancel(); <-done; db.Close() })
-	return &accountsServer{Server: srv, db: db, root: root}
+	l := startLiveServer(t, testServerOptions{config: func(c *Config) { c.Auth = AuthAccounts }})
+	l.start()
+	return &accountsServer{Server: l.Server, db: l.db, root: l.root}
 }
 
 // user creates an account and a login session for scripted API calls.
