@@ -46,11 +46,7 @@ func TestRecipeAPIScenarios(t *testing.T) {
 		t.Fatalf("save: %d %s", code, body)
 	}
 	resolve := "/api/analyses/" + s.id + "/resolve"
-	for _, c := range []struct {
-		name, method, path, body string
-		status                   int
-		expect                   string
-	}{
+	runScenarios(t, s.URL, []scenario{
 		{"presets", "GET", "/api/presets", "", 200, `"openvla-aggressive"`},
 		{"resolve preset", "POST", resolve, `{"preset": "pi05-light"}`, 200, `"units_pruned"`},
 		{"resolve custom", "POST", resolve, customRecipe, 200, `"by_layer"`},
@@ -76,17 +72,7 @@ func TestRecipeAPIScenarios(t *testing.T) {
 		{"export of invalid recipe", "POST", "/api/analyses/" + s.id + "/export?kind=indices", `{"rules": 1}`, 400, "recipe"},
 		{"compare without ids", "GET", "/api/recipes/compare?a=1", "", 400, "two saved recipe ids"},
 		{"compare unknown", "GET", fmt.Sprintf("/api/recipes/compare?a=%d&b=999", saved.ID), "", 404, "not found"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			code, h, body := s.call(t, c.method, c.path, c.body, nil)
-			if code != c.status || !bytes.Contains(body, []byte(c.expect)) {
-				t.Errorf("%d %.400s; want %d with %q", code, body, c.status, c.expect)
-			}
-			if ct := h.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
-		})
-	}
+	})
 }
 
 // TestResolveMatchesPrune checks the API against prune.Resolve run directly on

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -207,4 +208,38 @@ func (s *pageServer) storeResult(tb testing.TB, res *analysis.Result) string {
 		tb.Fatal(err)
 	}
 	return a.ID
+}
+
+// scenario is one API request and what its answer must hold: a table of them
+// is how the API tests read (one row a case, as pocketbase writes them).
+type scenario struct {
+	name, method, path, body string
+	status                   int
+	expect                   string // a substring of the body
+}
+
+// runScenarios sends each scenario to the server at base, in order, and
+// checks its status, its body and that it answered JSON.
+func runScenarios(t *testing.T, base string, scenarios []scenario) {
+	t.Helper()
+	for _, c := range scenarios {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+			if c.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || !bytes.Contains(body, []byte(c.expect)) {
+				t.Errorf("%d %.400s; want %d with %q", resp.StatusCode, body, c.status, c.expect)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -83,11 +82,7 @@ func TestAPIScenarios(t *testing.T) {
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "x.safetensors"), []byte("x"), 0o644)
 	os.Symlink(outside, filepath.Join(s.root, "escape"))
-	for _, c := range []struct {
-		name, method, path, body string
-		status                   int
-		expect                   string // a substring of the JSON body
-	}{
+	runScenarios(t, s.URL, []scenario{
 		{"health", "GET", "/healthz", "", 200, `"ok"`},
 		{"ready", "GET", "/readyz", "", 200, `"ready"`},
 		{"list empty", "GET", "/api/analyses", "", 200, `"analyses"`},
@@ -103,23 +98,7 @@ func TestAPIScenarios(t *testing.T) {
 		{"missing file", "POST", "/api/analyses", `{"base": ["nothing.safetensors"], "vla": ["pi05/vla"]}`, 400, "no such file"},
 		{"malformed file", "POST", "/api/analyses", `{"base": ["truncated.safetensors"], "vla": ["pi05/vla"]}`, 400, "truncated.safetensors"},
 		{"body too large", "POST", "/api/analyses", `{"base": ["` + strings.Repeat("a", 2<<20) + `"]}`, 413, "larger than"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, s.URL+c.path, strings.NewReader(c.body))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != c.status || !bytes.Contains(body, []byte(c.expect)) {
-				t.Errorf("%d %s; want %d with %q", resp.StatusCode, body, c.status, c.expect)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
-		})
-	}
+	})
 	if list, _ := s.db.List(context.Background(), 10); len(list) != 0 {
 		t.Errorf("refused requests left %d analyses behind", len(list))
 	}
