@@ -10,7 +10,7 @@ import (
 	"github.com/deltascope/deltascope/internal/hostile"
 )
 
-func readHostile(t *testing.T, data []byte, maxTensors int) (*safetensors.Header, error, hostile.Usage) {
+func readHostile(t *testing.T, data []byte, maxTensors int) (*safetensors.Header, hostile.Usage, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "many.safetensors")
 	hostile.WriteFile(t, path, data)
@@ -21,7 +21,7 @@ func readHostile(t *testing.T, data []byte, maxTensors int) (*safetensors.Header
 	defer f.Close()
 	var h *safetensors.Header
 	use := hostile.Measure(func() { h, err = safetensors.ReadHeader(f, int64(len(data)), path, 0, maxTensors) })
-	return h, err, use
+	return h, use, err
 }
 
 // TestHeaderOverTensorLimit: a header listing more tensors than the limit is
@@ -30,7 +30,7 @@ func readHostile(t *testing.T, data []byte, maxTensors int) (*safetensors.Header
 // decoded up to the limit (and the default limit was 1 M, so 70,000 passed).
 func TestHeaderOverTensorLimit(t *testing.T) {
 	data := hostile.ManyTensorsSafetensors(200_000, 38)
-	_, err, use := readHostile(t, data, 1000)
+	_, use, err := readHostile(t, data, 1000)
 	t.Logf("%d-byte header, limit 1000: %v; %v", len(data), use, err)
 	if err == nil || !strings.Contains(err.Error(), "more than 1000 tensors, the limit (200000 listed") {
 		t.Fatalf("error %v, want the count and the limit", err)
@@ -40,7 +40,7 @@ func TestHeaderOverTensorLimit(t *testing.T) {
 	}
 
 	// The default limit is what real checkpoints need (OpenVLA: 982 tensors).
-	_, err, _ = readHostile(t, hostile.ManyTensorsSafetensors(safetensors.DefaultMaxTensors+1, 8), 0)
+	_, _, err = readHostile(t, hostile.ManyTensorsSafetensors(safetensors.DefaultMaxTensors+1, 8), 0)
 	if err == nil || !strings.Contains(err.Error(), "more than 65536 tensors, the limit (65537 listed") {
 		t.Fatalf("65,537 tensors under the default limit: %v", err)
 	}
@@ -52,7 +52,7 @@ func TestHeaderOverTensorLimit(t *testing.T) {
 func TestLargeAllowedHeaderMemory(t *testing.T) {
 	n := safetensors.DefaultMaxTensors
 	data := hostile.ManyTensorsSafetensors(n, 38)
-	h, err, use := readHostile(t, data, 0)
+	h, use, err := readHostile(t, data, 0)
 	t.Logf("%d tensors, %d-byte header: %v", n, len(data), use)
 	if err != nil {
 		t.Fatal(err)
