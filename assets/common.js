@@ -316,6 +316,9 @@
       .then((me) => {
         if (!me || me.auth !== 'accounts') return;
         $('[data-who-name]', box).textContent = me.name + ' (' + me.role + ')';
+        // The accounts page is an admin's; the server refuses it to others.
+        const admin = $('[data-who-admin]', box);
+        if (admin) admin.hidden = me.role !== 'admin';
         box.hidden = false;
       })
       .catch(() => {});

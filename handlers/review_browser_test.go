@@ -129,6 +129,9 @@ func TestBrowserTwoUsersReview(t *testing.T) {
 	alice := newBrowser(t)
 	login(t, alice, s.URL, "alice", view, `[data-testid="comment-form"]`)
 	browserWait(t, alice, "who is signed in", `document.querySelector('[data-testid="whoami"]')?.hidden === false && document.querySelector('[data-who-name]').textContent === 'alice (viewer)'`, 10*time.Second)
+	if hidden := browserEval[bool](t, alice, `document.querySelector('[data-testid="admin-link"]').hidden`); !hidden {
+		t.Error("a viewer is shown the link to the accounts page")
+	}
 	if title := browserEval[string](t, alice, `document.getElementById('comments-title').textContent`); title != "Comments on the cell llm · layer 1 · ffn_up" {
 		t.Fatalf("alice sees the thread %q", title)
 	}
@@ -208,4 +211,18 @@ func TestBrowserTwoUsersReview(t *testing.T) {
 	if n := browserEval[int](t, bobCtx, `echarts.getInstanceByDom(document.getElementById('chart-evals')).getOption().series.length`); n != 3 {
 		t.Errorf("the chart has %d series, want two benchmarks and their average", n)
 	}
+}
+
+// An admin finds the accounts page from the top bar of any page.
+func TestBrowserAdminFindsAccounts(t *testing.T) {
+	chromiumPath(t)
+	s := newAccountsServer(t)
+	s.user(t, "root", store.RoleAdmin)
+	b := newBrowser(t)
+	login(t, b, s.URL, "root", "/", `[data-testid="whoami"]`)
+	browserWait(t, b, "the accounts link", `document.querySelector('[data-testid="admin-link"]')?.hidden === false`, 10*time.Second)
+	browserDo(t, b, "open the accounts page", 20*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-testid="admin-link"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`main`)))
+	browserWait(t, b, "the accounts page", `location.pathname === '`+web.AdminUsersURL()+`' && !!document.querySelector('[data-testid="admin-user"][data-user="root"]')`, 10*time.Second)
 }
