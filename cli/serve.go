@@ -31,6 +31,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	workers := fs.Int("workers", 1, "analyses computed at once")
 	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)-1), "cores one analysis computes on (default: all but one, so pages stay responsive)")
 	interrupted := fs.String("interrupted", "resume", "what to do with analyses a crash interrupted: resume or fail")
+	jobTimeout := fs.String("job-timeout", jobs.DefaultJobTimeout.String(), "with --db: the longest one analysis may run; a killed worker's analysis is retried once this has passed (give every server and worker the same)")
 	noDemo := fs.Bool("no-demo", "do not create the demo analysis on first start")
 	limits := addLimitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +46,10 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if *interrupted != "resume" && *interrupted != "fail" {
 		return fmt.Errorf("serve: --interrupted must be resume or fail")
+	}
+	timeout, err := time.ParseDuration(*jobTimeout)
+	if err != nil || timeout <= 0 {
+		return fmt.Errorf("serve: --job-timeout %q: give a duration such as 1h or 30m", *jobTimeout)
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 
@@ -69,7 +74,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	demoDir, uploadDir := filepath.Join(sf.dir(), "demo"), filepath.Join(sf.dir(), "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
-	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db})
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db, JobTimeout: timeout})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
 	srv := handlers.New(db, runner, cfg)
 

@@ -20,7 +20,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	roots := fs.List("root", "a folder whose checkpoints may be analysed (repeatable); name the servers' --data uploads folder too")
 	workers := fs.Int("workers", 1, "analyses computed at once")
 	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)), "cores one analysis computes on")
-	timeout := fs.String("job-timeout", jobs.DefaultJobTimeout.String(), "the longest one analysis may run; a killed worker's analysis is retried once this has passed")
+	timeout := fs.String("job-timeout", jobs.DefaultJobTimeout.String(), "the longest one analysis may run; a killed worker's analysis is retried once this has passed (give every server and worker the same: the elected leader's rescues)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -211,3 +211,118 @@ func specsUnder(root string, specs []string) []string {
 	}
 	return out
 }
+
+// TestWorkersDrainQueueThroughKill is the shared queue under load: one page
+// server and three workers on one PostgreSQL drain twelve analyses posted at
+// once while a worker is SIGKILLed in the middle of one. Every analysis ends
+// done, once (one River job each, completed), and the stored result is the one
+// a local run computes.
+func TestWorkersDrainQueueThroughKill(t *testing.T) {
+	c, err := pgtest.Start()
+	if err != nil {
+		if pgtest.Required() {
+			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
+		}
+		t.Skipf("PostgreSQL not installed: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	url := c.CreateDB(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	gen, err := synth.Generate(ctx, synth.Options{Preset: "tinyllama", Scale: 0.3, Out: root, ShapeOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, vla := specsUnder(root, gen.Base), specsUnder(root, gen.VLA)
+	body, _ := json.Marshal(map[string][]string{"base": base, "vla": vla})
+
+	db, err := store.OpenURL(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv := startServer(t, "--db", url, "--data", t.TempDir(), "--root", root, "--threads", "1", "--job-timeout", "30s")
+	var workers []*exec.Cmd
+	for range 3 {
+		workers = append(workers, startWorker(t, "--db", url, "--root", root, "--threads", "1", "--job-timeout", "30s"))
+	}
+	var ids []string
+	for range 12 {
+		ids = append(ids, srv.post(t, "/api/analyses", string(body))["id"].(string))
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Four processes computing one each: the first worker is surely in the
+	// middle of one when it is killed.
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		var busy int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM analyses WHERE status = 'running' AND bytes_done > 0`).Scan(&busy); err != nil {
+			t.Fatal(err)
+		}
+		if busy == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never four analyses running at once (last %d)", busy)
+		}
+	}
+	workers[0].Process.Signal(syscall.SIGKILL)
+	workers[0].Wait()
+
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var left int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM analyses WHERE status IN ('queued', 'running')`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			rows, _ := conn.Query(ctx, `SELECT a.id, a.status, a.attempts, coalesce(j.state::text, '-'), coalesce(j.attempt, 0), coalesce(j.errors::text, '')
+				FROM analyses a LEFT JOIN river_job j ON j.args->>'id' = a.id WHERE a.status IN ('queued', 'running')`)
+			for rows.Next() {
+				var id, st, js, errs string
+				var att, jatt int
+				rows.Scan(&id, &st, &att, &js, &jatt, &errs)
+				t.Logf("%s: %s attempt %d; job %s attempt %d %.300s", id, st, att, js, jatt, errs)
+			}
+			rows.Close()
+			t.Fatalf("%d analyses still queued or running after 4 minutes", left)
+		}
+	}
+	retried := 0
+	for _, id := range ids {
+		a, err := db.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != store.StatusDone {
+			t.Fatalf("analysis %s ended %s (%s)", id, a.Status, a.Error)
+		}
+		retried += a.Attempts - 1
+	}
+	if retried < 1 {
+		t.Errorf("no analysis needed a second attempt, yet a worker was killed in the middle of one")
+	}
+	var jobs, completed int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'completed') FROM river_job`).Scan(&jobs, &completed); err != nil {
+			t.Fatal(err)
+		}
+		if completed == len(ids) {
+			break
+		}
+	}
+	if jobs != len(ids) || completed != len(ids) {
+		t.Errorf("river_job: %d jobs, %d completed; want %d, each completed once", jobs, completed, len(ids))
+	}
+	// The shared result, read back by analyze --db, is a local run's.
+	shared := analyzeJSON(t, base[0], vla[0], "--db", url)
+	local := analyzeJSON(t, base[0], vla[0], "--data", t.TempDir())
+	if string(shared) != string(local) {
+		t.Error("the result the workers stored differs from a local run's")
+	}
+}
