@@ -43,7 +43,7 @@ func newRecipeServer(t *testing.T) *recipeServer {
 
 // analyzeInto runs an analysis of specs (relative to root) the way the job
 // runner does and stores it, done.
-func analyzeInto(t *testing.T, db *store.DB, root string, baseSpecs, vlaSpecs []string) string {
+func analyzeInto(t testing.TB, db *store.DB, root string, baseSpecs, vlaSpecs []string) string {
 	t.Helper()
 	ctx := context.Background()
 	abs := func(specs []string) []string { // as the server stores them

@@ -2,22 +2,16 @@ package handlers
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/prune"
-	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/jobs"
-	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
 )
 
@@ -25,22 +19,9 @@ import (
 // export: the handler returns (the running-exports count falls back to 0)
 // within a second, long before the archive would have been whole.
 func TestExportStopsWhenClientDisconnects(t *testing.T) {
-	root := t.TempDir()
-	// TinyLlama at 0.6 scale: a 780 MB VLA (sparse), seconds of archive.
-	pair, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: root, ShapeOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	id := analyzeInto(t, db, root, pair.Base, pair.VLA)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log})
-	hs := httptest.NewServer(srv.Routes())
-	t.Cleanup(hs.Close)
+	var id string // seconds of archive
+	l := startLiveServer(t, testServerOptions{prepare: bigShapeOnlyAnalysis(t, &id)})
+	srv, hs := l.srv, l.Server
 
 	for _, kind := range []string{"masked", "sliced"} {
 		t.Run(kind, func(t *testing.T) {

@@ -2,21 +2,15 @@ package handlers
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/prune"
-	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/jobs"
-	"github.com/deltascope/deltascope/store"
 )
 
 // The export attack of issue 14: two slow downloads held both checkpoint
@@ -25,27 +19,14 @@ import (
 // user as well as global, a reader that stops reading is cut off (freeing its
 // slot), and /healthz and pages answer others throughout.
 func TestExportSlotsAndStalledReaders(t *testing.T) {
-	root := t.TempDir()
-	// TinyLlama at 0.6 scale: a 780 MB VLA (sparse), far more than the
-	// socket buffers hold, so a client that stops reading stalls the export.
-	pair, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: root, ShapeOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	id := analyzeInto(t, db, root, pair.Base, pair.VLA)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Far more than the socket buffers hold, so a client that stops reading
+	// stalls the export.
+	var id string
 	const wait, stall = 300 * time.Millisecond, time.Second
-	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log,
-		Guard: Guard{MaxExports: 2, MaxExportsPerUser: 1, ExportWait: wait, ExportStall: stall}})
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config = srv.HTTPServer(srv.Routes())
-	ts.Start()
-	t.Cleanup(ts.Close)
+	l := startLiveServer(t, testServerOptions{prepare: bigShapeOnlyAnalysis(t, &id), limited: true, config: func(c *Config) {
+		c.Guard = Guard{MaxExports: 2, MaxExportsPerUser: 1, ExportWait: wait, ExportStall: stall}
+	}})
+	srv, ts := l.srv, l.Server
 	body := fmt.Sprintf(`{"name": "ffn", "rules": [{"module": %q, "ratio": 0.1, "direction": "highest"}]}`, prune.ModLLMFFN)
 
 	// export sends a masked export from the loopback address ip and returns

@@ -6,18 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/deltascope/deltascope/analysis/synth"
-	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -30,35 +26,28 @@ import (
 // meanwhile. A client that stops reading is cut off, and past the wait a
 // listing is refused with 429.
 func TestHeavyReadsAreStreamedAndBounded(t *testing.T) {
-	root := t.TempDir()
-	pair, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: root, ShapeOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	id := analyzeInto(t, db, root, pair.Base, pair.VLA)
-	began := time.Now()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := New(db, jobs.New(db, jobs.Options{Roots: []string{root}, Log: log}), Config{Roots: []string{root}, Log: log,
-		Guard: Guard{MaxHeavyReads: 4, ExportWait: 30 * time.Second, ExportStall: time.Second}})
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config = srv.HTTPServer(srv.Routes())
-	// Small socket buffers, as over a slow network: a client that stops
-	// reading blocks the server's writes within kilobytes, not megabytes.
-	track := ts.Config.ConnState
+	var id string
 	var slowNet atomic.Bool // from the stall part on
-	ts.Config.ConnState = func(c net.Conn, st http.ConnState) {
-		if tc, ok := c.(*net.TCPConn); ok && st == http.StateNew && slowNet.Load() {
-			tc.SetWriteBuffer(16 << 10)
-		}
-		track(c, st)
-	}
-	ts.Start()
-	t.Cleanup(ts.Close)
+	l := startLiveServer(t, testServerOptions{
+		prepare: bigShapeOnlyAnalysis(t, &id),
+		limited: true,
+		config: func(c *Config) {
+			c.Guard = Guard{MaxHeavyReads: 4, ExportWait: 30 * time.Second, ExportStall: time.Second}
+		},
+		// Small socket buffers, as over a slow network: a client that stops
+		// reading blocks the server's writes within kilobytes, not megabytes.
+		tweak: func(hs *http.Server) {
+			track := hs.ConnState
+			hs.ConnState = func(c net.Conn, st http.ConnState) {
+				if tc, ok := c.(*net.TCPConn); ok && st == http.StateNew && slowNet.Load() {
+					tc.SetWriteBuffer(16 << 10)
+				}
+				track(c, st)
+			}
+		},
+	})
+	began := time.Now()
+	srv, ts := l.srv, l.Server
 	url := ts.URL + "/api/analyses/" + id + "/tensors?rows=1"
 
 	// One listing, whole and the same as the store's.
@@ -78,7 +67,7 @@ func TestHeavyReadsAreStreamedAndBounded(t *testing.T) {
 	if err := json.Unmarshal(raw, &got); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("listing: %d %v", resp.StatusCode, err)
 	}
-	want, err := db.Tensors(context.Background(), id, store.TensorFilter{WithArrays: true})
+	want, err := l.db.Tensors(context.Background(), id, store.TensorFilter{WithArrays: true})
 	if err != nil || len(got.Tensors) != len(want) || got.VLAOnly == nil {
 		t.Fatalf("%d tensors listed, the store has %d (%v); vla_only %v", len(got.Tensors), len(want), err, got.VLAOnly)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis"
+	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/synth"
 	"github.com/deltascope/deltascope/internal/testfixtures"
 	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
@@ -40,6 +42,8 @@ type testServerOptions struct {
 	limited bool
 	// prepare runs on the store before the server starts (users, analyses).
 	prepare func(db *store.DB, root string)
+	// tweak adjusts the http.Server before it starts (socket options).
+	tweak func(*http.Server)
 }
 
 // liveServer is a real server for tests: a store in a temp folder, the job
@@ -92,6 +96,9 @@ func startLiveServer(tb testing.TB, opt testServerOptions) *liveServer {
 	if opt.limited {
 		ts.Config = srv.HTTPServer(srv.Routes())
 	}
+	if opt.tweak != nil {
+		opt.tweak(ts.Config)
+	}
 	ts.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -105,6 +112,23 @@ func startLiveServer(tb testing.TB, opt testServerOptions) *liveServer {
 		db.Close()
 	})
 	return &liveServer{Server: ts, srv: srv, db: db, root: root, uploads: uploads, start: start}
+}
+
+// bigShapeOnlyAnalysis is a prepare step: a TinyLlama-shaped pair at 0.6
+// scale (a 780 MB VLA, sparse: shapes only, zeros read) generated under the
+// root and analysed, done; *id is its analysis. Its exports and listings take
+// seconds and far more than socket buffers hold, for the tests of slow and
+// vanishing clients.
+func bigShapeOnlyAnalysis(tb testing.TB, id *string) func(*store.DB, string) {
+	return func(db *store.DB, root string) {
+		tb.Helper()
+		pair, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: filepath.Join(root, "big"), ShapeOnly: true})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		under := func(p string) string { return filepath.Join("big", p) }
+		*id = analyzeInto(tb, db, root, checkpoint.MapSpecPaths(pair.Base, under), checkpoint.MapSpecPaths(pair.VLA, under))
+	}
 }
 
 // pageServer is a live server for page tests.
