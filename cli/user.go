@@ -233,7 +233,15 @@ func runUserRole(ctx context.Context, env Env, args []string) error {
 }
 
 func runUserDelete(ctx context.Context, env Env, args []string) error {
-	f := newUserFlags("user delete", 1)
+	return runUserAction(ctx, env, args, "user delete", func(db *store.DB, name string) (string, error) {
+		return "deleted user " + name, db.DeleteUser(ctx, name)
+	})
+}
+
+// runUserAction runs a `user` command that acts on one named account: read
+// the flags, open the store, act, and print what was done.
+func runUserAction(ctx context.Context, env Env, args []string, cmd string, act func(db *store.DB, name string) (string, error)) error {
+	f := newUserFlags(cmd, 1)
 	name, err := f.parse(args, true)
 	if err != nil {
 		return err
@@ -243,10 +251,11 @@ func runUserDelete(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if err := db.DeleteUser(ctx, name); err != nil {
-		return fmt.Errorf("user delete: %v", err)
+	done, err := act(db, name)
+	if err != nil {
+		return fmt.Errorf("%s: %v", cmd, err)
 	}
-	fmt.Fprintf(env.Stdout, "deleted user %s\n", name)
+	fmt.Fprintln(env.Stdout, done)
 	return nil
 }
 
