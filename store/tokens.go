@@ -31,30 +31,7 @@ type APIToken struct {
 // CreateAPIToken makes a new token for the user called userName, labelled
 // label, and returns its secret (to show once) with its description.
 func (db *DB) CreateAPIToken(ctx context.Context, userName, label string) (string, *APIToken, error) {
-	if len(label) > 200 {
-		return "", nil, errorf(EINVALID, "token label longer than 200 characters")
-	}
-	secret := TokenPrefix + newSecret()
-	t := &APIToken{Name: label}
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var userID int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE id = `+userIDByName, userName, userName).Scan(&userID)
-		if err == sql.ErrNoRows {
-			return errorf(ENOTFOUND, "user %q not found", userName)
-		}
-		if err != nil {
-			return err
-		}
-		now := db.now()
-		t.CreatedAt = time.UnixMilli(now)
-		// RETURNING, not LastInsertId: PostgreSQL's driver has no such thing.
-		return tx.QueryRowContext(ctx, `INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-			userID, label, hashSecret(secret), now).Scan(&t.ID)
-	})
-	if err != nil {
-		return "", nil, wrapStore("create token", err)
-	}
-	return secret, t, nil
+	return db.CreateAPITokenTTL(ctx, userName, label, 0) // 0: it never expires
 }
 
 // TokenUser returns the owner of a live token (not revoked, not expired), with
