@@ -347,41 +347,40 @@ func (a *avx512Acc) run16For(be, ve Encoding) run16 {
 		return a.runRoundedBF16
 	case be == F32 && ve == BF16:
 		return a.runF32BF16
-	case be == F32 && ve == F32:
-		return a.runF32F32
 	}
-	return nil
+	return nil // F32 on both sides included: blocks's 8-lane loop measured 10 % faster there
 }
 
 // The loaders read elements i..i+15 of p (a buffer the caller checked holds
-// them) as float32 and say which lanes are usable: bit k of ok is set when
-// element k is finite. The constants come in as arguments so that the loops
-// broadcast them once.
+// them) as float32 and say which lanes are usable: lane k of ok is set when
+// element k is finite. The loops combine the two sides' masks as masks and
+// move one to a general register: moving each side's and combining them there
+// made the BF16 loop 20 % slower. The constants come in as arguments so that
+// the loops broadcast them once.
 
-// loadBF16x16 tests finiteness on the 16-bit codes, half the width of the
-// float32 lanes.
-func loadBF16x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int16x16) (archsimd.Float32x16, uint16) {
-	codes := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(p, 2*i)))
-	ok := inf.Greater(codes.AsInt16x16().And(magnitude)).ToBits()
-	return codes.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16(), ok
+// loadBF16x16 tests finiteness on the widened lanes, so that its mask pairs
+// with an F32 side's (runBF16BF16 tests the 16-bit codes instead).
+func loadBF16x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int32x16) (archsimd.Float32x16, archsimd.Mask32x16) {
+	w := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32().ShiftAllLeft(16)
+	return w.AsFloat32x16(), inf.Greater(w.AsInt32x16().And(magnitude))
 }
 
-func loadF32x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int32x16) (archsimd.Float32x16, uint16) {
+func loadF32x16(p unsafe.Pointer, i int, magnitude, inf archsimd.Int32x16) (archsimd.Float32x16, archsimd.Mask32x16) {
 	u := archsimd.LoadUint32x16((*[16]uint32)(unsafe.Add(p, 4*i)))
-	return u.AsFloat32x16(), inf.Greater(u.AsInt32x16().And(magnitude)).ToBits()
+	return u.AsFloat32x16(), inf.Greater(u.AsInt32x16().And(magnitude))
 }
 
 // loadRoundedx16 is roundToBF16 without its NaN case: the lanes it would
 // change are not used. A finite float32 rounds to a finite BF16 exactly when
 // its magnitude is below 0x7f7f8000 (from there on it rounds to Inf), so one
 // compare against limit tests both the stored value and the rounded one.
-func loadRoundedx16(p unsafe.Pointer, i int, magnitude, limit archsimd.Int32x16, half, one, top archsimd.Uint32x16) (archsimd.Float32x16, uint16) {
+func loadRoundedx16(p unsafe.Pointer, i int, magnitude, limit archsimd.Int32x16, half, one, top archsimd.Uint32x16) (archsimd.Float32x16, archsimd.Mask32x16) {
 	u := archsimd.LoadUint32x16((*[16]uint32)(unsafe.Add(p, 4*i)))
-	ok := limit.Greater(u.AsInt32x16().And(magnitude)).ToBits()
+	ok := limit.Greater(u.AsInt32x16().And(magnitude))
 	return u.Add(half).Add(u.ShiftAllRight(16).And(one)).And(top).AsFloat32x16(), ok
 }
 
-// The four loops differ only in their loads. There are no calls and no bounds
+// The three loops differ only in their loads. There are no calls and no bounds
 // checks in them, so the accumulators stay in registers.
 
 func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
@@ -390,11 +389,14 @@ func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int
 	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
-		b16, okB := loadBF16x16(bp, i, magnitude, inf)
-		v16, okV := loadBF16x16(vp, i, magnitude, inf)
-		if okB&okV != 0xffff {
+		// The finiteness tests are combined as vectors: one mask move, not two.
+		bc := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(bp, 2*i)))
+		vc := archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(vp, 2*i)))
+		if inf.Greater(bc.AsInt16x16().And(magnitude)).And(inf.Greater(vc.AsInt16x16().And(magnitude))).ToBits() != 0xffff {
 			break
 		}
+		b16 := bc.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16()
+		v16 := vc.ExtendToUint32().ShiftAllLeft(16).AsFloat32x16()
 		// A popcount of the mask: no vector register, which the loop is short of.
 		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
 		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
@@ -408,16 +410,15 @@ func (a *avx512Acc) runBF16BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int
 }
 
 func (a *avx512Acc) runRoundedBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
-	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
-	magnitude32, limit := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(0x7f7f8000)
+	magnitude32, inf32, limit := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits), archsimd.BroadcastInt32x16(0x7f7f8000)
 	half, one, top := archsimd.BroadcastUint32x16(0x7fff), archsimd.BroadcastUint32x16(1), archsimd.BroadcastUint32x16(0xffff0000)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
 	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadRoundedx16(bp, i, magnitude32, limit, half, one, top)
-		v16, okV := loadBF16x16(vp, i, magnitude, inf)
-		if okB&okV != 0xffff {
+		v16, okV := loadBF16x16(vp, i, magnitude32, inf32)
+		if okB.And(okV).ToBits() != 0xffff {
 			break
 		}
 		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
@@ -432,37 +433,14 @@ func (a *avx512Acc) runRoundedBF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) 
 }
 
 func (a *avx512Acc) runF32BF16(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
-	magnitude, inf := archsimd.BroadcastInt16x16(0x7fff), archsimd.BroadcastInt16x16(0x7f80)
 	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
 	absMask := archsimd.BroadcastUint64x8(absBits64)
 	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
 	changed := 0
 	for ; i < end; i += 16 {
 		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
-		v16, okV := loadBF16x16(vp, i, magnitude, inf)
-		if okB&okV != 0xffff {
-			break
-		}
-		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
-		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetLo().ConvertToFloat64(), v16.GetLo().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
-			(*[8]float64)(unsafe.Add(cdd, 8*i)), (*[8]float64)(unsafe.Add(cbb, 8*i)))
-		bb, vv, dd, bv, absD, maxAbsD = step8(b16.GetHi().ConvertToFloat64(), v16.GetHi().ConvertToFloat64(), absMask, bb, vv, dd, bv, absD, maxAbsD,
-			(*[8]float64)(unsafe.Add(cdd, 8*(i+8))), (*[8]float64)(unsafe.Add(cbb, 8*(i+8))))
-	}
-	a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD = bb, vv, dd, bv, absD, maxAbsD
-	a.changed += changed
-	return i
-}
-
-func (a *avx512Acc) runF32F32(bp, vp, cdd, cbb unsafe.Pointer, i, end int) int {
-	magnitude32, inf32 := archsimd.BroadcastInt32x16(magnitudeBits), archsimd.BroadcastInt32x16(infBits)
-	absMask := archsimd.BroadcastUint64x8(absBits64)
-	bb, vv, dd, bv, absD, maxAbsD := a.bb, a.vv, a.dd, a.bv, a.absD, a.maxAbsD
-	changed := 0
-	for ; i < end; i += 16 {
-		b16, okB := loadF32x16(bp, i, magnitude32, inf32)
-		v16, okV := loadF32x16(vp, i, magnitude32, inf32)
-		if okB&okV != 0xffff {
+		v16, okV := loadBF16x16(vp, i, magnitude32, inf32)
+		if okB.And(okV).ToBits() != 0xffff {
 			break
 		}
 		changed += bits.OnesCount16(b16.NotEqual(v16).ToBits())
