@@ -119,14 +119,14 @@ func analyzePair(ctx context.Context, env Env, bases, vlas, maps []string, po pa
 	return analyzeSides(ctx, env, base, vla, maps, po, fingerprint)
 }
 
-// openPair opens both sides mapped: the engine then reads the page cache in
-// place instead of copying it (see checkpoint.Options.Map).
+// openPair opens both sides for reading with pread, not mapped: see
+// checkpoint.Options.Map for why.
 func openPair(ctx context.Context, bases, vlas []string) (*checkpoint.Side, *checkpoint.Side, error) {
-	base, err := checkpoint.OpenSide(bases, checkpoint.Options{Context: ctx, Map: true})
+	base, err := checkpoint.OpenSide(bases, checkpoint.Options{Context: ctx})
 	if err != nil {
 		return nil, nil, err
 	}
-	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{Context: ctx, Map: true})
+	vla, err := checkpoint.OpenSide(vlas, checkpoint.Options{Context: ctx})
 	if err != nil {
 		base.Close()
 		return nil, nil, err

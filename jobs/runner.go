@@ -283,7 +283,7 @@ func (r *Runner) runOne(parent context.Context, a *store.Analysis) {
 
 // compute reads both sides and stores the result.
 func (r *Runner) compute(ctx context.Context, a *store.Analysis) error {
-	opt := checkpoint.Options{Roots: r.opt.Roots, Limits: r.opt.Limits, Context: ctx, Map: true} // mapped: see checkpoint.Options.Map
+	opt := checkpoint.Options{Roots: r.opt.Roots, Limits: r.opt.Limits, Context: ctx}
 	base, err := checkpoint.OpenSide(a.Request.Base, opt)
 	if err != nil {
 		return fmt.Errorf("base: %w", err)

@@ -169,12 +169,12 @@ type Options struct {
 	// analysed before, at a fraction of the cost. Such a source has no tensors.
 	FilesOnly bool
 	// Map maps safetensors files into memory (Linux), so the engine reads
-	// tensors in place instead of copying them with pread. The analysis callers
-	// (analyze, the job runner) set it; readers other than the engine ignore it.
-	// Measured on the 2-core VM (Linux 6.18, whose page cache holds large folios
-	// that a fault maps at once), the TinyLlama pair took 15 % less CPU mapped
-	// than with pread's copy (median of 8: 1.7 s vs 2.0 s). On an older kernel
-	// mapping cost ~5× the CPU of the copy; tests check both paths agree.
+	// tensors in place instead of copying them with pread. Off by default, and
+	// the analysis callers leave it off: measured on the 2-core VM (Linux 6.18),
+	// mapped reading took 5–10 % less time on pairs already in the page cache
+	// (TinyLlama, 4.4–8.8 GB), but on a pair larger than the page cache
+	// (OpenVLA-7B shape, 30 GB, read from disk) it took 28 s against 16 s with
+	// pread and 20 s for `cat`. Tests check both paths agree.
 	Map bool
 	// HeaderWait is how long opening waits for one of the HeaderSlots before
 	// failing with ErrBusy; 0 waits as long as it takes. The server sets it
