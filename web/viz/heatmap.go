@@ -33,8 +33,14 @@ func Components(ts []analysis.TensorStats) []string {
 	for i := range ts {
 		seen[ts[i].Component] = true
 	}
-	out := make([]string, 0, len(seen))
-	for c := range seen {
+	return inPageOrder(seen)
+}
+
+// inPageOrder lists a set of component names in the order pages show them
+// (componentOrder, then by name).
+func inPageOrder(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for c := range set {
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b string) int {

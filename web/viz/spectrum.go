@@ -97,14 +97,7 @@ func SpectrumComponents(ts []spectral.Tensor) []string {
 	for i := range ts {
 		seen[ts[i].Component] = true
 	}
-	out := make([]string, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b string) int {
-		return cmp.Or(cmp.Compare(rank(componentOrder, a), rank(componentOrder, b)), cmp.Compare(a, b))
-	})
-	return out
+	return inPageOrder(seen)
 }
 
 // SpectrumHeatmap is the layer × module heatmap of one component's spectra,
