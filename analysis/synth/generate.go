@@ -35,25 +35,11 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 		return nil, err
 	}
 	if _, err := os.Lstat(o.Out); errors.Is(err, fs.ErrNotExist) {
-		parent := filepath.Dir(o.Out)
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return nil, err
-		}
-		tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".tmp-")
-		if err != nil {
-			return nil, err
-		}
-		into := o
-		into.Out = tmp
-		pair, err := generateInto(ctx, m, into, &created{})
-		if err == nil {
-			err = os.Rename(tmp, o.Out)
-		}
-		if err != nil {
-			os.RemoveAll(tmp)
-			return nil, interrupted(ctx, o.Out, err)
-		}
-		return pair, nil
+		return writeNewFolder(ctx, o.Out, func(tmp string) (*Pair, error) {
+			into := o
+			into.Out = tmp
+			return generateInto(ctx, m, into, &created{})
+		})
 	}
 	made := &created{}
 	pair, err := generateInto(ctx, m, o, made)
@@ -62,6 +48,30 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 		return nil, interrupted(ctx, o.Out, err)
 	}
 	return pair, nil
+}
+
+// writeNewFolder writes a folder that does not exist yet, out, under a
+// temporary name beside it and renames it when write succeeds, so that out
+// appears whole or not at all; on failure or cancel the temporary folder goes.
+func writeNewFolder[T any](ctx context.Context, out string, write func(tmp string) (T, error)) (T, error) {
+	var zero T
+	parent := filepath.Dir(out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return zero, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return zero, err
+	}
+	v, err := write(tmp)
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return zero, interrupted(ctx, out, err)
+	}
+	return v, nil
 }
 
 // interrupted names the folder and the cause when ctx stopped Generate,

@@ -78,25 +78,11 @@ func GenerateSeries(ctx context.Context, o Options, n int) (*Series, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent := filepath.Dir(o.Out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(o.Out)+".tmp-")
-	if err != nil {
-		return nil, err
-	}
-	into := o
-	into.Out = tmp
-	series, err := seriesInto(ctx, m, into, n)
-	if err == nil {
-		err = os.Rename(tmp, o.Out)
-	}
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, interrupted(ctx, o.Out, err)
-	}
-	return series, nil
+	return writeNewFolder(ctx, o.Out, func(tmp string) (*Series, error) {
+		into := o
+		into.Out = tmp
+		return seriesInto(ctx, m, into, n)
+	})
 }
 
 func seriesInto(ctx context.Context, m *model, o Options, n int) (*Series, error) {
