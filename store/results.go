@@ -47,6 +47,25 @@ func dataOwner(ctx context.Context, tx *sql.Tx, id string) (string, error) {
 	return id, nil
 }
 
+// tensorOrder is the order of Tensors and EachTensor.
+const tensorOrder = "t.component, t.layer, t.kind, t.vla"
+
+// where is the filter's SQL condition and arguments over the tensors of the
+// analysis that owns the data.
+func (f TensorFilter) where(owner string) (string, []any) {
+	where, args := []string{"t.analysis_id = ?"}, []any{owner}
+	if f.Component != "" {
+		where, args = append(where, "t.component = ?"), append(args, f.Component)
+	}
+	if f.Kind != "" {
+		where, args = append(where, "t.kind = ?"), append(args, f.Kind)
+	}
+	if f.Layer != nil {
+		where, args = append(where, "t.layer = ?"), append(args, *f.Layer)
+	}
+	return strings.Join(where, " AND "), args
+}
+
 // Tensors returns the tensor statistics of a done analysis ordered by
 // component, layer, kind and VLA name.
 func (db *DB) Tensors(ctx context.Context, id string, f TensorFilter) ([]analysis.TensorStats, error) {
@@ -56,17 +75,8 @@ func (db *DB) Tensors(ctx context.Context, id string, f TensorFilter) ([]analysi
 		if err != nil {
 			return err
 		}
-		where, args := []string{"t.analysis_id = ?"}, []any{owner}
-		if f.Component != "" {
-			where, args = append(where, "t.component = ?"), append(args, f.Component)
-		}
-		if f.Kind != "" {
-			where, args = append(where, "t.kind = ?"), append(args, f.Kind)
-		}
-		if f.Layer != nil {
-			where, args = append(where, "t.layer = ?"), append(args, *f.Layer)
-		}
-		out, err = queryTensors(ctx, tx, strings.Join(where, " AND "), "t.component, t.layer, t.kind, t.vla", f.WithArrays, args)
+		where, args := f.where(owner)
+		out, err = queryTensors(ctx, tx, where, tensorOrder, f.WithArrays, args)
 		return err
 	})
 	if err != nil {
@@ -94,17 +104,8 @@ func (db *DB) EachTensor(ctx context.Context, id string, f TensorFilter, fn func
 		if err != nil {
 			return err
 		}
-		where, args := []string{"t.analysis_id = ?"}, []any{owner}
-		if f.Component != "" {
-			where, args = append(where, "t.component = ?"), append(args, f.Component)
-		}
-		if f.Kind != "" {
-			where, args = append(where, "t.kind = ?"), append(args, f.Kind)
-		}
-		if f.Layer != nil {
-			where, args = append(where, "t.layer = ?"), append(args, *f.Layer)
-		}
-		return scanTensors(ctx, tx, strings.Join(where, " AND "), "t.component, t.layer, t.kind, t.vla", f.WithArrays, args, fn)
+		where, args := f.where(owner)
+		return scanTensors(ctx, tx, where, tensorOrder, f.WithArrays, args, fn)
 	})
 	if err != nil {
 		return wrapRead(id, err)
