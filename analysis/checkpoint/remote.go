@@ -304,19 +304,8 @@ func (r remoteFolder) openPrefix(s *Source, lim Limits) error {
 	}
 	sort.Strings(shards)
 	s.Format = FormatFolder
-	seen := map[string]string{}
-	for _, n := range shards {
-		display := r.join(n)
-		before := len(s.Tensors)
-		if err := r.readFile(s, n, display, lim); err != nil {
-			return err
-		}
-		for _, t := range s.Tensors[before:] {
-			if other, dup := seen[t.Stored]; dup {
-				return tensorErrorf(display, t.Stored, "also stored in %s", other)
-			}
-			seen[t.Stored] = display
-		}
+	if err := s.readShards(shards, r.join, func(n, display string) error { return r.readFile(s, n, display, lim) }); err != nil {
+		return err
 	}
 	if s.Format == "" || s.Format == FormatSafetensors {
 		s.Format = FormatFolder

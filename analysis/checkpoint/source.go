@@ -329,18 +329,25 @@ func (s *Source) readFolder(dir *os.Root, lim Limits) error {
 	}
 	sort.Strings(names)
 	s.Format = FormatFolder
+	return s.readShards(names, func(n string) string { return filepath.Join(s.Path, n) },
+		func(n, display string) error { return s.readFile(dir, n, display, lim) })
+}
+
+// readShards reads the shard files of a folder without an index, in order,
+// and refuses a tensor stored in two of them: local and remote folders alike.
+func (s *Source) readShards(names []string, display func(name string) string, read func(name, display string) error) error {
 	seen := map[string]string{}
 	for _, n := range names {
-		display := filepath.Join(s.Path, n)
+		d := display(n)
 		before := len(s.Tensors)
-		if err := s.readFile(dir, n, display, lim); err != nil {
+		if err := read(n, d); err != nil {
 			return err
 		}
 		for _, t := range s.Tensors[before:] {
 			if other, dup := seen[t.Stored]; dup {
-				return tensorErrorf(display, t.Stored, "also stored in %s", other)
+				return tensorErrorf(d, t.Stored, "also stored in %s", other)
 			}
-			seen[t.Stored] = display
+			seen[t.Stored] = d
 		}
 	}
 	return nil
