@@ -97,8 +97,8 @@ func TestBrowserGeometryFromTheForm(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid="geometry-kv_heads-vision.siglip"]').dispatchEvent(new Event('change', {bubbles: true}))`),
 		chromedp.Click(chromedp.CSS(`[data-testid="exact"]`)))
 	browserDo(t, ctx, "start", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="start"]`)))
-	browserWait(t, ctx, "the analysis page", `/\/analyses\/[^/]+$/.test(location.pathname)`, 20*time.Second)
-	id := browserEval[string](t, ctx, `location.pathname.split('/').pop()`)
+	id := browserSettle[string](t, ctx, "the analysis page",
+		`/\/analyses\/[^/]+$/.test(location.pathname) ? location.pathname.split('/').pop() : ''`, 20*time.Second)
 	s.waitStatus(t, id, store.StatusDone)
 	a, err := s.db.Get(t.Context(), id)
 	if err != nil {

@@ -87,20 +87,32 @@ func browserEval[T any](tb testing.TB, ctx context.Context, expr string) T {
 // survives navigations (the job page reloads itself when the job ends).
 func browserWait(tb testing.TB, ctx context.Context, what, expr string, d time.Duration) {
 	tb.Helper()
+	browserSettle[bool](tb, ctx, what, expr, d)
+}
+
+// browserSettle evaluates expr until it yields a non-zero value and returns
+// it, surviving navigations in between: reading the page right after a wait
+// can land in the middle of the next navigation ("Inspected target navigated
+// or closed"), so a value that must come from a page that may be moving on is
+// read in the same evaluation that sees the page is the right one.
+func browserSettle[T comparable](tb testing.TB, ctx context.Context, what, expr string, d time.Duration) T {
+	tb.Helper()
 	deadline := time.Now().Add(d)
 	var last error
+	var zero T
 	for time.Now().Before(deadline) {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool](expr))
+		v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
 		cancel()
-		if err == nil && ok {
-			return
+		if err == nil && v != zero {
+			return v
 		}
 		last = err
 		time.Sleep(50 * time.Millisecond)
 	}
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	tb.Fatalf("waiting for %s (%s) at %s: timed out (last error %v)", what, expr, loc, last)
+	return zero
 }
 
 // heatmapDrawn holds once the chart with this DOM id has drawn its canvas and

@@ -45,8 +45,10 @@ func TestBrowserNamesComposerLinksAndLayout(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="new-name"]`), "π0.5 fixture, run 1"),
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="new-tags"]`), "libero, smoke"),
 		chromedp.Click(chromedp.CSS(`[data-testid="start"]`)))
-	browserWait(t, ctx, "the analysis page", `/\/analyses\/[^/]+$/.test(location.pathname)`, 20*time.Second)
-	id := browserEval[string](t, ctx, `decodeURIComponent(location.pathname.split('/').pop())`)
+	// The job page may already be turning into the overview: read the id in
+	// the same evaluation that sees the analysis page.
+	id := browserSettle[string](t, ctx, "the analysis page",
+		`/\/analyses\/[^/]+$/.test(location.pathname) ? decodeURIComponent(location.pathname.split('/').pop()) : ''`, 20*time.Second)
 	s.waitStatus(t, id, store.StatusDone)
 	a, err := s.db.Get(context.Background(), id)
 	if err != nil || a.Name != "π0.5 fixture, run 1" || strings.Join(a.Tags, ",") != "libero,smoke" {
