@@ -116,9 +116,6 @@ func checkExportable(m *Mask, vla *checkpoint.Side, sliced bool) error {
 		return err
 	}
 	for _, src := range vla.Sources {
-		if checkpoint.IsRemote(src.Path) { // the copy reopens the files by path
-			return tensor.Errorf(src.Path, "masked and sliced exports copy the checkpoint's files and need them on disk; download it first, or export masks or indices")
-		}
 		if src.Format == checkpoint.FormatTorchZip {
 			return tensor.Errorf(src.Path, "masked and sliced exports copy safetensors files; this VLA source is a torch pickle (convert it to safetensors first, or export masks or indices)")
 		}
@@ -176,6 +173,10 @@ func writeSmall(path string, fill func(io.Writer) error) error {
 
 // exportSource writes one source's files into out.
 func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Mask, sliced bool, buf *[]byte) error {
+	sf, err := openSourceFiles(ctx, src)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return tensor.Errorf(out, "%v", err)
 	}
@@ -190,40 +191,52 @@ func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Ma
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return tensor.Errorf(dst, "%v", err)
 		}
-		n, err := exportFile(ctx, f, dst, src.Prefix, m, sliced, buf)
+		in, h, err := sf.open(f)
+		if err != nil {
+			return err
+		}
+		n, err := exportFile(ctx, in, h, dst, src.Prefix, m, sliced, buf)
+		in.Close()
 		if err != nil {
 			return err
 		}
 		dataTotal += n
 		written[rel] = true
 	}
-	comps, err := companions(src, written)
+	comps, err := sf.companions(written)
 	if err != nil {
 		return err
 	}
 	for _, c := range comps {
-		name, p := c.name, c.path
-		if sliced && name == ConfigFile { // says the per-layer widths (slicedconfig.go)
-			data, err := slicedConfig(p, m)
-			if err != nil {
-				return err
-			}
-			if err := writeSmall(filepath.Join(out, name), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
-				return err
-			}
-			continue
-		}
-		if sliced && name == checkpoint.IndexName {
-			if err := rewriteIndex(p, filepath.Join(out, name), dataTotal); err != nil {
+		var data []byte
+		switch {
+		case sliced && c.name == ConfigFile: // says the per-layer widths (slicedconfig.go)
+			data, err = rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return slicedConfigOf(b, c.path, m) })
+		case sliced && c.name == checkpoint.IndexName:
+			data, err = rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return rewrittenIndexOf(b, c.path, dataTotal) })
+		default:
+			if err := sf.copyCompanion(c, filepath.Join(out, c.name)); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := copyFile(p, filepath.Join(out, name)); err != nil {
+		if err != nil {
+			return err
+		}
+		if err := writeSmall(filepath.Join(out, c.name), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rewrittenCompanion reads companion c and rewrites it with f.
+func rewrittenCompanion(sf *sourceFiles, c companion, f func([]byte) ([]byte, error)) ([]byte, error) {
+	data, err := sf.read(c)
+	if err != nil {
+		return nil, err
+	}
+	return f(data)
 }
 
 // relInSource is a weight file's path inside its export folder: its base name
@@ -295,25 +308,10 @@ func copyFile(from, to string) error {
 	})
 }
 
-// rewriteIndex copies a shard index with metadata.total_size set to the sliced
-// data size; the weight map is unchanged, since every tensor stays in its file.
-func rewriteIndex(from, to string, total int64) error {
-	data, err := rewrittenIndex(from, total)
-	if err != nil {
-		return err
-	}
-	return writeSmall(to, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// rewrittenIndex is the shard index at from with metadata.total_size = total.
-func rewrittenIndex(from string, total int64) ([]byte, error) {
-	data, err := checkpoint.ReadRegular(from, maxCompanionBytes)
-	if err != nil {
-		return nil, err
-	}
+// rewrittenIndexOf is a shard index (data, read from the file from) with
+// metadata.total_size set to the sliced data size; the weight map is
+// unchanged, since every tensor stays in its file.
+func rewrittenIndexOf(data []byte, from string, total int64) ([]byte, error) {
 	var idx map[string]json.RawMessage
 	if err := json.Unmarshal(data, &idx); err != nil {
 		return nil, tensor.Errorf(from, "not a valid index: %v", err)

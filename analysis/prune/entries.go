@@ -38,6 +38,13 @@ func SlicedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
 }
 
 func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
+	return exportEntriesContext(context.Background(), m, vla, sliced)
+}
+
+// exportEntriesContext lists the entries, reading what it must (headers, a
+// remote folder's listing, the config and index a sliced export rewrites)
+// under ctx; each entry's Write reads under its own context.
+func exportEntriesContext(ctx context.Context, m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
 	if err := checkExportable(m, vla, sliced); err != nil {
 		return nil, err
 	}
@@ -53,6 +60,10 @@ func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, e
 			seen[name] = src.Path
 			dir = name + "/"
 		}
+		sf, err := openSourceFiles(ctx, src)
+		if err != nil {
+			return nil, err
+		}
 		written := map[string]bool{}
 		var dataTotal int64
 		for _, f := range src.Files {
@@ -61,24 +72,24 @@ func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, e
 				return nil, err
 			}
 			written[rel] = true
-			e := ExportEntry{Name: dir + filepath.ToSlash(rel), Size: f.Size, Write: maskedFileWriter(f, src.Prefix, m)}
+			e := ExportEntry{Name: dir + filepath.ToSlash(rel), Size: f.Size, Write: maskedFileWriter(src, f, m)}
 			if sliced {
-				header, data, err := slicedSize(f, src.Prefix, m)
+				header, data, err := slicedSize(sf, f, src.Prefix, m)
 				if err != nil {
 					return nil, err
 				}
-				e.Size, e.Write = header+data, slicedFileWriter(f, src.Prefix, m)
+				e.Size, e.Write = header+data, slicedFileWriter(src, f, m)
 				dataTotal += data
 			}
 			out = append(out, e)
 		}
-		comps, err := companions(src, written)
+		comps, err := sf.companions(written)
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range comps {
 			if sliced && c.name == ConfigFile { // says the per-layer widths (slicedconfig.go)
-				data, err := slicedConfig(c.path, m)
+				data, err := rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return slicedConfigOf(b, c.path, m) })
 				if err != nil {
 					return nil, err
 				}
@@ -86,14 +97,14 @@ func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, e
 				continue
 			}
 			if sliced && c.name == checkpoint.IndexName {
-				data, err := rewrittenIndex(c.path, dataTotal)
+				data, err := rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return rewrittenIndexOf(b, c.path, dataTotal) })
 				if err != nil {
 					return nil, err
 				}
 				out = append(out, bytesEntry(dir+c.name, data))
 				continue
 			}
-			out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: fileWriter(c.path, c.size)})
+			out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: companionWriter(src, c)})
 		}
 	}
 	var recipe bytes.Buffer
@@ -122,8 +133,8 @@ func bytesEntry(name string, data []byte) ExportEntry {
 }
 
 // slicedSize is the header and data size of a file's sliced copy.
-func slicedSize(fi checkpoint.FileInfo, prefix string, m *Mask) (header, data int64, err error) {
-	in, h, err := openForExport(fi)
+func slicedSize(sf *sourceFiles, fi checkpoint.FileInfo, prefix string, m *Mask) (header, data int64, err error) {
+	in, h, err := sf.open(fi)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -135,20 +146,30 @@ func slicedSize(fi checkpoint.FileInfo, prefix string, m *Mask) (header, data in
 	return sw.HeaderSize(), sw.DataSize(), nil
 }
 
+// openEntry opens a VLA file for one entry's Write, its remote reads under
+// that write's context.
+func openEntry(ctx context.Context, src *checkpoint.Source, fi checkpoint.FileInfo) (*exportInput, *safetensors.Header, error) {
+	sf, err := openSourceFiles(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sf.open(fi)
+}
+
 // slicedFileWriter streams one VLA file with its pruned rows and columns cut out.
-func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(context.Context, io.Writer) error {
+func slicedFileWriter(src *checkpoint.Source, fi checkpoint.FileInfo, m *Mask) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		in, h, err := openForExport(fi)
+		in, h, err := openEntry(ctx, src, fi)
 		if err != nil {
 			return err
 		}
 		defer in.Close()
-		sw, err := safetensors.NewWriter(w, slicedDecl(h, prefix, m), h.Metadata)
+		sw, err := safetensors.NewWriter(w, slicedDecl(h, src.Prefix, m), h.Metadata)
 		if err != nil {
 			return tensor.Errorf(fi.Path, "%v", err)
 		}
 		buf := make([]byte, blockBytes)
-		if _, err := copyTensors(ctx, sw, in, h, prefix, m, true, &buf, fi.Path, ""); err != nil {
+		if _, err := copyTensors(ctx, sw, in, h, src.Prefix, m, true, &buf, fi.Path, ""); err != nil {
 			return err
 		}
 		return sw.Close()
@@ -157,9 +178,9 @@ func slicedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(conte
 
 // maskedFileWriter streams one VLA file with its pruned cells zeroed: the
 // header verbatim, then every tensor in order.
-func maskedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(context.Context, io.Writer) error {
+func maskedFileWriter(src *checkpoint.Source, fi checkpoint.FileInfo, m *Mask) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		in, h, err := openForExport(fi)
+		in, h, err := openEntry(ctx, src, fi)
 		if err != nil {
 			return err
 		}
@@ -168,8 +189,19 @@ func maskedFileWriter(fi checkpoint.FileInfo, prefix string, m *Mask) func(conte
 			return err
 		}
 		buf := make([]byte, blockBytes)
-		_, err = copyTensors(ctx, w, in, h, prefix, m, false, &buf, fi.Path, "")
+		_, err = copyTensors(ctx, w, in, h, src.Prefix, m, false, &buf, fi.Path, "")
 		return err
+	}
+}
+
+// companionWriter streams a companion file of src.
+func companionWriter(src *checkpoint.Source, c companion) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		sf, err := openSourceFiles(ctx, src)
+		if err != nil {
+			return err
+		}
+		return sf.writeCompanion(ctx, w, c)
 	}
 }
 

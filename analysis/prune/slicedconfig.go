@@ -50,6 +50,12 @@ func slicedConfig(path string, m *Mask) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return slicedConfigOf(data, path, m)
+}
+
+// slicedConfigOf is a config (data, read from path) rewritten for a sliced
+// export of m.
+func slicedConfigOf(data []byte, path string, m *Mask) ([]byte, error) {
 	var cfg map[string]json.RawMessage
 	if err := json.Unmarshal(data, &cfg); err != nil || cfg == nil {
 		return nil, tensor.Errorf(path, "is not a JSON object (%v); a sliced export rewrites it to say each layer's width", err)

@@ -16,18 +16,17 @@ import (
 // exportFile streams one safetensors file of the VLA into dst, masked (pruned
 // cells zeroed, header verbatim) or sliced (pruned cells removed, header
 // rewritten), one block of whole rows at a time, checking ctx before each
-// block. It returns the data bytes written.
-func exportFile(ctx context.Context, fi checkpoint.FileInfo, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
-	in, h, err := openForExport(fi)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
+// block. It returns the data bytes written. A local file takes the fast path
+// (fastcopy.go): what no mask touches is copied by the kernel.
+func exportFile(ctx context.Context, in *exportInput, h *safetensors.Header, dst, prefix string, m *Mask, sliced bool, buf *[]byte) (int64, error) {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return 0, tensor.Errorf(dst, "%v", err)
 	}
 	defer out.Close()
+	if in.file != nil {
+		return exportLocal(ctx, in, h, out, dst, prefix, m, sliced, buf)
+	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	var data io.Writer = bw
 	var sw *safetensors.Writer
@@ -39,7 +38,7 @@ func exportFile(ctx context.Context, fi checkpoint.FileInfo, dst, prefix string,
 	} else if _, err := copyBlocks(ctx, bw, io.NewSectionReader(in, 0, h.DataOffset)); err != nil {
 		return 0, writeFailed(dst, err)
 	}
-	total, err := copyTensors(ctx, data, in, h, prefix, m, sliced, buf, fi.Path, dst)
+	total, err := copyTensors(ctx, data, in, h, prefix, m, sliced, buf, in.path, dst)
 	if err != nil {
 		return 0, err
 	}
@@ -95,7 +94,7 @@ func openForExport(fi checkpoint.FileInfo) (*os.File, *safetensors.Header, error
 
 // copyTensors writes every tensor's data of a file in order: masked tensors
 // through streamMasked, the others verbatim. It returns the bytes written.
-func copyTensors(ctx context.Context, data io.Writer, in *os.File, h *safetensors.Header, prefix string, m *Mask, sliced bool, buf *[]byte, path, dst string) (int64, error) {
+func copyTensors(ctx context.Context, data io.Writer, in io.ReaderAt, h *safetensors.Header, prefix string, m *Mask, sliced bool, buf *[]byte, path, dst string) (int64, error) {
 	var total int64
 	for i := range h.Entries {
 		e := &h.Entries[i]
