@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -11,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/deltascope/deltascope/analysis/checkpoint"
 )
 
 type fileEntry struct {
@@ -19,6 +24,11 @@ type fileEntry struct {
 	Dir  bool   `json:"dir"`
 	Size int64  `json:"size"`
 	Kind string `json:"kind"`
+	// Remote roots only: the object's ETag (S3) or LFS sha256 / git blob id
+	// (the Hub), and whether a folder is a sharded checkpoint (it holds
+	// model.safetensors.index.json).
+	ETag       string `json:"etag,omitempty"`
+	Checkpoint bool   `json:"checkpoint,omitempty"`
 }
 
 type filesResponse struct {
@@ -27,6 +37,13 @@ type filesResponse struct {
 	Path    string      `json:"path"`
 	Entries []fileEntry `json:"entries"`
 	Next    string      `json:"next"`
+	// Remote roots only: "s3" or "hub"; whether the folder listed is itself a
+	// sharded checkpoint; the Hub commit listed; and need_repo at an
+	// hf://ORG root, which cannot be listed: name a REPO[@REVISION] as path.
+	Remote     string `json:"remote,omitempty"`
+	Checkpoint bool   `json:"checkpoint,omitempty"`
+	Commit     string `json:"commit,omitempty"`
+	NeedRepo   bool   `json:"need_repo,omitempty"`
 }
 
 const (
@@ -45,6 +62,10 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || idx < 0 || idx >= len(s.cfg.Roots) {
 		badRequest(w, "root must be the index of a server root")
+		return
+	}
+	if checkpoint.IsRemote(s.cfg.Roots[idx]) {
+		s.apiFilesRemote(w, r, idx)
 		return
 	}
 	rel := path.Clean("/" + q.Get("path"))[1:]
@@ -140,6 +161,54 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 	})
 	if more {
 		resp.Next = strconv.Itoa(skip + limit)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// remoteListTimeout bounds one page of a remote listing: a store that stops
+// answering must not hold the request (and its client) for ever.
+const remoteListTimeout = 60 * time.Second
+
+// apiFilesRemote lists a folder under an s3:// or hf:// root, a page at a
+// time (checkpoint.ListRemote), for the same picker. Entries' paths are
+// relative to the root, as for local roots, so root + "/" + path is the
+// source to add; the listing never leaves the root.
+func (s *Server) apiFilesRemote(w http.ResponseWriter, r *http.Request, idx int) {
+	q := r.URL.Query()
+	limit := defaultFilesPage
+	if v := q.Get("limit"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > maxFilesPage {
+			badRequest(w, "limit must be 1 to 1000")
+			return
+		}
+	}
+	root := s.cfg.Roots[idx]
+	// The request's context: a client that leaves stops the listing.
+	ctx, cancel := context.WithTimeout(r.Context(), remoteListTimeout)
+	defer cancel()
+	l, err := checkpoint.ListRemote(ctx, root, q.Get("path"), q.Get("cursor"), limit)
+	switch {
+	case errors.Is(err, checkpoint.ErrNoSuchFolder):
+		notFound(w, "no such folder: "+err.Error())
+		return
+	case err != nil && r.Context().Err() != nil:
+		return // the client left: nobody to answer
+	case errors.Is(err, context.DeadlineExceeded):
+		writeJSON(w, http.StatusGatewayTimeout, errorBody{fmt.Sprintf("%s did not answer within %v", root, remoteListTimeout)})
+		return
+	case err != nil:
+		s.apiError(w, r, err)
+		return
+	}
+	resp := filesResponse{Roots: s.cfg.Roots, Root: idx, Path: l.Path, Entries: make([]fileEntry, 0, len(l.Entries)), Next: l.Next,
+		Remote: "s3", Checkpoint: l.Checkpoint, Commit: l.Commit, NeedRepo: l.NeedRepo}
+	if strings.HasPrefix(root, "hf://") {
+		resp.Remote = "hub"
+	}
+	for _, e := range l.Entries {
+		resp.Entries = append(resp.Entries, fileEntry{Name: e.Name, Path: e.Path, Dir: e.Dir, Size: e.Size,
+			Kind: fileKind(e.Name, e.Dir), ETag: e.ETag, Checkpoint: e.Checkpoint})
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

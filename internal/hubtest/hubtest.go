@@ -7,7 +7,13 @@
 //   - HEAD and GET /{org}/{repo}/resolve/{rev}/{path}: a small (git) file is
 //     served directly, with ETag and X-Repo-Commit; a large (LFS) file is a
 //     302 redirect to a second server, the "CDN", carrying X-Linked-Size,
-//     X-Linked-Etag and X-Repo-Commit; the CDN serves Range requests.
+//     X-Linked-Etag and X-Repo-Commit; the CDN serves Range requests;
+//   - GET /api/models/{org}/{repo}/tree/{rev}[/{path}]: the entries directly
+//     in a folder (all below it with ?recursive=true), as a JSON array of
+//     {"type": "file"|"directory", "oid", "size", "path"}, files in LFS with
+//     "lfs": {"oid", "size", "pointerSize"}; folders first, then files, each
+//     by path; TreePage entries a page (1,000 by default, as on the Hub),
+//     the next page named by a Link header (rel="next") carrying a cursor.
 //
 // A gated repository answers 401 without the right Bearer token; a missing
 // repository, revision or file answers 404 with the Hub's X-Error-Code.
@@ -17,6 +23,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -24,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +51,10 @@ type Hub struct {
 	// transient failure a reader should retry); CutBlobs makes it serve every
 	// file short by that many bytes (a broken mirror).
 	FailRanges, CutBlobs atomic.Int64
+	// TreePage is the tree API's page size (0: the Hub's 1,000); TreeGets
+	// counts the tree pages served.
+	TreePage int
+	TreeGets atomic.Int64
 
 	mu    sync.Mutex
 	repos map[string]*repo
@@ -192,6 +204,15 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(resp)
 		return
 	}
+	// /api/models/{org}/{repo}/tree/{rev}[/{path...}]
+	if len(parts) >= 6 && parts[0] == "api" && parts[1] == "models" && parts[4] == "tree" {
+		files, sha, ok := h.lookup(w, r, parts[2]+"/"+parts[3], parts[5])
+		if !ok {
+			return
+		}
+		h.serveTree(w, r, files, sha, strings.Trim(strings.Join(parts[6:], "/"), "/"))
+		return
+	}
 	// /{org}/{repo}/resolve/{rev}/{path...}
 	if len(parts) >= 5 && parts[2] == "resolve" {
 		files, sha, ok := h.lookup(w, r, parts[0]+"/"+parts[1], parts[3])
@@ -224,6 +245,113 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hubError(w, http.StatusNotFound, "", "not found")
+}
+
+// treeEntry is one entry of the tree API's answer.
+type treeEntry struct {
+	Type string   `json:"type"`
+	Oid  string   `json:"oid"`
+	Size int      `json:"size"`
+	Path string   `json:"path"`
+	LFS  *treeLFS `json:"lfs,omitempty"`
+}
+
+type treeLFS struct {
+	Oid         string `json:"oid"`
+	Size        int    `json:"size"`
+	PointerSize int    `json:"pointerSize"`
+}
+
+// gitBlobID is git's id of a blob: sha1 of "blob LEN\0" and the bytes.
+func gitBlobID(data []byte) string {
+	s := sha1.New()
+	s.Write([]byte("blob " + itoa(len(data)) + "\x00"))
+	s.Write(data)
+	return hex.EncodeToString(s.Sum(nil))
+}
+
+// serveTree answers the tree API for folder dir ("" for the top) of a commit.
+func (h *Hub) serveTree(w http.ResponseWriter, r *http.Request, files map[string][]byte, sha, dir string) {
+	h.TreeGets.Add(1)
+	recursive := r.URL.Query().Get("recursive") == "true" || r.URL.Query().Get("recursive") == "1"
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
+	}
+	dirs := map[string]bool{}
+	var entries []treeEntry
+	for p, data := range files {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			continue
+		}
+		// Every folder between dir and the file is an entry of its own.
+		parts := strings.Split(rest, "/")
+		for i := 1; i < len(parts); i++ {
+			if i > 1 && !recursive {
+				break
+			}
+			d := prefix + strings.Join(parts[:i], "/")
+			if !dirs[d] {
+				dirs[d] = true
+				sum := sha1.Sum([]byte(sha + "\x00" + d))
+				entries = append(entries, treeEntry{Type: "directory", Oid: hex.EncodeToString(sum[:]), Path: d})
+			}
+		}
+		if len(parts) > 1 && !recursive {
+			continue
+		}
+		e := treeEntry{Type: "file", Oid: gitBlobID(data), Size: len(data), Path: p}
+		if isLFS(p) {
+			d := sha256.Sum256(data)
+			oid := hex.EncodeToString(d[:])
+			pointer := "version https://git-lfs.github.com/spec/v1\noid sha256:" + oid + "\nsize " + itoa(len(data)) + "\n"
+			e.Oid, e.Size = gitBlobID([]byte(pointer)), len(data)
+			e.LFS = &treeLFS{Oid: oid, Size: len(data), PointerSize: len(pointer)}
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		hubError(w, http.StatusNotFound, "EntryNotFound", dir+" does not exist on \""+sha+"\"")
+		return
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		if (entries[i].Type == "directory") != (entries[j].Type == "directory") {
+			return entries[i].Type == "directory"
+		}
+		return entries[i].Path < entries[j].Path
+	})
+	page := h.TreePage
+	if page <= 0 {
+		page = 1000
+	}
+	start := 0
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(string(mustBase64(c)), "offset:"))
+		if err != nil || n < 0 || n > len(entries) {
+			hubError(w, http.StatusBadRequest, "", "Invalid cursor")
+			return
+		}
+		start = n
+	}
+	end := min(start+page, len(entries))
+	if end < len(entries) {
+		next := *r.URL
+		q := next.Query()
+		q.Set("cursor", base64.StdEncoding.EncodeToString([]byte("offset:"+strconv.Itoa(end))))
+		next.RawQuery = q.Encode()
+		w.Header().Set("Link", "<"+h.URL+next.RequestURI()+`>; rel="next"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(entries[start:end])
+}
+
+func mustBase64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
