@@ -171,7 +171,8 @@
     chart.setOption(opt, true);
     if (meta.link_base && meta.names) {
       chart.on('click', (p) => {
-        const name = p.value && meta.names[p.value[0] + ',' + p.value[1]];
+        const key = meta.kind === 'heatmap' ? p.value && p.value[0] + ',' + p.value[1] : String(p.dataIndex);
+        const name = key && meta.names[key];
         if (!name) return;
         const n = encodeURIComponent(name);
         window.location.href = meta.link_base + n + '?' + (meta.link_query ? meta.link_query + '&' : '') + 'sel=' + n;

@@ -194,6 +194,18 @@ func TestBrowserSeries(t *testing.T) {
 		return [r.left + p[0], r.top + p[1]]; })()`)
 	browserDo(t, ctx, "click a cell", 10*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
 	browserWait(t, ctx, "that step's analysis", `location.pathname === '/analyses/' + `+jsString(step2), 20*time.Second)
+
+	// A point of the ΔW line opens its step's analysis too.
+	browserDo(t, ctx, "back to the series", 20*time.Second, chromedp.NavigateBack())
+	browserWait(t, ctx, "the ΔW lines again", `document.getElementById('series-delta')?.dataset.drawn === '1'`, 20*time.Second)
+	step3 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(3) a').textContent`)
+	browserDo(t, ctx, "scroll to the lines", 10*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#series-delta")))
+	pt = browserEval[[]float64](t, ctx, `(() => { const el = document.getElementById('series-delta');
+		const c = echarts.getInstanceByDom(el); const d = c.getOption().series[0].data[2];
+		const p = c.convertToPixel({seriesIndex: 0}, [2, d !== null && typeof d === 'object' ? d.value : d]);
+		const r = el.getBoundingClientRect(); return [r.left + p[0], r.top + p[1]]; })()`)
+	browserDo(t, ctx, "click the third point", 10*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
+	browserWait(t, ctx, "the third step's analysis", `location.pathname === '/analyses/' + `+jsString(step3), 20*time.Second)
 }
 
 // TestSeriesFormErrors: a refused form comes back with the reason and with

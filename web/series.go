@@ -105,10 +105,16 @@ func BuildSeries(sr *store.Series, steps []SeriesStepData, q url.Values) SeriesP
 			}
 		}
 	}
-	rel := viz.StepLines("series-delta", "Relative ΔW against the base", "‖ΔW‖ / ‖W_base‖", stepNums, deltaLines)
-	rel.Caption = "‖W_t − W_base‖ / ‖W_base‖ at each checkpoint, for the whole model and each component."
-	drift := viz.StepLines("series-drift", "Drift from the previous checkpoint", "‖W_t − W_t−1‖ / ‖W_t−1‖", stepNums, driftLines)
-	drift.Caption = "How far each part moved since the previous checkpoint (the first: since the base), relative to its size then: when each part moved."
+	// A point opens the analysis it was read from: the step against the base,
+	// or the step against the previous checkpoint.
+	deltaIDs, driftIDs := make([]string, len(steps)), make([]string, len(steps))
+	for i, st := range steps {
+		deltaIDs[i], driftIDs[i] = st.AnalysisID, st.DriftID
+	}
+	rel := viz.StepLines("series-delta", "Relative ΔW against the base", "‖ΔW‖ / ‖W_base‖", stepNums, deltaIDs, AnalysisURL(""), deltaLines)
+	rel.Caption = "‖W_t − W_base‖ / ‖W_base‖ at each checkpoint, for the whole model and each component. Click a point to open that step's analysis."
+	drift := viz.StepLines("series-drift", "Drift from the previous checkpoint", "‖W_t − W_t−1‖ / ‖W_t−1‖", stepNums, driftIDs, AnalysisURL(""), driftLines)
+	drift.Caption = "How far each part moved since the previous checkpoint (the first: since the base), relative to its size then: when each part moved. Click a point to open the analysis of that step against the previous one."
 	p.Lines = []viz.Chart{rel, drift}
 
 	// Layer × step heatmaps of the chosen component, one per module kind.

@@ -32,7 +32,8 @@ type Meta struct {
 	YName   string   `json:"y_name,omitempty"`
 	XLabels []string `json:"x_labels,omitempty"`
 	YLabels []string `json:"y_labels,omitempty"`
-	// Names of the tensor (or unit range) under each heatmap cell, keyed "x,y".
+	// Names of the tensor (or unit range) under each heatmap cell, keyed "x,y";
+	// in an xy chart, of what each point along x opens, keyed by its index.
 	Names map[string]string `json:"names,omitempty"`
 	// A click on a named cell opens LinkBase + the escaped name + "?" +
 	// LinkQuery + "&sel=" + the escaped name (the tensor page, keeping the

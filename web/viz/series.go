@@ -16,8 +16,9 @@ type Line struct {
 	Values []float64
 }
 
-// StepLines draws several lines against the training step.
-func StepLines(id, title, yName string, steps []int64, lines []Line) Chart {
+// StepLines draws several lines against the training step. A click on the
+// point of step i opens linkBase + analyses[i] (none where it is empty).
+func StepLines(id, title, yName string, steps []int64, analyses []string, linkBase string, lines []Line) Chart {
 	x := make([]string, len(steps))
 	for i, s := range steps {
 		x[i] = strconv.FormatInt(s, 10)
@@ -44,6 +45,17 @@ func StepLines(id, title, yName string, steps []int64, lines []Line) Chart {
 	l.Validate()
 	c := finish(id, title, l.JSON(), yName, "step", yName)
 	c.Spec.Meta.Height = 320
+	// A click on a point opens that step's analysis; the names are keyed by
+	// the point's index along x, which is what a line chart's click reports.
+	if linkBase != "" && len(analyses) == len(steps) {
+		c.Spec.Meta.LinkBase = linkBase
+		c.Spec.Meta.Names = make(map[string]string, len(analyses))
+		for i, a := range analyses {
+			if a != "" {
+				c.Spec.Meta.Names[strconv.Itoa(i)] = a
+			}
+		}
+	}
 	return c
 }
 
