@@ -105,8 +105,9 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, kind prune.Expor
 	defer release()
 	// Checkpoint exports stream straight from the VLA's files into the tar:
 	// every file's size is known from the mask before a byte is written, so
-	// the download starts at once and needs no scratch disk.
-	files, err := kind.Entries(m, vla)
+	// the download starts at once and needs no scratch disk. A remote VLA's
+	// headers and companions are read under the request's context.
+	files, err := kind.EntriesContext(ctx, m, vla)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
