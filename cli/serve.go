@@ -27,6 +27,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	sf := addStoreFlags(fs, "deltascope-data", "folder for the database, uploads and the demo (with --db: uploads and the demo)")
 	sf.filesToo = true
 	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path, or s3://BUCKET/PREFIX or hf://ORG for remote sources (repeatable)")
+	uploadStore := fs.String("uploads", "", "s3://BUCKET/PREFIX: keep uploads there (tusd's S3 store), so that any server behind one address resumes them and any worker reads them (default: the folder uploads in --data)")
 	auth := addAuthFlags(fs)
 	workers := fs.Int("workers", 1, "analyses computed at once")
 	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)-1), "cores one analysis computes on (default: all but one, so pages stay responsive)")
@@ -74,6 +75,13 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	demoDir, uploadDir := filepath.Join(sf.dir(), "demo"), filepath.Join(sf.dir(), "uploads")
 	allowed := append([]string{uploadDir, demoDir}, *roots...)
+	if *uploadStore != "" {
+		if err := handlers.CheckUploadStore(ctx, *uploadStore); err != nil {
+			return fmt.Errorf("serve: %v", err)
+		}
+		// The jobs read finished uploads from the bucket (the pages never list it).
+		allowed, cfg.UploadStore = append(allowed, *uploadStore), *uploadStore
+	}
 	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db, JobTimeout: timeout})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
 	srv := handlers.New(db, runner, cfg)

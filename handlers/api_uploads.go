@@ -21,11 +21,15 @@ import (
 
 type uploadView struct {
 	*store.Upload
-	SpecPath string `json:"spec_path"` // absolute path of the file, for POST /api/analyses
-	SideDir  string `json:"side_dir"`  // absolute path of the side's folder
+	SpecPath string `json:"spec_path"` // absolute path (or s3:// source) of the file, for POST /api/analyses
+	SideDir  string `json:"side_dir"`  // absolute path (or s3:// source) of the side's folder
 }
 
 func (s *Server) uploadView(u *store.Upload) uploadView {
+	if s.cfg.UploadStore != "" { // s3://BUCKET/PREFIX/<session>/<side>/<path>
+		side := s.cfg.UploadStore + "/" + path.Join(u.Session, u.Side)
+		return uploadView{Upload: u, SpecPath: side + "/" + u.Path, SideDir: side}
+	}
 	side := filepath.Join(s.cfg.UploadDir, u.Session, u.Side)
 	return uploadView{Upload: u, SpecPath: filepath.Join(side, filepath.FromSlash(u.Path)), SideDir: side}
 }

@@ -33,12 +33,21 @@ import (
 const tusDirName = ".tus"
 
 // uploadsTus is the tus side of uploads: tusd's handler over a file store
-// whose writes go through the Guard (full-disk handling, tests' failing disks).
+// whose writes go through the Guard (full-disk handling, tests' failing disks),
+// or over tusd's S3 store (--uploads s3://BUCKET/PREFIX, api_uploads_s3.go).
 type uploadsTus struct {
-	h      *tus.UnroutedHandler
-	dir    string // absolute path of <uploads>/.tus
+	h   *tus.UnroutedHandler
+	dir string // absolute path of <uploads>/.tus (with S3: tusd's part buffers)
+	// locker is tusd's in-process lock: one PATCH, HEAD or DELETE of an upload
+	// at a time in this server, a new request interrupting a stale one. tusd
+	// has no lock across processes (its filelocker needs one shared disk), so
+	// with S3 two servers could each run a PATCH of the same upload; a tus
+	// client sends one at a time, and tusd checks each PATCH's offset against
+	// the state in the bucket.
 	locker *memorylocker.MemoryLocker
-	store  *tusStore
+	store  *tusStore     // the file store; nil with S3
+	s3     *s3Uploads    // the S3 store; nil on local disk
+	core   tus.DataStore // whichever of the two
 }
 
 func (s *Server) tusDir() string { return filepath.Join(s.cfg.UploadDir, tusDirName) }
@@ -49,10 +58,22 @@ func (s *Server) newUploadsTus() (*uploadsTus, error) {
 		return nil, nil
 	}
 	t := &uploadsTus{dir: s.tusDir(), locker: memorylocker.New()}
-	t.store = &tusStore{fs: filestore.New(t.dir), s: s, dir: t.dir}
 	composer := tus.NewStoreComposer()
-	composer.UseCore(t.store)
-	composer.UseTerminater(t.store)
+	if s.cfg.UploadStore != "" {
+		su, err := newS3Uploads(s.db, s.cfg.UploadStore, t.dir)
+		if err != nil {
+			return nil, err
+		}
+		ds := s3DataStore{su}
+		t.s3, t.core = su, ds
+		composer.UseCore(ds)
+		composer.UseTerminater(ds)
+	} else {
+		t.store = &tusStore{fs: filestore.New(t.dir), s: s, dir: t.dir}
+		t.core = t.store
+		composer.UseCore(t.store)
+		composer.UseTerminater(t.store)
+	}
 	t.locker.UseIn(composer)
 	h, err := tus.NewUnroutedHandler(tus.Config{
 		StoreComposer: composer,
@@ -131,8 +152,15 @@ func (s *Server) tusPreCreate(ev tus.HookEvent) (tus.HTTPResponse, tus.FileInfoC
 	if err := os.MkdirAll(s.tusDir(), 0o755); err != nil {
 		return tus.HTTPResponse{}, none, fmt.Errorf("creating the upload folder: %w", err)
 	}
-	// The file's place must be free: a finished upload is linked there.
-	if _, err := os.Lstat(filepath.Join(s.cfg.UploadDir, session, side, filepath.FromSlash(p))); err == nil {
+	// The file's place must be free: a finished upload is linked there (or,
+	// with S3, completed there, over whatever was there).
+	if s.uploads.s3 != nil {
+		if taken, err := s.uploads.s3.exists(ev.Context, &store.Upload{Session: session, Side: side, Path: p}); err != nil {
+			return tus.HTTPResponse{}, none, fmt.Errorf("asking the upload store: %w", err)
+		} else if taken {
+			return tus.HTTPResponse{}, none, tusError(http.StatusConflict, "ERR_EXISTS", p+" is already uploaded in this session")
+		}
+	} else if _, err := os.Lstat(filepath.Join(s.cfg.UploadDir, session, side, filepath.FromSlash(p))); err == nil {
 		return tus.HTTPResponse{}, none, tusError(http.StatusConflict, "ERR_EXISTS", p+" is already uploaded in this session")
 	}
 	id := store.NewUploadSession() // a fresh random id, like sessions
@@ -166,6 +194,9 @@ func (s *Server) tusPreFinish(ev tus.HookEvent) (tus.HTTPResponse, error) {
 	if err != nil {
 		return tus.HTTPResponse{}, tusError(http.StatusNotFound, "ERR_UPLOAD_NOT_FOUND", "upload not found")
 	}
+	if s.uploads.s3 != nil {
+		return s.tusPreFinishS3(ctx, u)
+	}
 	root, err := os.OpenRoot(s.cfg.UploadDir)
 	if err != nil {
 		return tus.HTTPResponse{}, err
@@ -196,11 +227,40 @@ func (s *Server) tusPreFinish(ev tus.HookEvent) (tus.HTTPResponse, error) {
 	return tus.HTTPResponse{Header: tus.HTTPHeader{"Deltascope-Spec-Path": s.uploadView(u).SpecPath}}, nil
 }
 
+// tusPreFinishS3 is tusPreFinish in a bucket: tusd has completed the object
+// at its key, where analyses read it; its header is read back from there.
+func (s *Server) tusPreFinishS3(ctx context.Context, u *store.Upload) (tus.HTTPResponse, error) {
+	if verr := s.uploads.s3.validate(ctx, u, s.openOptions()); verr != nil {
+		s.removeUploadFiles(ctx, u.ID, true)
+		return tus.HTTPResponse{}, tusError(http.StatusBadRequest, "ERR_INVALID_CHECKPOINT", verr.Error())
+	}
+	if err := s.db.CompleteUpload(ctx, u.ID); err != nil {
+		return tus.HTTPResponse{}, err
+	}
+	return tus.HTTPResponse{Header: tus.HTTPHeader{"Deltascope-Spec-Path": s.uploadView(u).SpecPath}}, nil
+}
+
 // removeUploadFiles removes an upload's linked file (and the folders that
 // leaves empty) and its row; withTus also tusd's own files (tusd removes them
 // itself on DELETE).
 func (s *Server) removeUploadFiles(ctx context.Context, id string, withTus bool) error {
 	ctx = context.WithoutCancel(ctx)
+	if s.uploads.s3 != nil {
+		// tusd's DELETE removes the objects too, after this hook; removing
+		// them here as well costs a few requests and leaves nothing behind
+		// if that fails.
+		u, err := s.db.GetUpload(ctx, id)
+		if err != nil {
+			return nil
+		}
+		if err := s.uploads.s3.remove(ctx, u); err != nil {
+			s.log.Warn("upload objects not removed", "upload", id, "err", err)
+		}
+		if err := s.db.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
 	// Files first: on a full disk, the database needs the space they free.
 	if withTus {
 		s.removeTusFiles(id)
@@ -218,6 +278,12 @@ func (s *Server) removeUploadFiles(ctx context.Context, id string, withTus bool)
 // removeFiles removes everything an upload has on disk (its row is the
 // caller's).
 func (s *Server) removeFiles(u *store.Upload) {
+	if s.uploads.s3 != nil {
+		if err := s.uploads.s3.remove(context.Background(), u); err != nil {
+			s.log.Warn("upload objects not removed", "upload", u.ID, "err", err)
+		}
+		return
+	}
 	s.removeLinked(u)
 	s.removeTusFiles(u.ID)
 }
@@ -442,7 +508,7 @@ func (s *Server) withOffset(ctx context.Context, u *store.Upload) {
 	if u.Complete {
 		return
 	}
-	if up, err := s.uploads.store.fs.GetUpload(ctx, u.ID); err == nil {
+	if up, err := s.uploads.core.GetUpload(ctx, u.ID); err == nil {
 		if info, err := up.GetInfo(ctx); err == nil {
 			u.Received = info.Offset
 		}

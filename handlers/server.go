@@ -6,6 +6,8 @@ package handlers
 import (
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -24,6 +26,12 @@ type Config struct {
 	// UploadDir receives browser uploads (it should also be one of Roots, so
 	// uploaded checkpoints can be analysed). Empty disables uploads.
 	UploadDir string
+	// UploadStore, s3://BUCKET/PREFIX, keeps uploads in object storage with
+	// tusd's S3 store instead of in UploadDir (which then only buffers parts),
+	// so that several servers share them. Sources under it are allowed, but it
+	// is never a root of the file browser (which would list every account's
+	// upload sessions).
+	UploadStore string
 	// MaxUploadBytes bounds one uploaded file (default 64 GiB).
 	MaxUploadBytes int64
 	Log            *slog.Logger
@@ -57,6 +65,8 @@ type Server struct {
 	exportSlots *exportSlots
 	// heavyReads bound the tensor listings with rows streamed at once.
 	heavyReads heavySlots
+	// sourceRoots are where sources may lie: Roots and the UploadStore.
+	sourceRoots []string
 }
 
 // New makes a Server.
@@ -81,12 +91,19 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 		}
 	}
 	cfg.Roots = roots
+	sourceRoots := roots
+	if cfg.UploadStore != "" {
+		// Finished uploads are analysed where they lie: under this prefix.
+		cfg.UploadStore = strings.TrimSuffix(cfg.UploadStore, "/")
+		cfg.Roots = slices.DeleteFunc(slices.Clone(roots), func(r string) bool { return strings.TrimSuffix(r, "/") == cfg.UploadStore })
+		sourceRoots = append(slices.Clip(cfg.Roots), cfg.UploadStore)
+	}
 	if cfg.UploadDir != "" {
 		if abs, err := filepath.Abs(cfg.UploadDir); err == nil {
 			cfg.UploadDir = abs
 		}
 	}
-	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}}
+	s := &Server{db: db, jobs: runner, cfg: cfg, log: cfg.Log, stats: counters{started: time.Now()}, sourceRoots: sourceRoots}
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
 	s.exportSlots = newExportSlots(s.guard.g)
@@ -104,5 +121,5 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 
 func (s *Server) openOptions() checkpoint.Options {
 	// HeaderWait: a request waits a few seconds for a header slot, then gets 429.
-	return checkpoint.Options{Roots: s.cfg.Roots, Limits: s.cfg.Limits, HeaderWait: checkpoint.DefaultHeaderWait}
+	return checkpoint.Options{Roots: s.sourceRoots, Limits: s.cfg.Limits, HeaderWait: checkpoint.DefaultHeaderWait}
 }

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"path/filepath"
 	"time"
 
 	"github.com/deltascope/deltascope/store"
@@ -24,7 +23,7 @@ func (s *Server) SweepUploads(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	unused, err := s.db.UnusedCompleteUploads(ctx, keepCutoff, func(u store.Upload) string {
-		return filepath.Join(s.cfg.UploadDir, u.Session, u.Side)
+		return s.uploadView(&u).SideDir
 	})
 	if err != nil {
 		return 0, err
