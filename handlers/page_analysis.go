@@ -10,6 +10,20 @@ import (
 	"github.com/deltascope/deltascope/web"
 )
 
+// origins says where each side of a came from: its request, and for a done
+// analysis what was recorded when it was read (pinned commits, ETags).
+func (s *Server) origins(r *http.Request, a *store.Analysis) (web.Origins, error) {
+	var rec store.AnalysisSources
+	if a.Status == store.StatusDone {
+		recs, err := s.db.Sources(r.Context(), []string{a.ID}, true)
+		if err != nil {
+			return web.Origins{}, err
+		}
+		rec = recs[a.ID]
+	}
+	return web.BuildOrigins(a, rec, s.cfg.UploadDir), nil
+}
+
 // pageAnalysis is the job page while an analysis is not done, its overview
 // once it is. The query is the overview's state (web.ParseOverviewState).
 func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
@@ -54,5 +68,11 @@ func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.Comments = &thread
+	origins, err := s.origins(r, a)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	o.Origins = &origins
 	s.render(w, r, http.StatusOK, web.OverviewPage(o))
 }

@@ -29,6 +29,19 @@ func (s *Server) pageCompare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := web.BuildCompare(in, st, choices, note)
+	if in.A != nil && in.B != nil {
+		oa, err := s.origins(r, in.A)
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		ob, err := s.origins(r, in.B)
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		p.OriginsA, p.OriginsB = &oa, &ob
+	}
 	if wantsTable(r) {
 		if in.A == nil {
 			notFound(w, note)

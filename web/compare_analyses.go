@@ -63,6 +63,9 @@ type ComparePage struct {
 	Modules    Table
 	// Note explains why nothing is compared yet.
 	Note string
+	// OriginsA and OriginsB say where each analysis's sides came from (the
+	// handler sets them).
+	OriginsA, OriginsB *Origins
 }
 
 // AnalysisChoices lists done analyses for a picker, newest first.

@@ -37,9 +37,12 @@ type HomeRow struct {
 	ID, Name, Status string
 	Tags             []string
 	Base, VLA        string
-	Params, RelDelta string
-	Created          string
-	Href, Compose    string // Compose is empty until the analysis is done
+	// BaseOrigins and VLAOrigins, when the handler sets them, show each
+	// source with its origin badge instead of Base and VLA.
+	BaseOrigins, VLAOrigins []Origin
+	Params, RelDelta        string
+	Created                 string
+	Href, Compose           string // Compose is empty until the analysis is done
 	// Filter is the text the filter box matches (lower case).
 	Filter string
 }

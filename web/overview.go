@@ -84,8 +84,11 @@ type Overview struct {
 	// Comments is the thread of the selected cell (sel in the URL) or of the
 	// analysis; nil leaves reviewing off the page (the handler sets it).
 	Comments *CommentThread
-	tensors  []analysis.TensorStats
-	link     func(string) string
+	// Origins says where each side came from (the handler sets it; nil
+	// leaves it off the page).
+	Origins *Origins
+	tensors []analysis.TensorStats
+	link    func(string) string
 }
 
 // OverviewInput is what the handler reads from the store.
