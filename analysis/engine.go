@@ -197,6 +197,22 @@ func (b block) bytes() int64 {
 	return b.job.bytesOf(b.job.base, b.e1-b.e0) + b.job.bytesOf(b.job.vla, b.e1-b.e0)
 }
 
+// prefetchBlocks is how far ahead of the workers the disk is asked to read:
+// 8 blocks of 1 Mi element pairs are 32 MiB of BF16 pairs, several disk
+// requests' worth, and little next to the page cache.
+const prefetchBlocks = 8
+
+// willNeed asks the OS to start reading the block's bytes of both tensors.
+func (b block) willNeed() {
+	if b.job == nil {
+		b.t.WillNeed(b.off, b.size)
+		return
+	}
+	j := b.job
+	j.base.WillNeed(j.bytesOf(j.base, b.e0), j.bytesOf(j.base, b.e1-b.e0))
+	j.vla.WillNeed(j.bytesOf(j.vla, b.e0), j.bytesOf(j.vla, b.e1-b.e0))
+}
+
 // hashBlockBytes is the size of hash-only reads.
 const hashBlockBytes = 4 << 20
 
@@ -423,24 +439,26 @@ func run(ctx context.Context, jobs []*pairJob, fp *fingerprints, opt Options) er
 			}
 		}()
 	}
-feed:
+	// Blocks go out in file order; each hand-out asks the OS to start reading
+	// the block prefetchBlocks further on, so the disk works while the
+	// workers compute (see Tensor.WillNeed).
+	order := make([]block, 0, len(extra)+len(jobs))
 	for _, j := range jobs {
-		for _, b := range j.blocks {
-			select {
-			case queue <- b:
-			case <-ctx.Done():
-				break feed
-			}
-		}
+		order = append(order, j.blocks...)
 	}
-	if ctx.Err() == nil {
-	hashing:
-		for _, b := range extra {
-			select {
-			case queue <- b:
-			case <-ctx.Done():
-				break hashing
-			}
+	order = append(order, extra...)
+	for _, b := range order[:min(prefetchBlocks, len(order))] {
+		b.willNeed()
+	}
+feed:
+	for k, b := range order {
+		if k+prefetchBlocks < len(order) {
+			order[k+prefetchBlocks].willNeed()
+		}
+		select {
+		case queue <- b:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(queue)
