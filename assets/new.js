@@ -212,7 +212,10 @@
       }
     }
 
-    // ---- server file browser
+    // ---- server file browser: local roots (folders on the server's disk)
+    // and remote ones (an s3:// prefix, an hf:// organisation), the same way:
+    // entries' paths are relative to the root, and root + '/' + path is the
+    // source to add.
     async function browse(side, root, path, cursor) {
       const box = $('[data-side="' + side + '"] [data-browser]', page);
       box.hidden = false;
@@ -222,34 +225,46 @@
         if (cursor) q.set('cursor', cursor);
         data = await api('GET', urls.filesUrl + '?' + q);
       } catch (err) {
-        box.replaceChildren(h('p', { class: 'error', text: err.message }));
+        // A wrong repository or folder: say so, and keep the way back.
+        box.replaceChildren(h('p', { class: 'error', text: err.message }),
+          h('button', { type: 'button', class: 'small', onclick: () => browse(side, root, '', '') }, 'Back to the root'));
         return;
       }
       const rootPath = data.roots[data.root] || '';
-      const specOf = (e) => rootPath.replace(/\/$/, '') + '/' + e.path;
-      const list = cursor ? $('ul', box) : h('ul', { class: 'files' });
+      const specOf = (p) => rootPath.replace(/\/$/, '') + '/' + p;
+      const list = cursor ? $('ul', box) : h('ul', { class: 'files', 'data-testid': 'picker-' + side });
       if (!cursor) {
         const head = h('div', { class: 'browser-head' });
         if (data.roots.length > 1) {
-          const sel = h('select', { 'aria-label': 'Root folder', onchange: (e) => browse(side, Number(e.target.value), '', '') });
+          const sel = h('select', { 'aria-label': 'Root folder', 'data-testid': 'picker-root-' + side, onchange: (e) => browse(side, Number(e.target.value), '', '') });
           data.roots.forEach((r, i) => sel.append(h('option', { value: String(i), selected: i === data.root }, r)));
           head.append(sel);
         }
         head.append(h('code', { text: rootPath + (data.path ? '/' + data.path : '') }));
+        if (data.remote === 'hub' && data.commit) head.append(h('span', { class: 'meta', title: data.commit, text: 'commit ' + data.commit.slice(0, 7) }));
+        if (data.checkpoint) head.append(h('span', { class: 'meta', text: 'sharded checkpoint' }));
         if (data.path) {
           const up = data.path.includes('/') ? data.path.slice(0, data.path.lastIndexOf('/')) : '';
           head.append(h('button', { type: 'button', class: 'small', onclick: () => browse(side, data.root, up, '') }, 'Up'));
         }
-        if (data.path) head.append(h('button', { type: 'button', class: 'small', onclick: () => addSource(side, rootPath.replace(/\/$/, '') + '/' + data.path) }, 'Add this folder'));
+        if (data.path) head.append(h('button', { type: 'button', class: 'small', 'data-testid': 'pick-folder', onclick: () => addSource(side, specOf(data.path)) }, 'Add this folder'));
         head.append(h('button', { type: 'button', class: 'small', onclick: () => { box.hidden = true; } }, 'Close'));
         box.replaceChildren(head, list);
+        // The Hub lists an organisation's repositories only through its
+        // search, which a server root does not reach: name the repository.
+        if (data.need_repo) {
+          const input = h('input', { type: 'text', name: 'repo', size: '30', placeholder: 'REPO or REPO@REVISION', 'aria-label': 'Repository in ' + rootPath, 'data-testid': 'picker-repo-' + side });
+          box.append(h('form', { class: 'controls', onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) browse(side, data.root, input.value.trim(), ''); } },
+            h('label', {}, 'Repository in ' + rootPath + ' ', input), h('button', { type: 'submit', class: 'small' }, 'List')));
+        }
       }
       for (const e of data.entries) {
-        list.append(h('li', {},
+        const what = e.dir ? (e.checkpoint ? 'folder · sharded checkpoint' : 'folder') : e.kind + ' · ' + fmtBytes(e.size);
+        list.append(h('li', { 'data-entry': e.path },
           e.dir ? h('button', { type: 'button', class: 'link', onclick: () => browse(side, data.root, e.path, '') }, e.name + '/')
             : h('span', { text: e.name }),
-          h('span', { class: 'meta', text: e.dir ? 'folder' : e.kind + ' · ' + fmtBytes(e.size) }),
-          h('button', { type: 'button', class: 'small', onclick: () => addSource(side, specOf(e)) }, 'Add'),
+          h('span', { class: 'meta', title: e.etag ? 'ETag ' + e.etag : '', text: what }),
+          h('button', { type: 'button', class: 'small', 'aria-label': 'Add ' + e.path, onclick: () => addSource(side, specOf(e.path)) }, 'Add'),
         ));
       }
       $$('.more', box).forEach((b) => b.remove());

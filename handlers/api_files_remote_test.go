@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -221,4 +222,94 @@ func TestAPIFilesHubRoot(t *testing.T) {
 	}
 	listFiles(t, l.URL, url.Values{"root": {root}, "path": {"pi05/nothing"}}, http.StatusNotFound)
 	listFiles(t, l.URL, url.Values{"root": {root}, "path": {"pi05@nobranch"}}, http.StatusBadRequest)
+}
+
+// TestAPIAnalysisOrigins: GET /api/analyses/{id} says where each side came
+// from: the S3 bucket, key and ETags of an s3:// base, the Hub repository,
+// file, revision asked and commit read of an hf:// VLA; the comparison page
+// shows both analyses' origins, the local one included.
+func TestAPIAnalysisOrigins(t *testing.T) {
+	l, _, hub := remoteRootsServer(t)
+	sha := hub.Commit(t, "lab/pi05", "v1", false, hubtest.Dir(t, "vla", testfixtures.Path("pi05", "vla")))
+	l.start()
+	ps := &pageServer{Server: l.Server, db: l.db, root: l.root, uploads: l.uploads}
+	create := func(body string) string {
+		t.Helper()
+		resp, err := http.Post(l.URL+"/api/analyses", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var created struct{ ID string }
+		if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("create %s: %d %v", body, resp.StatusCode, err)
+		}
+		return created.ID
+	}
+	remote := create(`{"base": ["s3://models/runs/pi05/base"], "vla": ["hf://lab/pi05@v1/vla/model.safetensors"]}`)
+	ps.waitStatus(t, remote, "done")
+	local := ps.analyzeFixture(t)
+
+	resp, err := http.Get(l.URL + "/api/analyses/" + remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ID      string
+		Status  string
+		Request struct{ Base []string }
+		Origins struct {
+			Base, VLA []struct {
+				Kind, Spec, Path, Bucket, Key, Repo, File, Revision, Commit string
+				Files                                                       []struct {
+					Path string
+					Size int64
+					ETag string
+				}
+			}
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got.ID != remote || got.Status != "done" || len(got.Request.Base) != 1 {
+		t.Fatalf("GET: %v %+v; the existing fields must stay", err, got)
+	}
+	if len(got.Origins.Base) != 1 || len(got.Origins.VLA) != 1 {
+		t.Fatalf("origins: %+v", got.Origins)
+	}
+	b, v := got.Origins.Base[0], got.Origins.VLA[0]
+	if b.Kind != "s3" || b.Bucket != "models" || b.Key != "runs/pi05/base" || len(b.Files) != 4 {
+		t.Errorf("base origin %+v", b)
+	}
+	for _, f := range b.Files {
+		if !strings.HasPrefix(f.Path, "s3://models/runs/pi05/base/") || f.ETag == "" || f.Size <= 0 {
+			t.Errorf("base file %+v: want its s3:// path, size and ETag", f)
+		}
+	}
+	if v.Kind != "hub" || v.Repo != "lab/pi05" || v.File != "vla/model.safetensors" || v.Revision != "v1" || v.Commit != sha ||
+		v.Path != "hf://lab/pi05@"+sha+"/vla/model.safetensors" {
+		t.Errorf("VLA origin %+v; want repository, file, revision v1 and commit %s", v, sha)
+	}
+
+	page := getBody(t, l.URL+"/compare?a="+remote+"&b="+local)
+	for _, want := range []string{`data-testid="origins-a"`, `data-testid="origins-b"`, `>S3</span>`, `>Hub</span>`, `>local</span>`,
+		`>` + sha[:7] + `</code> (asked: <code>v1</code>)`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the comparison page lacks %q", want)
+		}
+	}
+}
+
+func getBody(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+	}
+	return string(data)
 }
