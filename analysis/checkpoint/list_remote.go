@@ -65,8 +65,14 @@ func ListRemote(ctx context.Context, root, rel, cursor string, limit int) (Remot
 	if limit <= 0 {
 		limit = 200
 	}
+	if !IsRemote(root) {
+		return RemoteListing{}, errorf(root, "not a remote root")
+	}
 	rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
-	full := strings.TrimSuffix(root, "/")
+	full := root
+	if len(full) > len("s3://") { // s3:// alone is left for checkRemotePath to refuse
+		full = strings.TrimSuffix(full, "/")
+	}
 	if rel != "" {
 		full += "/" + rel
 	}
