@@ -9,12 +9,13 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestBrowserPickFromS3Root: a researcher picks both checkpoints from the
-// server's s3:// root in the new-analysis form (the sharded base as a folder,
-// marked as a checkpoint; the VLA as one object), previews the alignment from
-// the objects' headers, starts, and the overview says both came from S3, with
-// the bucket, the key and the objects' ETags; the home list shows the badge.
-func TestBrowserPickFromS3Root(t *testing.T) {
+// TestBrowserPickFromRemoteRoots: a researcher picks both checkpoints from
+// the server's s3:// root in the new-analysis form (the sharded base as a
+// folder, marked as a checkpoint; the VLA as one object), previews the
+// alignment from the objects' headers, starts, and the overview says both
+// came from S3, with the bucket, the key and the objects' ETags; the home list
+// shows the badge. Then a pick from the hf:// root, through a named repository.
+func TestBrowserPickFromRemoteRoots(t *testing.T) {
 	ctx := newBrowser(t)
 	l, _, _ := remoteRootsServer(t)
 	l.start()
@@ -76,5 +77,26 @@ func TestBrowserPickFromS3Root(t *testing.T) {
 	browserDo(t, ctx, "open the home page", 20*time.Second, chromedp.Navigate(l.URL+"/"), jsReady)
 	if n := browserEval[int](t, ctx, `document.querySelectorAll('#analyses-list [data-testid="origin-s3"]').length`); n != 2 {
 		t.Errorf("%d S3 badges on the home list; want 2 (base and VLA)", n)
+	}
+
+	// The hf://lab root cannot list the organisation: the picker asks for a
+	// repository, then lists it at its commit and adds an hf:// source.
+	browserDo(t, ctx, "open /new again", 20*time.Second, chromedp.Navigate(l.URL+"/new"), jsReady)
+	browserDo(t, ctx, "open the VLA picker", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-side="vla"] [data-browse]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="picker-root-vla"]`)))
+	browserEval[bool](t, ctx, `(() => { const s = document.querySelector('[data-testid="picker-root-vla"]');
+		s.value = '`+itoa(slices.Index(roots, "hf://lab"))+`'; s.dispatchEvent(new Event('change')); return true; })()`)
+	browserDo(t, ctx, "name the repository", 20*time.Second, chromedp.WaitVisible(chromedp.CSS(`[data-testid="picker-repo-vla"]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="picker-repo-vla"]`), "pi05\r"))
+	browserWait(t, ctx, "the repository listed", `!!document.querySelector('[data-side="vla"] li[data-entry="pi05/vla"]')`, 20*time.Second)
+	if meta := browserEval[string](t, ctx, `document.querySelector('[data-side="vla"] li[data-entry="pi05/base"] .meta').textContent`); meta != "folder · sharded checkpoint" {
+		t.Errorf("the Hub's base folder is described as %q", meta)
+	}
+	browserDo(t, ctx, "open vla/", 10*time.Second, chromedp.Click(chromedp.CSS(`[data-side="vla"] li[data-entry="pi05/vla"] button.link`)))
+	hubObj := `[data-side="vla"] li[data-entry="pi05/vla/model.safetensors"]`
+	browserWait(t, ctx, "the Hub file listed", `!!document.querySelector('`+hubObj+`')`, 20*time.Second)
+	browserDo(t, ctx, "add the Hub file", 10*time.Second, chromedp.Click(chromedp.CSS(hubObj+` button.small`)))
+	if src := browserEval[[]string](t, ctx, `[...document.querySelectorAll('[data-testid="sources-vla"] code')].map(c => c.textContent)`); !slices.Equal(src, []string{"hf://lab/pi05/vla/model.safetensors"}) {
+		t.Errorf("the VLA's sources after a Hub pick: %q", src)
 	}
 }
