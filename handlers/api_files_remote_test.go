@@ -313,3 +313,30 @@ func getBody(t *testing.T, u string) string {
 	}
 	return string(data)
 }
+
+// TestJobPageOrigins: a queued analysis's page already says where its sides
+// come from, from the request alone (nothing read yet, so no ETags).
+func TestJobPageOrigins(t *testing.T) {
+	s := newPageServer(t, false)
+	resp, err := http.Post(s.URL+"/api/analyses", "application/json",
+		strings.NewReader(`{"base": ["vision.=pi05/base"], "vla": ["pi05/vla/model.safetensors"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("create: %d %v", resp.StatusCode, err)
+	}
+	page := getBody(t, s.URL+"/analyses/"+created.ID)
+	for _, want := range []string{`data-testid="job"`, `data-testid="origin-base"`, `>local</span>`, `prefix <code>vision.</code>`,
+		`<code>` + s.root + `/pi05/vla/model.safetensors</code>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the job page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "origin-etag") {
+		t.Error("the job page shows ETags before anything was read")
+	}
+}

@@ -38,7 +38,11 @@ func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
 			conflict(w, "analysis "+a.ID+" is "+string(a.Status)+": no tables yet")
 			return
 		}
-		s.render(w, r, http.StatusOK, web.JobPage(a, web.NewJobView(a, time.Now())))
+		// Not read yet: the origins come from the request alone.
+		j := web.NewJobView(a, time.Now())
+		origins := web.BuildOrigins(a, store.AnalysisSources{}, s.cfg.UploadDir)
+		j.Origins = &origins
+		s.render(w, r, http.StatusOK, web.JobPage(a, j))
 		return
 	}
 	st := web.ParseOverviewState(r.URL.Query())

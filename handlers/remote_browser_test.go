@@ -66,7 +66,8 @@ func TestBrowserPickFromRemoteRoots(t *testing.T) {
 	// the origins in the same evaluation that sees them.
 	got := browserSettle[string](t, ctx, "the overview's origins", `(() => {
 		const base = document.querySelector('[data-testid="origin-base"]'), vla = document.querySelector('[data-testid="origin-vla"]');
-		if (!base || !vla) return '';
+		// The job page shows origins too, before anything is read: wait for the overview's.
+		if (!base || !vla || !document.querySelector('[data-testid="view"]')) return '';
 		const t = (el, sel) => [...el.querySelectorAll(sel)].map(e => e.textContent).join(',');
 		return [t(base, '.origin'), t(base, '[data-testid="origin-bucket"]'), t(base, '[data-testid="origin-key"]'), t(base, '[data-testid="origin-etag"]').split(',').length,
 			t(vla, '.origin'), t(vla, '[data-testid="origin-key"]'), t(vla, '[data-testid="origin-etag"]').length > 0].join('|'); })()`, 90*time.Second)

@@ -14,6 +14,9 @@ type JobView struct {
 	Permille               string
 	Bytes, Percent, Tensor string
 	Rate, ETA              string
+	// Origins says where each side comes from (the handler sets it; nil
+	// leaves it off): before the analysis has read them, from the request.
+	Origins *Origins
 }
 
 // NewJobView computes the rate and time left from the bytes read since the
