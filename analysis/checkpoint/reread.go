@@ -68,7 +68,8 @@ func (s *Source) Remote(ctx context.Context) (*RemoteFiles, error) {
 // RemoteReader reads one object of a remote source: ReadAt fills all of p or
 // fails with a message naming the object (changed, shorter, unreachable).
 type RemoteReader struct {
-	d *remoteData
+	d      *remoteData
+	cancel context.CancelFunc
 }
 
 // Open opens the source's file at display path p (one of Source.Files) for a
@@ -80,9 +81,12 @@ func (r *RemoteFiles) Open(p string) (*RemoteReader, error) {
 		return nil, errorf(p, "is not a file of %s", r.source)
 	}
 	// A file of its own (the cache keys blocks by file): its reads run under
-	// the export's context and its blocks are dropped when it is closed.
-	f := &remoteFile{ctx: r.ctx, be: r.be, obj: obj, display: p}
-	return &RemoteReader{d: &remoteData{f: f, end: obj.size}}, nil
+	// the export's context, and Close cancels its prefetches still in flight
+	// (a failed fetch can be evicted; a prefetch nobody will read, fetched
+	// whole, could not) and drops its blocks.
+	ctx, cancel := context.WithCancel(r.ctx)
+	f := &remoteFile{ctx: ctx, be: r.be, obj: obj, display: p}
+	return &RemoteReader{d: &remoteData{f: f, end: obj.size}, cancel: cancel}, nil
 }
 
 // Size is the object's size when the source was opened.
@@ -100,8 +104,11 @@ func (rr *RemoteReader) ReadAt(p []byte, off int64) (int, error) {
 // header, where readahead would fetch tensor blocks nobody may read.
 func (rr *RemoteReader) Header() io.ReaderAt { return rr.d.f }
 
-// Close forgets the reader's cached blocks.
-func (rr *RemoteReader) Close() error { return rr.d.f.Close() }
+// Close stops the reader's prefetches and forgets its cached blocks.
+func (rr *RemoteReader) Close() error {
+	rr.cancel()
+	return rr.d.f.Close()
+}
 
 // Names lists the objects directly in the source's folder (a folder source's
 // own, a single file's neighbours), at most max of them.

@@ -152,6 +152,13 @@ func streamMasked(ctx context.Context, w io.Writer, src *io.SectionReader, e *sa
 			runs = append(runs, [2]int64{start, cols})
 		}
 	}
+	// A masked copy zeroes pruned columns by and-ing each row with a keep
+	// pattern, 8 bytes at a time: clearing them one element at a time was a
+	// call per element (a 20 % FFN cut of a 7B model zeroes ~300 M of them).
+	var keepMask []byte
+	if !sliced && len(t.Cols) > 0 {
+		keepMask = keepPattern(rowBytes, es, t.Cols)
+	}
 	perBlock := int64(len(*buf)) / rowBytes
 	var written int64
 	for r0 := int64(0); r0 < rows; r0 += perBlock {
@@ -174,10 +181,8 @@ func streamMasked(ctx context.Context, w io.Writer, src *io.SectionReader, e *sa
 				}
 			case pruned[r0+i]:
 				clear(row)
-			default:
-				for _, c := range t.Cols {
-					clear(row[int64(c)*es : (int64(c)+1)*es])
-				}
+			case keepMask != nil:
+				andBytes(row, keepMask)
 			}
 		}
 		if !sliced {
