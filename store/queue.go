@@ -71,3 +71,74 @@ func (db *DB) Requeue(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// SpectrumKey names one spectral job: the analysis owning the result rows
+// (Spectrum.ResultID) and the rank.
+type SpectrumKey struct {
+	Owner string
+	Rank  int
+}
+
+// QueuedSpectra lists the queued spectral jobs, oldest first.
+func (db *DB) QueuedSpectra(ctx context.Context) ([]SpectrumKey, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT result_id, rank FROM spectra WHERE status = 'queued' ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: queued spectra: %w", err)
+	}
+	defer rows.Close()
+	var keys []SpectrumKey
+	for rows.Next() {
+		var k SpectrumKey
+		if err := rows.Scan(&k.Owner, &k.Rank); err != nil {
+			return nil, fmt.Errorf("store: queued spectra: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// ClaimSpectrum moves the spectral job of owner at rank to running and
+// returns it with the request of the analysis it is of, as ClaimID does for
+// an analysis: a running job is taken over too (the queue hands it out again
+// only when its worker is gone), a finished, failed or cancelled one gives
+// ErrConflict, a missing one ErrNotFound.
+func (db *DB) ClaimSpectrum(ctx context.Context, owner string, rank int) (*Spectrum, AnalysisRequest, error) {
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		var got string
+		err := tx.QueryRowContext(ctx, `UPDATE spectra
+			SET status = 'running', started_at = ?, bytes_done = 0, current_tensor = '', error = ''
+			WHERE result_id = ? AND rank = ? AND status IN ('queued', 'running')
+			RETURNING result_id`, db.now(), owner, rank).Scan(&got)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var st Status
+		err = tx.QueryRowContext(ctx, `SELECT status FROM spectra WHERE result_id = ? AND rank = ?`, owner, rank).Scan(&st)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errorf(ENOTFOUND, "no spectrum of rank %d requested for analysis %s", rank, owner)
+		}
+		if err != nil {
+			return err
+		}
+		return errorf(ECONFLICT, "spectrum of %s at rank %d is already %s", owner, rank, st)
+	})
+	if err != nil {
+		if ErrorCode(err) != "" {
+			return nil, AnalysisRequest{}, err
+		}
+		return nil, AnalysisRequest{}, fmt.Errorf("store: claim spectrum of %s: %w", owner, err)
+	}
+	return db.claimed(ctx, owner, rank)
+}
+
+// RequeueSpectrum puts a running spectral job back in the queue (its worker
+// is shutting down; the queue retries the job elsewhere). Other states are
+// left alone.
+func (db *DB) RequeueSpectrum(ctx context.Context, owner string, rank int) error {
+	_, err := db.writer.ExecContext(ctx, `UPDATE spectra SET status = 'queued', bytes_done = 0, current_tensor = '', started_at = NULL
+		WHERE result_id = ? AND rank = ? AND status = 'running'`, owner, rank)
+	if err != nil {
+		return fmt.Errorf("store: requeue spectrum of %s: %w", owner, err)
+	}
+	return nil
+}

@@ -201,6 +201,12 @@ func (db *DB) ClaimNextSpectrum(ctx context.Context) (*Spectrum, AnalysisRequest
 	if err != nil {
 		return nil, AnalysisRequest{}, fmt.Errorf("store: claim spectrum: %w", err)
 	}
+	return db.claimed(ctx, owner, rank)
+}
+
+// claimed returns the spectral job just claimed with the request of the
+// analysis it is of.
+func (db *DB) claimed(ctx context.Context, owner string, rank int) (*Spectrum, AnalysisRequest, error) {
 	s, err := db.spectrumOf(ctx, db.writer, owner, rank, false)
 	if err != nil {
 		return nil, AnalysisRequest{}, err
