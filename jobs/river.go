@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/deltascope/deltascope/store"
 )
@@ -22,8 +24,10 @@ import (
 // since it started, and the next worker takes the still-running analysis over (store.ClaimID). Its
 // result is stored in one transaction by whichever worker finishes, and
 // Finish refuses an analysis that is no longer running, so each analysis is
-// done once. SQLite keeps the in-process runner (runner.go): one process owns
-// the file, and River's SQLite driver would add nothing but a second queue.
+// done once. Spectral jobs (spectrumArgs) work the same way on a queue of
+// their own that each process works one job at a time. SQLite keeps the
+// in-process runner (runner.go): one process owns the file, and River's SQLite
+// driver would add nothing but a second queue.
 
 // DefaultJobTimeout is the longest one analysis may run on River. River
 // rescues a job only after its timeout (a live worker could still be on it),
@@ -61,6 +65,7 @@ func (w *analysisWorker) Work(ctx context.Context, job *river.Job[analysisArgs])
 	w.r.runOne(ctx, a)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg := fmt.Sprintf("took longer than the job timeout (%s)", w.r.opt.JobTimeout)
+		defer w.r.notify(a.ID)
 		if err := w.r.db.Fail(context.WithoutCancel(ctx), a.ID, msg); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -70,7 +75,68 @@ func (w *analysisWorker) Work(ctx context.Context, job *river.Job[analysisArgs])
 		if err := w.r.db.Requeue(context.WithoutCancel(ctx), a.ID); err != nil {
 			w.r.opt.Log.Error("requeue interrupted analysis", "analysis", a.ID, "err", err)
 		}
+		w.r.notify(a.ID)
 		return fmt.Errorf("analysis %s interrupted: %w", a.ID, ctx.Err())
+	}
+	return nil
+}
+
+// spectraQueue is the River queue of spectral jobs: every process works it
+// one job at a time (see spectra.go for why).
+const spectraQueue = "deltascope_spectra"
+
+// spectrumArgs is the River job of one spectral job: ID is the analysis that
+// owns the result rows (store.Spectrum.ResultID).
+type spectrumArgs struct {
+	ID   string `json:"id"`
+	Rank int    `json:"rank"`
+}
+
+func (spectrumArgs) Kind() string { return "deltascope_spectrum" }
+
+// unfinished are the job states in which a spectrum's job is unique. Unlike
+// an analysis, a spectrum that failed or was cancelled may be asked for again
+// under the same key, and its completed job must not stand in the way.
+var unfinished = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}
+
+func (spectrumArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: spectraQueue, MaxAttempts: store.MaxAttempts,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: unfinished}}
+}
+
+type spectrumWorker struct {
+	river.WorkerDefaults[spectrumArgs]
+	r *Runner
+}
+
+// Work claims the spectral job and computes it, as analysisWorker.Work does
+// an analysis: the claim in the store is what makes it run once.
+func (w *spectrumWorker) Work(ctx context.Context, job *river.Job[spectrumArgs]) error {
+	owner, rank := job.Args.ID, job.Args.Rank
+	s, req, err := w.r.db.ClaimSpectrum(ctx, owner, rank)
+	if c := store.ErrorCode(err); c == store.ECONFLICT || c == store.ENOTFOUND {
+		return nil // done, failed, cancelled or deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	w.r.runSpectrum(ctx, s, req)
+	key := spectrumKey(owner, rank)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		msg := fmt.Sprintf("took longer than the job timeout (%s)", w.r.opt.JobTimeout)
+		defer w.r.notify(key)
+		if err := w.r.db.FailSpectrum(context.WithoutCancel(ctx), owner, rank, msg); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		if err := w.r.db.RequeueSpectrum(context.WithoutCancel(ctx), owner, rank); err != nil {
+			w.r.opt.Log.Error("requeue interrupted spectrum", "spectrum", owner, "rank", rank, "err", err)
+		}
+		w.r.notify(key)
+		return fmt.Errorf("spectrum of %s at rank %d interrupted: %w", owner, rank, ctx.Err())
 	}
 	return nil
 }
@@ -89,21 +155,50 @@ func (r *Runner) runRiver(ctx context.Context) error {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &analysisWorker{r: r})
-	client, err := river.NewClient(driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: r.opt.Workers}},
+	river.AddWorker(workers, &spectrumWorker{r: r})
+	cfg := &river.Config{
 		Workers:              workers,
 		JobTimeout:           r.opt.JobTimeout,
 		RescueStuckJobsAfter: r.opt.JobTimeout + time.Second,
 		Logger:               r.opt.Log,
-	})
+	}
+	if !r.opt.ServeOnly {
+		// Without queues the client only inserts (serve --workers 0): it
+		// neither works jobs nor runs for leader, so the workers' leader
+		// does the rescuing.
+		cfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: r.opt.Workers},
+			spectraQueue:       {MaxWorkers: 1},
+		}
+	}
+	client, err := river.NewClient(driver, cfg)
 	if err != nil {
 		return fmt.Errorf("jobs: queue: %w", err)
 	}
 	r.mu.Lock()
 	r.river = client
 	r.mu.Unlock()
-	if err := client.Start(ctx); err != nil {
-		return fmt.Errorf("jobs: queue: %w", err)
+
+	// Notices to and from the other processes (notify.go). The sender
+	// outlives the client, to send the requeues of jobs the stop interrupts.
+	var notices sync.WaitGroup
+	sendCtx, stopSending := context.WithCancel(context.WithoutCancel(ctx))
+	notices.Go(func() { r.sendNotices(sendCtx, pool) })
+	notices.Go(func() { r.listen(ctx, r.opt.QueueURL) })
+	defer func() {
+		stopSending()
+		notices.Wait()
+	}()
+
+	if !r.opt.ServeOnly {
+		if err := client.Start(ctx); err != nil {
+			return fmt.Errorf("jobs: queue: %w", err)
+		}
+	}
+	if r.opt.ServeOnly {
+		r.opt.Log.Info("job queue started; this process runs no jobs")
+	} else {
+		r.opt.Log.Info("job queue started", "workers", r.opt.Workers)
 	}
 	// Analyses queued before any server enqueued them (a server that died
 	// between the two, a database from the embedded default): a slow sweep,
@@ -118,6 +213,9 @@ func (r *Runner) runRiver(ctx context.Context) error {
 		case <-sweep.C:
 			r.enqueue(ctx)
 		}
+	}
+	if r.opt.ServeOnly {
+		return nil
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -148,8 +246,8 @@ func migrateRiver(ctx context.Context, pool *pgxpool.Pool, driver *riverpgxv5.Dr
 	return nil
 }
 
-// enqueue makes a River job of every queued analysis (unique per analysis:
-// one already enqueued is left as it is).
+// enqueue makes a River job of every queued analysis and spectral job
+// (unique per job: one already enqueued is left as it is).
 func (r *Runner) enqueue(ctx context.Context) {
 	r.mu.Lock()
 	client := r.river
@@ -158,17 +256,30 @@ func (r *Runner) enqueue(ctx context.Context) {
 		return // Run has not started the client yet; it sweeps when it does
 	}
 	ids, err := r.db.QueuedIDs(ctx)
-	if err != nil || len(ids) == 0 {
-		if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
 			r.opt.Log.Error("enqueue analyses", "err", err)
 		}
 		return
 	}
-	params := make([]river.InsertManyParams, len(ids))
-	for i, id := range ids {
-		params[i] = river.InsertManyParams{Args: analysisArgs{ID: id}}
+	spectra, err := r.db.QueuedSpectra(ctx)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			r.opt.Log.Error("enqueue spectra", "err", err)
+		}
+		return
+	}
+	if len(ids)+len(spectra) == 0 {
+		return
+	}
+	params := make([]river.InsertManyParams, 0, len(ids)+len(spectra))
+	for _, id := range ids {
+		params = append(params, river.InsertManyParams{Args: analysisArgs{ID: id}})
+	}
+	for _, k := range spectra {
+		params = append(params, river.InsertManyParams{Args: spectrumArgs{ID: k.Owner, Rank: k.Rank}})
 	}
 	if _, err := client.InsertMany(ctx, params); err != nil && ctx.Err() == nil {
-		r.opt.Log.Error("enqueue analyses", "err", err)
+		r.opt.Log.Error("enqueue jobs", "err", err)
 	}
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// past it the analysis fails, and a job whose worker died is retried
 	// once it has passed (River has no heartbeat to tell sooner).
 	JobTimeout time.Duration
+	// ServeOnly runs no jobs in this process (serve --workers 0): on River,
+	// Run only enqueues and listens for the notices of the workers that do.
+	// Without QueueURL nothing else could run them, so Run refuses it.
+	ServeOnly bool
 }
 
 // Stats count what the runner did since it started.
@@ -74,6 +78,13 @@ type Runner struct {
 	spectraCh chan struct{}
 	// river is the queue's client while Run runs on River (river.go).
 	river *river.Client[pgx.Tx]
+
+	// origin, out and outKick carry notices to the other processes sharing
+	// a PostgreSQL store (notify.go).
+	origin  string
+	outMu   sync.Mutex
+	out     map[string]struct{}
+	outKick chan struct{}
 }
 
 // New makes a Runner; call Run to start it.
@@ -90,7 +101,8 @@ func New(db *store.DB, opt Options) *Runner {
 	if opt.JobTimeout <= 0 {
 		opt.JobTimeout = DefaultJobTimeout
 	}
-	return &Runner{db: db, opt: opt, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, listeners: map[chan string]struct{}{}}
+	return &Runner{db: db, opt: opt, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}, listeners: map[chan string]struct{}{},
+		origin: newOrigin(), out: map[string]struct{}{}, outKick: make(chan struct{}, 1)}
 }
 
 // Wake tells an idle worker that a job was queued (on River: enqueues it).
@@ -108,8 +120,9 @@ func (r *Runner) Wake() {
 }
 
 // Subscribe returns a channel that receives the id of every analysis whose
-// state changes, until cancel is called. Slow readers miss events, never block
-// the workers: they re-read the store anyway.
+// state changes, until cancel is called: changed by this process or, on a
+// PostgreSQL store, by any other (notify.go). Slow readers miss events, never
+// block the workers: they re-read the store anyway.
 func (r *Runner) Subscribe() (<-chan string, func()) {
 	ch := make(chan string, 16)
 	r.mu.Lock()
@@ -122,7 +135,14 @@ func (r *Runner) Subscribe() (<-chan string, func()) {
 	}
 }
 
-func (r *Runner) notify(id string) {
+// notify tells this process's listeners and the other processes that job
+// key's row changed.
+func (r *Runner) notify(key string) {
+	r.notifyLocal(key)
+	r.publish(verbChanged, key)
+}
+
+func (r *Runner) notifyLocal(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ch := range r.listeners {
@@ -138,22 +158,23 @@ func (r *Runner) Cancel(ctx context.Context, id string) error {
 	if _, err := r.db.Cancel(ctx, id); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	if cancel := r.running[id]; cancel != nil {
-		cancel()
-	}
-	r.mu.Unlock()
-	r.notify(id)
+	r.stop(id)
+	// Another process may be computing it: the notice stops it there.
+	r.notifyLocal(id)
+	r.publish(verbCancel, id)
 	return nil
 }
 
-// stop cancels the computation of analysis id in this process, if any.
-func (r *Runner) stop(id string) {
+// stop cancels the computation of job key (an analysis id or a spectrumKey)
+// in this process and reports whether one ran here.
+func (r *Runner) stop(key string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cancel := r.running[id]; cancel != nil {
+	if cancel := r.running[key]; cancel != nil {
 		cancel()
+		return true
 	}
+	return false
 }
 
 // Running is the number of analyses being computed now.
@@ -183,13 +204,16 @@ func (r *Runner) count(f func(*Stats)) {
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if r.opt.QueueURL != "" {
-		// River: its rescuer, not a requeue of everything running, deals
-		// with interrupted analyses, since other processes' are running too.
-		wg.Go(func() { r.workSpectra(ctx) })
+		// River, spectra included: its rescuer, not a requeue of everything
+		// running, deals with interrupted jobs, since other processes' are
+		// running too.
 		if err := r.runRiver(ctx); err != nil {
 			r.opt.Log.Error("job queue", "err", err)
 		}
-		wg.Wait()
+		return
+	}
+	if r.opt.ServeOnly {
+		r.opt.Log.Error("jobs: ServeOnly needs a shared queue (QueueURL): nothing would run the jobs")
 		return
 	}
 	for range r.opt.Workers {

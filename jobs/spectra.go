@@ -15,19 +15,33 @@ import (
 // Spectral jobs run one at a time beside the analyses: they read every matrix
 // several times, so two at once would only fight over the same cores and
 // disk. They are queued in the store like analyses, so a page, the API and a
-// restarted server all see the same state.
+// restarted server all see the same state. On SQLite one loop per process
+// claims them (workSpectra); on PostgreSQL they are River jobs (river.go),
+// claimed by id like analyses, so a spectrum is computed once however many
+// processes share the store.
 
 func spectrumKey(owner string, rank int) string {
 	return "spectrum:" + owner + ":" + strconv.Itoa(rank)
 }
 
 // QueueSpectrum asks for the spectra of a finished analysis at rank K and
-// wakes the spectral worker. An existing job (queued, running or done) is
-// returned as is.
+// wakes the spectral worker (on River: enqueues the job). An existing job
+// (queued, running or done) is returned as is.
 func (r *Runner) QueueSpectrum(ctx context.Context, id string, rank int) (*store.Spectrum, error) {
 	s, created, err := r.db.RequestSpectrum(ctx, id, rank)
 	if err != nil {
 		return nil, err
+	}
+	if r.opt.QueueURL != "" {
+		// Queued but perhaps never enqueued (a server that died between
+		// the two): the job is unique, so asking again costs nothing.
+		if s.Status == store.StatusQueued {
+			r.enqueueSpectrum(ctx, s.ResultID, s.Rank)
+		}
+		if created {
+			r.notify(spectrumKey(s.ResultID, s.Rank))
+		}
+		return s, nil
 	}
 	if created {
 		select {
@@ -38,18 +52,32 @@ func (r *Runner) QueueSpectrum(ctx context.Context, id string, rank int) (*store
 	return s, nil
 }
 
-// CancelSpectrum stops a queued or running spectral job.
+// CancelSpectrum stops a queued or running spectral job, in whichever
+// process computes it.
 func (r *Runner) CancelSpectrum(ctx context.Context, id string, rank int) error {
 	owner, _, err := r.db.CancelSpectrum(ctx, id, rank)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	if cancel := r.running[spectrumKey(owner, rank)]; cancel != nil {
-		cancel()
-	}
-	r.mu.Unlock()
+	key := spectrumKey(owner, rank)
+	r.stop(key)
+	r.notifyLocal(key)
+	r.publish(verbCancel, key)
 	return nil
+}
+
+// enqueueSpectrum makes a River job of one queued spectral job; a failure is
+// logged, and the next sweep (river.go) enqueues it.
+func (r *Runner) enqueueSpectrum(ctx context.Context, owner string, rank int) {
+	r.mu.Lock()
+	client := r.river
+	r.mu.Unlock()
+	if client == nil {
+		return // Run has not started the client yet; it sweeps when it does
+	}
+	if _, err := client.Insert(ctx, spectrumArgs{ID: owner, Rank: rank}, nil); err != nil && ctx.Err() == nil {
+		r.opt.Log.Error("enqueue spectrum", "spectrum", owner, "rank", rank, "err", err)
+	}
 }
 
 // spectraWake is the channel that tells the spectral worker a job was queued.
@@ -107,10 +135,12 @@ func (r *Runner) runSpectrum(parent context.Context, s *store.Spectrum, req stor
 		r.mu.Lock()
 		delete(r.running, key)
 		r.mu.Unlock()
+		r.notify(key)
 	}()
 	log := r.opt.Log.With("spectrum", s.ResultID, "rank", s.Rank)
 	start := time.Now()
 	log.Info("spectrum started")
+	r.notify(key)
 	res, err := r.computeSpectrum(ctx, s, req)
 	switch {
 	case err == nil:
@@ -158,7 +188,9 @@ func (r *Runner) computeSpectrum(ctx context.Context, s *store.Spectrum, req sto
 				return
 			}
 			last = time.Now()
-			if err := r.db.UpdateSpectrumProgress(ctx, s.ResultID, s.Rank, p.BytesDone, p.BytesTotal, p.Tensor); errors.Is(err, store.ErrConflict) {
+			if err := r.db.UpdateSpectrumProgress(ctx, s.ResultID, s.Rank, p.BytesDone, p.BytesTotal, p.Tensor); err == nil {
+				r.notify(spectrumKey(s.ResultID, s.Rank))
+			} else if errors.Is(err, store.ErrConflict) {
 				cancel() // cancelled (or requeued) in the store
 			}
 		},
