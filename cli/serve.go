@@ -29,7 +29,7 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	roots := fs.List("root", "a folder whose checkpoints may be analysed by server path, or s3://BUCKET/PREFIX or hf://ORG for remote sources (repeatable)")
 	uploadStore := fs.String("uploads", "", "s3://BUCKET/PREFIX: keep uploads there (tusd's S3 store), so that any server behind one address resumes them and any worker reads them (default: the folder uploads in --data)")
 	auth := addAuthFlags(fs)
-	workers := fs.Int("workers", 1, "analyses computed at once")
+	workers := fs.Int("workers", 1, "analyses computed at once; 0 (with --db): none, only pages and the API, while workers compute")
 	threads := fs.Int("threads", max(1, runtime.GOMAXPROCS(0)-1), "cores one analysis computes on (default: all but one, so pages stay responsive)")
 	interrupted := fs.String("interrupted", "resume", "what to do with analyses a crash interrupted: resume or fail")
 	jobTimeout := fs.String("job-timeout", jobs.DefaultJobTimeout.String(), "with --db: the longest one analysis may run; a killed worker's analysis is retried once this has passed (give every server and worker the same)")
@@ -47,6 +47,11 @@ func runServe(ctx context.Context, env Env, args []string) error {
 	}
 	if *interrupted != "resume" && *interrupted != "fail" {
 		return fmt.Errorf("serve: --interrupted must be resume or fail")
+	}
+	// On SQLite nothing but this process could run the jobs: with none,
+	// every analysis would wait forever.
+	if *workers < 0 || *workers == 0 && *sf.db == "" {
+		return fmt.Errorf("serve: --workers %d: give 1 or more, or 0 with --db postgres://... and workers (deltascope worker --db) to run the jobs", *workers)
 	}
 	timeout, err := time.ParseDuration(*jobTimeout)
 	if err != nil || timeout <= 0 {
@@ -82,7 +87,8 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		// The jobs read finished uploads from the bucket (the pages never list it).
 		allowed, cfg.UploadStore = append(allowed, *uploadStore), *uploadStore
 	}
-	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db, JobTimeout: timeout})
+	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db, JobTimeout: timeout,
+		ServeOnly: *workers == 0})
 	cfg.Roots, cfg.UploadDir, cfg.Log = allowed, uploadDir, log
 	srv := handlers.New(db, runner, cfg)
 
