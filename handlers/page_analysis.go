@@ -21,7 +21,7 @@ func (s *Server) origins(r *http.Request, a *store.Analysis) (web.Origins, error
 		}
 		rec = recs[a.ID]
 	}
-	return web.BuildOrigins(a, rec, s.cfg.UploadDir), nil
+	return web.BuildOrigins(a, rec, s.cfg.UploadDir, s.cfg.UploadStore), nil
 }
 
 // pageAnalysis is the job page while an analysis is not done, its overview
@@ -40,7 +40,7 @@ func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
 		}
 		// Not read yet: the origins come from the request alone.
 		j := web.NewJobView(a, time.Now())
-		origins := web.BuildOrigins(a, store.AnalysisSources{}, s.cfg.UploadDir)
+		origins := web.BuildOrigins(a, store.AnalysisSources{}, s.cfg.UploadDir, s.cfg.UploadStore)
 		j.Origins = &origins
 		s.render(w, r, http.StatusOK, web.JobPage(a, j))
 		return

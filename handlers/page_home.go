@@ -44,7 +44,7 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range h.Rows {
 		if a := byID[h.Rows[i].ID]; a != nil {
-			o := web.BuildOrigins(a, recs[a.ID], s.cfg.UploadDir)
+			o := web.BuildOrigins(a, recs[a.ID], s.cfg.UploadDir, s.cfg.UploadStore)
 			h.Rows[i].BaseOrigins, h.Rows[i].VLAOrigins = o.Base, o.VLA
 		}
 	}

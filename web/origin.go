@@ -26,7 +26,8 @@ type Origin struct {
 	// Path is the source as read: for the Hub, pinned to the commit
 	// (hf://ORG/REPO@COMMIT/PATH) once the analysis has read it.
 	Path string `json:"path"`
-	// Upload: the path inside the uploads folder.
+	// Upload: the path inside the uploads folder or the upload store (an
+	// upload kept in S3 keeps its bucket and key too).
 	Upload string `json:"upload,omitempty"`
 	// S3: the bucket, and the key of the object or the prefix of a folder.
 	Bucket string `json:"bucket,omitempty"`
@@ -57,12 +58,13 @@ type Origins struct {
 
 // BuildOrigins describes where each source of a's sides came from: from its
 // request, and, when rec has them (a done analysis), the sources as read.
-// uploadDir is the server's uploads folder ("" for none).
-func BuildOrigins(a *store.Analysis, rec store.AnalysisSources, uploadDir string) Origins {
-	return Origins{Base: sideOrigins(a.Request.Base, rec.Base, uploadDir), VLA: sideOrigins(a.Request.VLA, rec.VLA, uploadDir)}
+// uploads are where the server keeps uploads: its uploads folder, and an
+// s3://BUCKET/PREFIX upload store (serve --uploads); "" for none.
+func BuildOrigins(a *store.Analysis, rec store.AnalysisSources, uploads ...string) Origins {
+	return Origins{Base: sideOrigins(a.Request.Base, rec.Base, uploads), VLA: sideOrigins(a.Request.VLA, rec.VLA, uploads)}
 }
 
-func sideOrigins(specs []string, recs []store.SourceRecord, uploadDir string) []Origin {
+func sideOrigins(specs []string, recs []store.SourceRecord, uploads []string) []Origin {
 	out := make([]Origin, 0, len(specs))
 	for i, spec := range specs {
 		var rec *store.SourceRecord
@@ -75,12 +77,12 @@ func sideOrigins(specs []string, recs []store.SourceRecord, uploadDir string) []
 		if rec == nil && len(recs) == len(specs) {
 			rec = &recs[i] // the same place under a spec written otherwise
 		}
-		out = append(out, originOf(spec, rec, uploadDir))
+		out = append(out, originOf(spec, rec, uploads))
 	}
 	return out
 }
 
-func originOf(spec string, rec *store.SourceRecord, uploadDir string) Origin {
+func originOf(spec string, rec *store.SourceRecord, uploads []string) Origin {
 	prefix, p := checkpoint.ParseSpec(spec)
 	o := Origin{Kind: OriginLocal, Spec: spec, Prefix: prefix, Path: p}
 	if rec != nil {
@@ -116,8 +118,18 @@ func originOf(spec string, rec *store.SourceRecord, uploadDir string) Origin {
 				o.Commit, _, _ = strings.Cut(rest, "/")
 			}
 		}
-	case uploadDir != "":
-		if rel, err := filepath.Rel(uploadDir, p); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") && filepath.IsAbs(p) {
+	}
+	// An upload is a file on the server's disk or, with an upload store, an
+	// object in it (its bucket and key stay shown).
+	for _, u := range uploads {
+		if u == "" {
+			continue
+		}
+		if checkpoint.IsRemote(u) {
+			if rel, ok := strings.CutPrefix(p, strings.TrimSuffix(u, "/")+"/"); ok && rel != "" {
+				o.Kind, o.Upload = OriginUpload, rel
+			}
+		} else if rel, err := filepath.Rel(u, p); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../") && filepath.IsAbs(p) {
 			o.Kind, o.Upload = OriginUpload, filepath.ToSlash(rel)
 		}
 	}

@@ -56,6 +56,16 @@ func TestBuildOrigins(t *testing.T) {
 		t.Errorf("hf://lab/pi05: %+v; want revision main, no file", h)
 	}
 
+	// With an upload store, an object in it is an upload (and still in S3).
+	st := BuildOrigins(&store.Analysis{Request: store.AnalysisRequest{Base: []string{"s3://up/store/s1/base"}, VLA: []string{"s3://up/store2/x"}}},
+		store.AnalysisSources{}, "/srv/uploads", "s3://up/store")
+	if b := st.Base[0]; b.Kind != OriginUpload || b.Upload != "s1/base" || b.Bucket != "up" || b.Key != "store/s1/base" {
+		t.Errorf("an object in the upload store: %+v", b)
+	}
+	if v := st.VLA[0]; v.Kind != OriginS3 {
+		t.Errorf("%+v: beside the upload store, not in it (whole components), so S3", v)
+	}
+
 	var buf bytes.Buffer
 	if err := OriginsView("", BuildOrigins(a, rec, "/srv/uploads")).Render(context.Background(), &buf); err != nil {
 		t.Fatal(err)
