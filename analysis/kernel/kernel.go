@@ -9,9 +9,10 @@
 // AVX-512) and a scalar one that is always compiled (it decodes stored bytes a
 // chunk at a time into stack buffers). They agree bit for bit: both add element
 // k of a row into lane k mod 8 of eight float64 accumulators per sum, reduce
-// the lanes with the same tree (reduceLanes), never fuse a multiply into an
-// add, and zero elements that are not finite on either side before any
-// arithmetic. Results therefore do not depend on which machine
+// the lanes with the same tree (reduceLanes), never fuse a rounded multiply
+// into an add (the AVX-512 path fuses only the exact products b·b, v·v and
+// b·v, which gives the bits of a separate multiply and add), and zero
+// elements that are not finite on either side before any arithmetic. Results therefore do not depend on which machine
 // or build computed them.
 package kernel
 
