@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -228,13 +229,23 @@ func TestWorkersDrainQueueThroughKill(t *testing.T) {
 	t.Cleanup(c.Stop)
 	url := c.CreateDB(t)
 	ctx := context.Background()
+	// Twelve pairs of holes in twelve folders: the same content (so the
+	// results compare), but other files, so that no post is answered from
+	// the cache of one finished meanwhile, which on a loaded machine left
+	// fewer jobs than analyses and never four running at once.
 	root := t.TempDir()
-	gen, err := synth.Generate(ctx, synth.Options{Preset: "tinyllama", Scale: 0.3, Out: root, ShapeOnly: true})
-	if err != nil {
-		t.Fatal(err)
+	var bodies []string
+	var base, vla []string
+	for i := range 12 {
+		dir := filepath.Join(root, fmt.Sprint(i))
+		gen, err := synth.Generate(ctx, synth.Options{Preset: "tinyllama", Scale: 0.3, Out: dir, ShapeOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, vla = specsUnder(dir, gen.Base), specsUnder(dir, gen.VLA)
+		body, _ := json.Marshal(map[string][]string{"base": base, "vla": vla})
+		bodies = append(bodies, string(body))
 	}
-	base, vla := specsUnder(root, gen.Base), specsUnder(root, gen.VLA)
-	body, _ := json.Marshal(map[string][]string{"base": base, "vla": vla})
 
 	db, err := store.OpenURL(ctx, url)
 	if err != nil {
@@ -247,8 +258,8 @@ func TestWorkersDrainQueueThroughKill(t *testing.T) {
 		workers = append(workers, startWorker(t, "--db", url, "--root", root, "--threads", "1", "--job-timeout", "30s"))
 	}
 	var ids []string
-	for range 12 {
-		ids = append(ids, srv.post(t, "/api/analyses", string(body))["id"].(string))
+	for _, body := range bodies {
+		ids = append(ids, srv.post(t, "/api/analyses", body)["id"].(string))
 	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
