@@ -30,7 +30,10 @@ const (
 // 64 MiB that are not weights) are copied verbatim; a single-file source brings
 // the config.json beside it. RecipeFile is added. The folder appears whole or
 // not at all: it is written under a temporary name and renamed. Cancelling ctx
-// stops it within one block and removes what it wrote.
+// stops it within one block and removes what it wrote. A remote VLA (s3://,
+// hf://) is read through the checkpoint layer's ranged readers, companions
+// listed from its store, and gives the same bytes as its files on disk; an
+// object that changed since the VLA was opened fails the export.
 func WriteMasked(ctx context.Context, dir string, m *Mask, vla *checkpoint.Side) error {
 	return writeCheckpoint(ctx, dir, m, vla, false)
 }
