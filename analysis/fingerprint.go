@@ -65,10 +65,9 @@ func hashBytes(sum *wordSum, edges []edge, data []byte, off int64) []edge {
 			break
 		}
 	}
-	for len(data) >= 8 {
-		sum.add(pos/8, binary.LittleEndian.Uint64(data))
-		data, pos = data[8:], pos+8
-	}
+	whole := len(data) &^ 7
+	sumWords(sum, pos/8, data[:whole])
+	data, pos = data[whole:], pos+uint64(whole)
 	if len(data) > 0 {
 		var w uint64
 		for k := range data {
@@ -77,6 +76,41 @@ func hashBytes(sum *wordSum, edges []edge, data []byte, off int64) []edge {
 		edges = append(edges, edge{word: pos / 8, bits: w})
 	}
 	return edges
+}
+
+// sumWords adds the words of data, the first being word k of the tensor, to
+// sum: wordSum.add on each, computed four words at a time. The mix of one
+// word does not depend on the others, and wrapping integer sums do not depend
+// on their order, so this is add's digest bit for bit; but it keeps the sums
+// in registers (through sum, every add was a load and a store in one chain),
+// steps i·fpMulA and i·fpMulB by addition, and gives the CPU four
+// independent 128-bit products at once. Measured, hashing then cost a third
+// of what it did, where it had taken as long as the statistics kernel.
+func sumWords(sum *wordSum, k uint64, data []byte) {
+	a0, b0, a1, b1 := sum.a, sum.b, uint64(0), uint64(0)
+	iA, iB := k*fpMulA, k*fpMulB
+	// The steps wrap, as the products they replace do (typed, so that the
+	// constant expressions may).
+	mA, mB := uint64(fpMulA), uint64(fpMulB)
+	mA2, mB2, mA3, mB3, mA4, mB4 := 2*mA, 2*mB, 3*mA, 3*mB, 4*mA, 4*mB
+	mix := func(w, iA, iB uint64) (a, b uint64) {
+		hi, lo := bits.Mul64(w^iA^fpKeyA, bits.RotateLeft64(w, 29)^iB^fpKeyB)
+		return hi ^ lo, lo + bits.RotateLeft64(hi, 17)
+	}
+	for ; len(data) >= 32; data = data[32:] {
+		x0, y0 := mix(binary.LittleEndian.Uint64(data[0:]), iA, iB)
+		x1, y1 := mix(binary.LittleEndian.Uint64(data[8:]), iA+mA, iB+mB)
+		x2, y2 := mix(binary.LittleEndian.Uint64(data[16:]), iA+mA2, iB+mB2)
+		x3, y3 := mix(binary.LittleEndian.Uint64(data[24:]), iA+mA3, iB+mB3)
+		a0, b0, a1, b1 = a0+x0+x2, b0+y0+y2, a1+x1+x3, b1+y1+y3
+		iA, iB = iA+mA4, iB+mB4
+	}
+	for ; len(data) >= 8; data = data[8:] {
+		x, y := mix(binary.LittleEndian.Uint64(data), iA, iB)
+		a0, b0 = a0+x, b0+y
+		iA, iB = iA+mA, iB+mB
+	}
+	sum.a, sum.b = a0+a1, b0+b1
 }
 
 func (h *tensorHash) merge(sum wordSum, edges []edge, n int64) {

@@ -69,3 +69,57 @@ func TestFingerprintCoversUnreadTensors(t *testing.T) {
 		t.Fatal("no fingerprint or no VLA-only tensors")
 	}
 }
+
+// The fingerprint is a cache identity stored in databases: hashBytes must keep
+// giving the digest it always gave. The pinned value is that of the
+// word-at-a-time loop before sumWords; the same data is also checked against
+// wordSum.add word by word, from every starting alignment.
+func TestHashBytesDigestUnchanged(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	data := make([]byte, 4099)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	digest := func(data []byte, off int64) wordSum {
+		var s wordSum
+		e := hashBytes(&s, nil, data, off)
+		h := &tensorHash{}
+		h.merge(s, e, int64(len(data)))
+		return h.digest()
+	}
+	if got, want := digest(data[3:], 3), (wordSum{0xc603922292d04e7e, 0x19eacaa625289a31}); got != want {
+		t.Fatalf("digest %#x, want %#x: the fingerprint of every stored checkpoint would change", got, want)
+	}
+	for off := range 8 {
+		for _, n := range []int{0, 7, 8, 31, 32, 33, 64, 100, 4090} {
+			part := data[off : off+n]
+			var want wordSum // word by word: whole words at the offset's alignment, edges OR-ed
+			words := map[uint64]uint64{}
+			for i, c := range part {
+				p := uint64(off + i)
+				words[p/8] |= uint64(c) << (8 * (p % 8))
+			}
+			for k, w := range words {
+				want.add(k, w)
+			}
+			if got := digest(part, int64(off)); got != want {
+				t.Fatalf("offset %d, %d bytes: %#x, word by word %#x", off, n, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkHashBytes is the fingerprint's cost per byte read: it runs over
+// every byte of both checkpoints when a server analyses a pair.
+func BenchmarkHashBytes(b *testing.B) {
+	data := make([]byte, 256<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	b.SetBytes(int64(len(data)))
+	var edges []edge
+	for b.Loop() {
+		var s wordSum
+		edges = hashBytes(&s, edges[:0], data, 4)
+	}
+}
