@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -203,31 +202,12 @@ func absSpecs(specs []string) []string {
 	})
 }
 
-// writeJSON writes v to path through a temporary file renamed into place, so a
-// failed or interrupted run never leaves half a file.
+// writeJSON writes v to path (see writeOutput), or to stdout for "-".
 func writeJSON(ctx context.Context, path string, stdout io.Writer, v any) error {
 	if path == "-" {
 		return json.NewEncoder(stdout).Encode(v)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := json.NewEncoder(tmp).Encode(v); err != nil {
-		tmp.Close()
-		return fmt.Errorf("%s: writing: %v", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: writing: %v", path, err)
-	}
-	if err := ctx.Err(); err != nil { // a signal during the encoding: nothing appears at path
-		return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	return nil
+	return writeOutput(ctx, path, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })
 }
 
 func printSummary(w io.Writer, res *analysis.Result) {

@@ -86,7 +86,7 @@ func runMask(ctx context.Context, env Env, args []string) error {
 	if kind.Folder {
 		err = kind.WriteFolder(ctx, *out, m, vla)
 	} else {
-		err = writeMaskFile(ctx, *out, func(w io.Writer) error {
+		err = writeOutput(ctx, *out, func(w io.Writer) error {
 			return kind.WriteFile(ctx, w, m, vla, strings.TrimSuffix(filepath.Base(*out), kind.Suffix))
 		})
 	}
@@ -111,7 +111,7 @@ func loadMaskRecipe(file, preset string) (prune.Recipe, error) {
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return prune.Recipe{}, fmt.Errorf("%s: %v", file, maskPathErr(err))
+		return prune.Recipe{}, fmt.Errorf("%s: %v", file, plainPathErr(err))
 	}
 	defer f.Close()
 	r, err := prune.ReadRecipe(f)
@@ -119,38 +119,4 @@ func loadMaskRecipe(file, preset string) (prune.Recipe, error) {
 		return prune.Recipe{}, fmt.Errorf("%s: %v", file, err)
 	}
 	return r, nil
-}
-
-func maskPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}
-
-// writeMaskFile fills a temporary file beside path and renames it into place, so a
-// failed or interrupted export never leaves half a file.
-func writeMaskFile(ctx context.Context, path string, fill func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%s: %v", path, maskPathErr(err))
-	}
-	defer os.Remove(tmp.Name())
-	if err := fill(tmp); err != nil {
-		tmp.Close()
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), ctx.Err())
-		}
-		return fmt.Errorf("%s: writing: %v", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: writing: %v", path, err)
-	}
-	if err := ctx.Err(); err != nil { // a signal between the last block and the rename
-		return fmt.Errorf("%s: interrupted (%v); nothing was written: %w", path, context.Cause(ctx), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %v", path, maskPathErr(err))
-	}
-	return nil
 }
