@@ -84,8 +84,9 @@ func runServe(ctx context.Context, env Env, args []string) error {
 		if err := handlers.CheckUploadStore(ctx, *uploadStore); err != nil {
 			return fmt.Errorf("serve: %v", err)
 		}
-		// The jobs read finished uploads from the bucket (the pages never list it).
-		allowed, cfg.UploadStore = append(allowed, *uploadStore), *uploadStore
+		// The jobs read finished uploads from the bucket (the pages never list
+		// it); servers sharing a PostgreSQL store lock uploads there.
+		allowed, cfg.UploadStore, cfg.UploadLockDB = append(allowed, *uploadStore), *uploadStore, *sf.db
 	}
 	runner := jobs.New(db, jobs.Options{Roots: allowed, Workers: *workers, Threads: *threads, Log: log, Limits: cfg.Limits, QueueURL: *sf.db, JobTimeout: timeout,
 		ServeOnly: *workers == 0})

@@ -21,7 +21,6 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/tus/tusd/v2/pkg/filestore"
 	tus "github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/deltascope/deltascope/store"
@@ -38,13 +37,10 @@ const tusDirName = ".tus"
 type uploadsTus struct {
 	h   *tus.UnroutedHandler
 	dir string // absolute path of <uploads>/.tus (with S3: tusd's part buffers)
-	// locker is tusd's in-process lock: one PATCH, HEAD or DELETE of an upload
-	// at a time in this server, a new request interrupting a stale one. tusd
-	// has no lock across processes (its filelocker needs one shared disk), so
-	// with S3 two servers could each run a PATCH of the same upload; a tus
-	// client sends one at a time, and tusd checks each PATCH's offset against
-	// the state in the bucket.
-	locker *memorylocker.MemoryLocker
+	// locker: one PATCH, HEAD or DELETE of an upload at a time, in this
+	// server and, with a PostgreSQL store, in every server sharing it
+	// (api_uploads_lock.go).
+	locker *uploadLocker
 	store  *tusStore     // the file store; nil with S3
 	s3     *s3Uploads    // the S3 store; nil on local disk
 	core   tus.DataStore // whichever of the two
@@ -57,11 +53,18 @@ func (s *Server) newUploadsTus() (*uploadsTus, error) {
 	if s.cfg.UploadDir == "" {
 		return nil, nil
 	}
-	t := &uploadsTus{dir: s.tusDir(), locker: memorylocker.New()}
+	// Each lock held keeps a connection: the PATCHes this server accepts at
+	// once, and room for HEADs, DELETEs and the sweeper.
+	locker, err := newUploadLocker(s.cfg.UploadLockDB, s.guard.g.MaxUploads+16)
+	if err != nil {
+		return nil, err
+	}
+	t := &uploadsTus{dir: s.tusDir(), locker: locker}
 	composer := tus.NewStoreComposer()
 	if s.cfg.UploadStore != "" {
 		su, err := newS3Uploads(s.db, s.cfg.UploadStore, t.dir)
 		if err != nil {
+			locker.Close()
 			return nil, err
 		}
 		ds := s3DataStore{su}
@@ -95,6 +98,7 @@ func (s *Server) newUploadsTus() (*uploadsTus, error) {
 		Logger: expslog.New(expslog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
+		locker.Close()
 		return nil, err
 	}
 	t.h = h

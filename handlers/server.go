@@ -32,6 +32,11 @@ type Config struct {
 	// is never a root of the file browser (which would list every account's
 	// upload sessions).
 	UploadStore string
+	// UploadLockDB, the postgres:// URL of a store shared with other servers,
+	// makes upload locks PostgreSQL advisory locks there too, so that two
+	// servers never write one upload at once (api_uploads_lock.go). Empty:
+	// locks within this process only.
+	UploadLockDB string
 	// MaxUploadBytes bounds one uploaded file (default 64 GiB).
 	MaxUploadBytes int64
 	Log            *slog.Logger
