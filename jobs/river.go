@@ -203,6 +203,7 @@ func (r *Runner) runRiver(ctx context.Context) error {
 	// Analyses queued before any server enqueued them (a server that died
 	// between the two, a database from the embedded default): a slow sweep,
 	// far from a polling loop: River delivers the jobs themselves.
+	// The same sweep fails what River discarded (discarded.go).
 	sweep := time.NewTicker(30 * time.Second)
 	defer sweep.Stop()
 	r.enqueue(ctx)
@@ -212,6 +213,9 @@ func (r *Runner) runRiver(ctx context.Context) error {
 			done = true
 		case <-sweep.C:
 			r.enqueue(ctx)
+			if _, err := r.failDiscarded(ctx, client); err != nil && ctx.Err() == nil {
+				r.opt.Log.Error("fail discarded jobs", "err", err)
+			}
 		}
 	}
 	if r.opt.ServeOnly {
