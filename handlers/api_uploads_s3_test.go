@@ -191,11 +191,30 @@ func TestS3UploadsResumeOnAnotherServer(t *testing.T) {
 		t.Errorf("the file browser offers the upload bucket: %s", body)
 	}
 
-	// Analysed on A from the bucket: the same result as the local file.
+	// The sharded base in the same session, file by file (index, shards),
+	// alternating servers: its side is one prefix, one source.
 	base := filepath.Join(s.a.root, "pi05", "base")
-	fromS3, a := analyse(t, aliceA, base, spec)
+	shards, err := os.ReadDir(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range shards {
+		c := []tusClient{aliceA, aliceB}[i%2]
+		file, _ := os.ReadFile(filepath.Join(base, f.Name()))
+		resp, loc, body := c.create(t, int64(len(file)), "side", "base", "path", f.Name(), "session", session)
+		if resp.StatusCode != 201 {
+			t.Fatalf("create base/%s: %d %s", f.Name(), resp.StatusCode, body)
+		}
+		if resp, body := c.patch(t, strings.TrimPrefix(loc, c.base), 0, file); resp.StatusCode != 204 {
+			t.Fatalf("send base/%s: %d %s", f.Name(), resp.StatusCode, body)
+		}
+	}
+	baseSpec := "s3://lab/uploads/" + session + "/base"
+
+	// Analysed on A from the bucket: the same result as the local files.
+	fromS3, a := analyse(t, aliceA, baseSpec, spec)
 	if a["status"] != "done" {
-		t.Fatalf("analysis of the uploaded checkpoint: %v", a)
+		t.Fatalf("analysis of the uploaded checkpoints: %v", a)
 	}
 	fromDisk, a := analyse(t, aliceA, base, local)
 	if a["status"] != "done" {
@@ -211,6 +230,16 @@ func TestS3UploadsResumeOnAnotherServer(t *testing.T) {
 	}
 	if len(remote) == 0 || !reflect.DeepEqual(remote, disk) {
 		t.Errorf("the analysis from s3 (%d tensors) differs from the local one (%d tensors)", len(remote), len(disk))
+	}
+
+	// A finished upload nobody analyses, in a session of its own.
+	resp, _, body = aliceB.create(t, 3, "side", "vla", "path", "notes.txt")
+	if resp.StatusCode != 201 {
+		t.Fatalf("create notes.txt: %d %s", resp.StatusCode, body)
+	}
+	notesKey := "uploads/" + resp.Header.Get("Deltascope-Upload-Session") + "/vla/notes.txt"
+	if resp, body := aliceB.patch(t, strings.TrimPrefix(resp.Header.Get("Location"), s.b.URL), 0, []byte("abc")); resp.StatusCode != 204 {
+		t.Fatalf("send notes.txt: %d %s", resp.StatusCode, body)
 	}
 
 	// An upload started on B and abandoned: A's sweep removes it from the bucket.
@@ -241,8 +270,16 @@ func TestS3UploadsResumeOnAnotherServer(t *testing.T) {
 	if code, _ := aliceB.offset(t, stale); code != 404 {
 		t.Errorf("HEAD of the swept upload on B: %d, want 404", code)
 	}
-	if _, err := s.s3.Client.StatObject(context.Background(), "lab", key, minio.StatObjectOptions{}); err != nil {
-		t.Errorf("the finished upload an analysis uses was swept: %v", err)
+	// A month on: the finished upload nobody analysed goes, the analysed ones stay.
+	later = later.Add(31 * 24 * time.Hour)
+	if n, err := s.a.srv.SweepUploads(context.Background()); err != nil || n != 1 {
+		t.Fatalf("A swept %d finished uploads (%v), want 1", n, err)
+	}
+	if got := s.keys(t, notesKey); len(got) != 0 {
+		t.Errorf("the unused finished upload is still in the bucket: %v", got)
+	}
+	if got := s.keys(t, "uploads/"+session+"/"); len(got) != 1+len(shards) {
+		t.Errorf("the analysed uploads in the bucket: %v, want the model and the %d base files", got, len(shards))
 	}
 
 	// A broken checkpoint: refused when its last byte arrives, with the
