@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -112,8 +113,9 @@ func analyse(t *testing.T, c tusClient, base, vla string) (string, map[string]an
 }
 
 // An upload with --uploads s3://BUCKET/PREFIX, as a lab with several servers
-// behind one address sees it: created and half sent on server A, resumed on
-// server B (HEAD for the offset, PATCH the rest), finished into the bucket
+// behind one address sees it: created and a third sent on server A, resumed
+// on server B (HEAD for the offset, a chunk whose connection drops, HEAD
+// again, PATCH the rest), finished into the bucket
 // under its session, side and file name; analysed on server A from the bucket
 // with the same result as the local file; another account gets 404 on both
 // servers; an unfinished upload left idle is swept from the bucket by the
@@ -151,9 +153,36 @@ func TestS3UploadsResumeOnAnotherServer(t *testing.T) {
 	if code, off := aliceB.offset(t, url); code != 200 || off != chunk {
 		t.Fatalf("HEAD on B: %d offset %d, want 200 offset %d", code, off, chunk)
 	}
-	resp, body = aliceB.patch(t, url, chunk, data[chunk:])
+	// B's chunk loses its connection after 1000 bytes: what arrived is kept
+	// in the bucket, and the client resumes from the offset HEAD gives.
+	req, _ := http.NewRequest("PATCH", s.b.URL+url, &failingReader{data: data[chunk:], n: 1000})
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", "Bearer "+s.tokens["alice"])
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", strconv.FormatInt(chunk, 10))
+	if resp, err := quickClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	off := int64(-1)
+	for deadline := time.Now().Add(10 * time.Second); off < chunk; time.Sleep(10 * time.Millisecond) {
+		if code, o := aliceB.offset(t, url); code == 200 {
+			off = o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HEAD on B after the drop: offset %d", off)
+		}
+	}
+	t.Logf("offset after the dropped chunk: %d (%d before it)", off, chunk)
+	for {
+		resp, body = aliceB.patch(t, url, off, data[off:])
+		if resp.StatusCode == 400 && strings.Contains(body, "ERR_UPLOAD_INTERRUPTED") || resp.StatusCode == 409 {
+			_, off = aliceB.offset(t, url) // the dropped chunk was still saving: ask again
+			continue
+		}
+		break
+	}
 	if resp.StatusCode != 204 || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
-		t.Fatalf("the rest on B: %d %s", resp.StatusCode, body)
+		t.Fatalf("the rest on B from %d: %d %s", off, resp.StatusCode, body)
 	}
 	if got := resp.Header.Get("Deltascope-Spec-Path"); got != spec {
 		t.Errorf("B's finishing answer names %q, want %q", got, spec)
