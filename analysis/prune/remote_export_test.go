@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -258,4 +259,44 @@ func analyzeSelf(t *testing.T, side *checkpoint.Side) *analysis.Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// TestRemoteExportCancelWhileFetching: an export whose store has stopped
+// answering (every ranged read a 503, retried with backoff) stops within a
+// second of its cancel, mid-fetch, and removes what it wrote.
+func TestRemoteExportCancelWhileFetching(t *testing.T) {
+	hub := hubtest.Start(t)
+	hub.Commit(t, "lab/pi05", "main", false, hubtest.Dir(t, "base", fixtures+"/base"))
+	side := openSide(t, "hf://lab/pi05/base")
+	m := shardedMask(t, side)
+	for _, name := range []string{"masked", "sliced"} {
+		kind, _ := LookupExport(name)
+		parent := t.TempDir()
+		hub.FailRanges.Store(1 << 30)
+		ranges := hub.CDNRanges.Load()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- kind.WriteFolder(ctx, filepath.Join(parent, "out"), m, side) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for hub.CDNRanges.Load() == ranges && time.Now().Before(deadline) { // the export is waiting on the store
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		start := time.Now()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: still running 5 s after the cancel", name)
+		}
+		var ie *InterruptedError
+		if !errors.As(err, &ie) || time.Since(start) > time.Second {
+			t.Errorf("%s: %v after %v; want an *InterruptedError within 1 s", name, err, time.Since(start))
+		}
+		if left, _ := os.ReadDir(parent); len(left) != 0 {
+			t.Errorf("%s: left %v", name, left)
+		}
+		hub.FailRanges.Store(0)
+	}
 }
