@@ -70,9 +70,37 @@ type s3Uploads struct {
 	tusd   s3store.S3Store
 	db     *store.DB
 	// ids maps this server's upload ids to tusd's (key+"+"+multipart id). A
-	// mapping never changes, so caching it is safe; it holds only ids that
-	// have a row (ownUpload and the hooks look the row up first).
-	ids sync.Map
+	// mapping never changes, so caching it is safe (an id whose row is gone
+	// is refused before it is looked up here). Uploads removed by another
+	// server leave their entries, so the map is emptied when it is full:
+	// each entry can be read again from its .info object.
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+// maxCachedIDs bounds the id cache (about 100 bytes an entry).
+const maxCachedIDs = 10000
+
+func (su *s3Uploads) cacheID(id, full string) {
+	su.mu.Lock()
+	defer su.mu.Unlock()
+	if len(su.ids) >= maxCachedIDs {
+		clear(su.ids)
+	}
+	su.ids[id] = full
+}
+
+func (su *s3Uploads) cachedID(id string) (string, bool) {
+	su.mu.Lock()
+	defer su.mu.Unlock()
+	full, ok := su.ids[id]
+	return full, ok
+}
+
+func (su *s3Uploads) forgetID(id string) {
+	su.mu.Lock()
+	defer su.mu.Unlock()
+	delete(su.ids, id)
 }
 
 // newS3Client connects to the store the way the s3:// sources do
@@ -141,7 +169,7 @@ func newS3Uploads(db *store.DB, storeURL, tmpDir string) (*s3Uploads, error) {
 	// server's disk per upload. Two keep the link busy while one is sent.
 	st.TemporaryDirectory = tmpDir
 	st.MaxBufferedParts = 2
-	return &s3Uploads{url: u, bucket: bucket, prefix: prefix, client: client, tusd: st, db: db}, nil
+	return &s3Uploads{url: u, bucket: bucket, prefix: prefix, client: client, tusd: st, db: db, ids: map[string]string{}}, nil
 }
 
 // key is the object key of an upload's file, relative to the prefix.
@@ -172,8 +200,8 @@ func (su *s3Uploads) exists(ctx context.Context, u *store.Upload) (bool, error) 
 
 // tusID finds tusd's id of an upload: from the cache, or from its .info object.
 func (su *s3Uploads) tusID(ctx context.Context, id string) (string, error) {
-	if full, ok := su.ids.Load(id); ok {
-		return full.(string), nil
+	if full, ok := su.cachedID(id); ok {
+		return full, nil
 	}
 	row, err := su.db.GetUpload(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -198,7 +226,7 @@ func (su *s3Uploads) tusID(ctx context.Context, id string) (string, error) {
 	if !strings.HasPrefix(info.ID, s3UploadKey(row)+"+") {
 		return "", tus.ErrNotFound
 	}
-	su.ids.Store(id, info.ID)
+	su.cacheID(id, info.ID)
 	return info.ID, nil
 }
 
@@ -207,7 +235,7 @@ func (su *s3Uploads) tusID(ctx context.Context, id string) (string, error) {
 // multipart uploads of the key are listed.
 func (su *s3Uploads) remove(ctx context.Context, u *store.Upload) error {
 	ctx = context.WithoutCancel(ctx)
-	su.ids.Delete(u.ID)
+	su.forgetID(u.ID)
 	key := su.objectKey(u)
 	var errs []error
 	list, err := su.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(su.bucket), Prefix: aws.String(key)})
@@ -270,7 +298,7 @@ func (d s3DataStore) NewUpload(ctx context.Context, info tus.FileInfo) (tus.Uplo
 	if err != nil {
 		return nil, err
 	}
-	d.su.ids.Store(id, full.ID)
+	d.su.cacheID(id, full.ID)
 	return &s3Upload{Upload: up, id: id}, nil
 }
 

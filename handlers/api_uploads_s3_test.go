@@ -333,3 +333,47 @@ func TestS3UploadsResumeOnAnotherServer(t *testing.T) {
 		t.Errorf("the refused checkpoint is still listed: %s", body)
 	}
 }
+
+// The create hook's limits hold on the S3 store and across servers: a file
+// past --max-upload is refused (413), the account's byte quota counts what it
+// holds through every server (507) and its count too (429), and a refused
+// creation leaves nothing in the bucket.
+func TestS3UploadLimitsAcrossServers(t *testing.T) {
+	s := startS3UploadServers(t, func(c *Config) {
+		c.MaxUploadBytes = 600
+		c.Guard.MaxUploadsPerUser = 3
+		c.Guard.MaxUploadBytesPerUser = 1000
+	})
+	aliceA, aliceB := tusClient{s.a.URL, s.tokens["alice"]}, tusClient{s.b.URL, s.tokens["alice"]}
+	if resp, _, body := aliceA.create(t, 700, "side", "base", "path", "big.bin"); resp.StatusCode != 413 || !strings.Contains(body, "accepts files up to 600 bytes") {
+		t.Errorf("one file past --max-upload: %d %s", resp.StatusCode, body)
+	}
+	if resp, _, body := aliceA.create(t, 600, "side", "base", "path", "a.bin"); resp.StatusCode != 201 {
+		t.Fatalf("a.bin on A: %d %s", resp.StatusCode, body)
+	}
+	if resp, _, body := aliceB.create(t, 500, "side", "base", "path", "b.bin"); resp.StatusCode != 507 || !strings.Contains(body, "quota of 1000 bytes") {
+		t.Errorf("past the byte quota on B: %d %s", resp.StatusCode, body)
+	}
+	for i, c := range []tusClient{aliceB, aliceA} {
+		if resp, _, body := c.create(t, 1, "side", "base", "path", fmt.Sprintf("c%d.txt", i)); resp.StatusCode != 201 {
+			t.Fatalf("a small file on %s: %d %s", c.base, resp.StatusCode, body)
+		}
+	}
+	if resp, _, body := aliceB.create(t, 1, "side", "base", "path", "d.txt"); resp.StatusCode != 429 || !strings.Contains(body, "limit 3") {
+		t.Errorf("past the count on B: %d %s", resp.StatusCode, body)
+	}
+	var infos int
+	for _, k := range s.keys(t, "uploads/") {
+		if strings.HasSuffix(k, ".info") {
+			infos++
+		}
+		for _, refused := range []string{"big.bin", "b.bin", "d.txt"} {
+			if strings.Contains(k, refused) {
+				t.Errorf("a refused upload is in the bucket: %s", k)
+			}
+		}
+	}
+	if infos != 3 {
+		t.Errorf("%d uploads' states in the bucket, want the 3 accepted", infos)
+	}
+}
