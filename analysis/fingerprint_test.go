@@ -123,3 +123,28 @@ func BenchmarkHashBytes(b *testing.B) {
 		edges = hashBytes(&s, edges[:0], data, 4)
 	}
 }
+
+// The vector path of sumWords (where this CPU and build have one) gives the
+// scalar path's sums for every length, alignment of the remainder and word
+// index, including indices where the keys wrap around 2⁶⁴.
+func TestSumWordsVectorMatches(t *testing.T) {
+	if sumWordsVector == nil {
+		return // no vector path in this build or on this CPU: sumWords is sumWordsScalar
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	data := make([]byte, 8*300)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	for _, k := range []uint64{0, 1, 7, 1 << 20, 1<<64 - 5, r.Uint64()} {
+		for _, words := range []int{0, 1, 3, 4, 5, 8, 31, 32, 33, 300} {
+			start := wordSum{a: r.Uint64(), b: r.Uint64()}
+			want, got := start, start
+			sumWordsScalar(&want, k, data[:8*words])
+			sumWordsVector(&got, k, data[:8*words])
+			if got != want {
+				t.Fatalf("k %d, %d words: vector %#x, scalar %#x", k, words, got, want)
+			}
+		}
+	}
+}
