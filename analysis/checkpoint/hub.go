@@ -102,10 +102,13 @@ type hubRevision struct {
 	} `json:"siblings"`
 }
 
-// resolve asks the Hub which commit rev is, and which files it holds.
-func (b *hubBackend) resolve(ctx context.Context, p, rev string) error {
-	u := b.endpoint + "/api/models/" + b.repo + "/revision/" + url.PathEscape(rev)
-	var info hubRevision
+// apiJSON GETs one URL of the Hub's API, retried with backoff and bounded in
+// time and size, and decodes its JSON answer into v; check turns a status that
+// is not the answer into an error (b.status, with what a 404 means there).
+// what names the answer in errors; the answer's headers are returned (the
+// tree API pages through Link).
+func (b *hubBackend) apiJSON(ctx context.Context, u, what string, check func(*http.Response) error, display string, v any) (http.Header, error) {
+	var header http.Header
 	err := withRetry(ctx, func() error {
 		rctx, cancel := context.WithTimeout(ctx, hubTimeout)
 		defer cancel()
@@ -118,7 +121,7 @@ func (b *hubBackend) resolve(ctx context.Context, p, rev string) error {
 			return err
 		}
 		defer resp.Body.Close()
-		if err := b.status(p, resp, "repository "+b.repo+" with a revision "+strconv.Quote(rev)); err != nil {
+		if err := check(resp); err != nil {
 			return err
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxHubAPIBytes+1))
@@ -126,13 +129,24 @@ func (b *hubBackend) resolve(ctx context.Context, p, rev string) error {
 			return err
 		}
 		if len(data) > maxHubAPIBytes {
-			return permanentError{errorf(p, "the Hub's description of revision %q is larger than %d bytes", rev, maxHubAPIBytes)}
+			return permanentError{errorf(display, "the Hub's %s is larger than %d bytes", what, maxHubAPIBytes)}
 		}
-		if err := json.Unmarshal(data, &info); err != nil {
-			return permanentError{errorf(p, "the Hub answered revision %q with something that is not its JSON: %v", rev, err)}
+		if err := json.Unmarshal(data, v); err != nil {
+			return permanentError{errorf(display, "the Hub's %s is not the JSON it should be: %v", what, err)}
 		}
+		header = resp.Header
 		return nil
 	})
+	return header, err
+}
+
+// resolve asks the Hub which commit rev is, and which files it holds.
+func (b *hubBackend) resolve(ctx context.Context, p, rev string) error {
+	u := b.endpoint + "/api/models/" + b.repo + "/revision/" + url.PathEscape(rev)
+	var info hubRevision
+	_, err := b.apiJSON(ctx, u, "description of revision "+strconv.Quote(rev), func(resp *http.Response) error {
+		return b.status(p, resp, "repository "+b.repo+" with a revision "+strconv.Quote(rev))
+	}, p, &info)
 	if err != nil {
 		return remoteErr(p, err)
 	}

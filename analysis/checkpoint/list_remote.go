@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -318,46 +317,19 @@ func encodeHubCursor(c hubCursor) string {
 // (from the Link header), or "" at the end.
 func (b *hubBackend) tree(ctx context.Context, display, u string) ([]hubTreeEntry, string, error) {
 	var entries []hubTreeEntry
-	var next string
-	err := withRetry(ctx, func() error {
-		rctx, cancel := context.WithTimeout(ctx, hubTimeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
-		if err != nil {
-			return permanentError{err}
-		}
-		resp, err := b.do(b.noFollow, req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
+	header, err := b.apiJSON(ctx, u, "listing", func(resp *http.Response) error {
 		if resp.StatusCode == http.StatusNotFound {
 			return permanentError{fmt.Errorf("%s: %w", display, ErrNoSuchFolder)}
 		}
-		if err := b.status(display, resp, "such folder at commit "+b.sha); err != nil {
-			return err
-		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxHubAPIBytes+1))
-		if err != nil {
-			return err
-		}
-		if len(data) > maxHubAPIBytes {
-			return permanentError{errorf(display, "the Hub's listing is larger than %d bytes", maxHubAPIBytes)}
-		}
-		entries = nil
-		if err := json.Unmarshal(data, &entries); err != nil {
-			return permanentError{errorf(display, "the Hub answered the listing with something that is not its JSON: %v", err)}
-		}
-		next = nextCursor(resp.Header.Get("Link"))
-		return nil
-	})
+		return b.status(display, resp, "such folder at commit "+b.sha)
+	}, display, &entries)
 	if err != nil {
 		if errors.Is(err, ErrNoSuchFolder) {
 			return nil, "", err
 		}
 		return nil, "", remoteErr(display, err)
 	}
-	return entries, next, nil
+	return entries, nextCursor(header.Get("Link")), nil
 }
 
 // nextCursor reads the cursor of the rel="next" URL of a Link header. Only
