@@ -38,15 +38,7 @@ func TestDBFlagErrors(t *testing.T) {
 // (its uploads folder still --data), the same result answered from the cache
 // by `analyze --db`.
 func TestPostgresStore(t *testing.T) {
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	url := c.CreateDB(t)
+	url := pgtest.NewDB(t)
 	ctx := context.Background()
 
 	if code, out, errOut := runCLI(t, "", "user", "add", "ada", "--role", "admin", "--db", url); code != 0 || !strings.Contains(out, "created user ada (admin)") {

@@ -38,21 +38,6 @@ func TestServeWorkersZeroNeedsSharedStore(t *testing.T) {
 	}
 }
 
-// startPostgres starts a private cluster and returns the URL of a fresh
-// database in it.
-func startPostgres(t *testing.T) string {
-	t.Helper()
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	return c.CreateDB(t)
-}
-
 // shapeOnlyPair writes a TinyLlama-shaped pair of holes (no disk) at width
 // scale and returns the JSON body that posts its analysis.
 func shapeOnlyPair(t *testing.T, scale float64) (root, body string) {
@@ -170,7 +155,7 @@ func readEvents(ctx context.Context, url string) ([]sseEvent, error) {
 // the page server sees its progress as the worker writes it (every 250 ms,
 // faster than the events' 1 s re-read of the store could show it) and its end.
 func TestServeWorkersZeroEventsFromWorker(t *testing.T) {
-	url := startPostgres(t)
+	url := pgtest.NewDB(t)
 	root, body := shapeOnlyPair(t, 0.7) // 2 × 1.1 GB of holes: seconds of reading on one thread
 	srv := startServer(t, "--db", url, "--data", t.TempDir(), "--root", root, "--workers", "0", "--job-timeout", "30s")
 	id := srv.post(t, "/api/analyses", body)["id"].(string)
@@ -226,7 +211,7 @@ func TestServeWorkersZeroEventsFromWorker(t *testing.T) {
 // stops the worker's computation within about a second, though the worker
 // writes its progress (where it would otherwise notice) only once a minute.
 func TestServeWorkersZeroCancelStopsWorker(t *testing.T) {
-	url := startPostgres(t)
+	url := pgtest.NewDB(t)
 	root, body := shapeOnlyPair(t, 1) // 2 × 2.2 GB of holes: seconds of reading on one thread
 	srv := startServer(t, "--db", url, "--data", t.TempDir(), "--root", root, "--workers", "0", "--job-timeout", "30s")
 	_, log := startLoggedWorker(t, "--db", url, "--root", root, "--threads", "1", "--job-timeout", "30s", "--progress-every", "1m")
@@ -265,7 +250,7 @@ func TestServeWorkersZeroCancelStopsWorker(t *testing.T) {
 // it running where it is (no requeue of another live process's job), and
 // River holds one job for it, completed on its first attempt.
 func TestSpectrumOnWorkerOnce(t *testing.T) {
-	url := startPostgres(t)
+	url := pgtest.NewDB(t)
 	root, body := shapeOnlyPair(t, 0.5)
 	srv := startServer(t, "--db", url, "--data", t.TempDir(), "--root", root, "--workers", "0", "--job-timeout", "30s")
 	_, first := startLoggedWorker(t, "--db", url, "--root", root, "--job-timeout", "30s")

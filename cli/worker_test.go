@@ -70,15 +70,7 @@ func startWorker(t *testing.T, args ...string) *exec.Cmd {
 // rescuer hands the job to the second, which takes the analysis over; it ends
 // done once, with its rows stored once.
 func TestWorkerKilledMidAnalysis(t *testing.T) {
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	url := c.CreateDB(t)
+	url := pgtest.NewDB(t)
 	ctx := context.Background()
 	// A TinyLlama-sized pair of holes (2 × 2.2 GB, no disk): a second or two
 	// of reading, long enough to be killed in.
@@ -219,15 +211,7 @@ func specsUnder(root string, specs []string) []string {
 // done, once (one River job each, completed), and the stored result is the one
 // a local run computes.
 func TestWorkersDrainQueueThroughKill(t *testing.T) {
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	url := c.CreateDB(t)
+	url := pgtest.NewDB(t)
 	ctx := context.Background()
 	// Twelve pairs of holes in twelve folders: the same content (so the
 	// results compare), but other files, so that no post is answered from

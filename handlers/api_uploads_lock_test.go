@@ -17,26 +17,12 @@ import (
 	"github.com/deltascope/deltascope/internal/pgtest"
 )
 
-// lockDB starts a private PostgreSQL cluster and returns a fresh database.
-func lockDB(t *testing.T) string {
-	t.Helper()
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	return c.CreateDB(t)
-}
-
 // Two servers' upload lockers on one PostgreSQL database exclude each other
 // per upload id, not across ids; an unlock frees the id for the other server
 // at once, and a server that dies holding a lock (its connections end) holds
 // nothing.
 func TestUploadLockAcrossServers(t *testing.T) {
-	url := lockDB(t)
+	url := pgtest.NewDB(t)
 	newLocker := func() *uploadLocker {
 		l, err := newUploadLocker(url, 4)
 		if err != nil {
@@ -122,7 +108,7 @@ func TestUploadLockAcrossServers(t *testing.T) {
 // for the lock and answers tusd's lock timeout; A's chunk completes, and the
 // upload resumes on B from A's offset.
 func TestS3UploadChunkWaitsForOtherServer(t *testing.T) {
-	url := lockDB(t)
+	url := pgtest.NewDB(t)
 	s := startS3UploadServers(t, func(c *Config) { c.UploadLockDB = url })
 	aliceA, aliceB := tusClient{s.a.URL, s.tokens["alice"]}, tusClient{s.b.URL, s.tokens["alice"]}
 	data, err := os.ReadFile(filepath.Join(s.a.root, "pi05", "vla", "model.safetensors"))

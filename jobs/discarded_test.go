@@ -20,15 +20,7 @@ import (
 // analysis failed with the reason, not "running" for good; an analysis that
 // started again after an old discard, and one still queued, are left alone.
 func TestDiscardedJobFailsItsAnalysis(t *testing.T) {
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	url := c.CreateDB(t)
+	url := pgtest.NewDB(t)
 	ctx := context.Background()
 	db, err := store.OpenURL(ctx, url)
 	if err != nil {

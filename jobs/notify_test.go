@@ -19,15 +19,7 @@ import (
 // database drops their LISTEN connections they reconnect and hear the next
 // ones; and each stops within a second of its context.
 func TestNoticesSurviveALostConnection(t *testing.T) {
-	c, err := pgtest.Start()
-	if err != nil {
-		if pgtest.Required() {
-			t.Fatalf("PostgreSQL (required under CI=true): %v", err)
-		}
-		t.Skipf("PostgreSQL not installed: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	url := c.CreateDB(t)
+	url := pgtest.NewDB(t)
 	ctx := context.Background()
 	db, err := store.OpenURL(ctx, url)
 	if err != nil {

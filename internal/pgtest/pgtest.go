@@ -151,3 +151,19 @@ func (c *Cluster) CreateDB(tb testing.TB) string {
 	})
 	return c.URL(name)
 }
+
+// NewDB starts a private cluster for tb alone and returns the URL of a fresh
+// database in it; both go when tb ends. Without PostgreSQL it fails tb under
+// CI=true (Required) and skips it elsewhere.
+func NewDB(tb testing.TB) string {
+	tb.Helper()
+	c, err := Start()
+	if err != nil {
+		if Required() {
+			tb.Fatalf("PostgreSQL (required under CI=true): %v", err)
+		}
+		tb.Skipf("PostgreSQL not installed: %v", err)
+	}
+	tb.Cleanup(c.Stop) // after the database's drop, which CreateDB registers next
+	return c.CreateDB(tb)
+}
