@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -13,12 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deltascope/deltascope/analysis"
-	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/internal/s3test"
 	"github.com/deltascope/deltascope/internal/testfixtures"
-	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -81,37 +77,4 @@ func TestExportRemoteVLA(t *testing.T) {
 			}
 		}
 	}
-}
-
-// analyzeSpecs runs an analysis of absolute or remote specs as the job
-// runner does and stores it, done.
-func analyzeSpecs(t testing.TB, db *store.DB, roots, baseSpecs, vlaSpecs []string) string {
-	t.Helper()
-	ctx := context.Background()
-	a, err := db.CreateAnalysis(ctx, store.AnalysisRequest{Base: baseSpecs, VLA: vlaSpecs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ClaimNext(ctx); err != nil {
-		t.Fatal(err)
-	}
-	opt := checkpoint.Options{Roots: roots}
-	base, err := checkpoint.OpenSide(baseSpecs, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	vla, err := checkpoint.OpenSide(vlaSpecs, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vla.Close()
-	res, err := analysis.Analyze(ctx, base, vla, analysis.Options{Fingerprint: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Finish(ctx, a.ID, jobs.Record(base, res.BaseFingerprint), jobs.Record(vla, res.VLAFingerprint), res); err != nil {
-		t.Fatal(err)
-	}
-	return a.ID
 }

@@ -45,7 +45,6 @@ func newRecipeServer(t *testing.T) *recipeServer {
 // runner does and stores it, done.
 func analyzeInto(t testing.TB, db *store.DB, root string, baseSpecs, vlaSpecs []string) string {
 	t.Helper()
-	ctx := context.Background()
 	abs := func(specs []string) []string { // as the server stores them
 		out := make([]string, len(specs))
 		for i, s := range specs {
@@ -53,7 +52,14 @@ func analyzeInto(t testing.TB, db *store.DB, root string, baseSpecs, vlaSpecs []
 		}
 		return out
 	}
-	baseSpecs, vlaSpecs = abs(baseSpecs), abs(vlaSpecs)
+	return analyzeSpecs(t, db, []string{root}, abs(baseSpecs), abs(vlaSpecs))
+}
+
+// analyzeSpecs runs an analysis of absolute or remote specs, read under
+// roots, as the job runner does and stores it, done.
+func analyzeSpecs(t testing.TB, db *store.DB, roots, baseSpecs, vlaSpecs []string) string {
+	t.Helper()
+	ctx := context.Background()
 	a, err := db.CreateAnalysis(ctx, store.AnalysisRequest{Base: baseSpecs, VLA: vlaSpecs})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func analyzeInto(t testing.TB, db *store.DB, root string, baseSpecs, vlaSpecs []
 	if _, err := db.ClaimNext(ctx); err != nil {
 		t.Fatal(err)
 	}
-	opt := checkpoint.Options{Roots: []string{root}}
+	opt := checkpoint.Options{Roots: roots}
 	base, err := checkpoint.OpenSide(baseSpecs, opt)
 	if err != nil {
 		t.Fatal(err)
