@@ -31,11 +31,13 @@ func TestNoticesSurviveALostConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	// The backends whose last statement was the LISTEN: the runners'
-	// listening connections.
+	// The backends whose last statement was the LISTEN, done: the runners'
+	// listening connections, waiting for notices.
 	listeners := func() map[int]bool {
 		t.Helper()
-		rows, err := admin.Query(`SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN ' || $1`, NotifyChannel)
+		// Idle: the LISTEN has finished (committed); while it still runs,
+		// a notice sent meanwhile is not delivered to it.
+		rows, err := admin.Query(`SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN ' || $1 AND state = 'idle'`, NotifyChannel)
 		if err != nil {
 			t.Fatal(err)
 		}
