@@ -48,74 +48,68 @@ func (r *Runner) failDiscarded(ctx context.Context, client *river.Client[pgx.Tx]
 		if len(job.Errors) > 0 {
 			msg += "; last error: " + job.Errors[len(job.Errors)-1].Error
 		}
-		var ok bool
-		switch job.Kind {
-		case analysisArgs{}.Kind():
-			var args analysisArgs
-			if json.Unmarshal(job.EncodedArgs, &args) != nil {
-				continue
-			}
-			ok, err = r.failStuckAnalysis(ctx, args.ID, *job.FinalizedAt, msg)
-		case spectrumArgs{}.Kind():
-			var args spectrumArgs
-			if json.Unmarshal(job.EncodedArgs, &args) != nil {
-				continue
-			}
-			ok, err = r.failStuckSpectrum(ctx, args, *job.FinalizedAt, msg)
-		}
+		row, err := r.jobRow(ctx, job)
 		if err != nil {
 			return failed, err
 		}
-		if ok {
-			failed++
+		// Still running on the attempt the discarded job was for: one
+		// started after the discard is another run's.
+		if row == nil || row.status != store.StatusRunning || (row.started != nil && row.started.After(*job.FinalizedAt)) {
+			continue
 		}
+		if err := row.fail(ctx, msg); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			return failed, err
+		}
+		r.opt.Log.Warn("job failed: River discarded it", "job", row.key, "reason", msg)
+		r.notify(row.key)
+		failed++
 	}
 	return failed, nil
 }
 
-// failStuckAnalysis fails analysis id if it is still running on the attempt
-// the discarded job was for: one started after the discard is another run's.
-func (r *Runner) failStuckAnalysis(ctx context.Context, id string, discarded time.Time, msg string) (bool, error) {
-	a, err := r.db.Get(ctx, id)
-	if store.ErrorCode(err) == store.ENOTFOUND {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if a.Status != store.StatusRunning || (a.StartedAt != nil && a.StartedAt.After(discarded)) {
-		return false, nil
-	}
-	if err := r.db.Fail(ctx, id, msg); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return false, nil
-		}
-		return false, err
-	}
-	r.opt.Log.Warn("analysis failed: its job was discarded", "analysis", id, "reason", msg)
-	r.notify(id)
-	return true, nil
+// stuckRow is the row of a discarded job: its state, and how to fail it.
+type stuckRow struct {
+	key     string // as Runner.running's
+	status  store.Status
+	started *time.Time
+	fail    func(context.Context, string) error
 }
 
-// failStuckSpectrum is failStuckAnalysis for a spectral job.
-func (r *Runner) failStuckSpectrum(ctx context.Context, args spectrumArgs, discarded time.Time, msg string) (bool, error) {
-	s, err := r.db.SpectrumOf(ctx, args.ID, args.Rank, false)
-	if store.ErrorCode(err) == store.ENOTFOUND {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if s.Status != store.StatusRunning || (s.StartedAt != nil && s.StartedAt.After(discarded)) {
-		return false, nil
-	}
-	if err := r.db.FailSpectrum(ctx, s.ResultID, s.Rank, msg); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return false, nil
+// jobRow reads the analysis or spectrum a River job is of; nil if it is gone
+// or the job is not one of ours.
+func (r *Runner) jobRow(ctx context.Context, job *rivertype.JobRow) (*stuckRow, error) {
+	switch job.Kind {
+	case analysisArgs{}.Kind():
+		var args analysisArgs
+		if json.Unmarshal(job.EncodedArgs, &args) != nil {
+			return nil, nil
 		}
-		return false, err
+		a, err := r.db.Get(ctx, args.ID)
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &stuckRow{key: a.ID, status: a.Status, started: a.StartedAt,
+			fail: func(c context.Context, msg string) error { return r.db.Fail(c, a.ID, msg) }}, nil
+	case spectrumArgs{}.Kind():
+		var args spectrumArgs
+		if json.Unmarshal(job.EncodedArgs, &args) != nil {
+			return nil, nil
+		}
+		s, err := r.db.SpectrumOf(ctx, args.ID, args.Rank, false)
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &stuckRow{key: spectrumKey(s.ResultID, s.Rank), status: s.Status, started: s.StartedAt,
+			fail: func(c context.Context, msg string) error { return r.db.FailSpectrum(c, s.ResultID, s.Rank, msg) }}, nil
 	}
-	r.opt.Log.Warn("spectrum failed: its job was discarded", "spectrum", s.ResultID, "rank", s.Rank, "reason", msg)
-	r.notify(spectrumKey(s.ResultID, s.Rank))
-	return true, nil
+	return nil, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -63,20 +64,31 @@ func (w *analysisWorker) Work(ctx context.Context, job *river.Job[analysisArgs])
 		return err
 	}
 	w.r.runOne(ctx, a)
+	return w.r.afterJob(ctx, a.ID, "analysis "+a.ID,
+		func(c context.Context, msg string) error { return w.r.db.Fail(c, a.ID, msg) },
+		func(c context.Context) error { return w.r.db.Requeue(c, a.ID) })
+}
+
+// afterJob ends River's side of job key (described as what) once its run
+// returned: past the job timeout the job fails with that reason and River is
+// told it succeeded (a retry would only time out again); stopped by a
+// shutdown it goes back to the queue and River is told it failed, so that it
+// retries it on another worker. Either way the other processes hear of it.
+func (r *Runner) afterJob(ctx context.Context, key, what string, fail func(context.Context, string) error, requeue func(context.Context) error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		msg := fmt.Sprintf("took longer than the job timeout (%s)", w.r.opt.JobTimeout)
-		defer w.r.notify(a.ID)
-		if err := w.r.db.Fail(context.WithoutCancel(ctx), a.ID, msg); err != nil && !errors.Is(err, store.ErrConflict) {
+		defer r.notify(key)
+		msg := fmt.Sprintf("took longer than the job timeout (%s)", r.opt.JobTimeout)
+		if err := fail(context.WithoutCancel(ctx), msg); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 		return nil
 	}
 	if ctx.Err() != nil {
-		if err := w.r.db.Requeue(context.WithoutCancel(ctx), a.ID); err != nil {
-			w.r.opt.Log.Error("requeue interrupted analysis", "analysis", a.ID, "err", err)
+		if err := requeue(context.WithoutCancel(ctx)); err != nil {
+			r.opt.Log.Error("requeue interrupted job", "job", what, "err", err)
 		}
-		w.r.notify(a.ID)
-		return fmt.Errorf("analysis %s interrupted: %w", a.ID, ctx.Err())
+		r.notify(key)
+		return fmt.Errorf("%s interrupted: %w", what, ctx.Err())
 	}
 	return nil
 }
@@ -122,23 +134,9 @@ func (w *spectrumWorker) Work(ctx context.Context, job *river.Job[spectrumArgs])
 		return err
 	}
 	w.r.runSpectrum(ctx, s, req)
-	key := spectrumKey(owner, rank)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		msg := fmt.Sprintf("took longer than the job timeout (%s)", w.r.opt.JobTimeout)
-		defer w.r.notify(key)
-		if err := w.r.db.FailSpectrum(context.WithoutCancel(ctx), owner, rank, msg); err != nil && !errors.Is(err, store.ErrConflict) {
-			return err
-		}
-		return nil
-	}
-	if ctx.Err() != nil {
-		if err := w.r.db.RequeueSpectrum(context.WithoutCancel(ctx), owner, rank); err != nil {
-			w.r.opt.Log.Error("requeue interrupted spectrum", "spectrum", owner, "rank", rank, "err", err)
-		}
-		w.r.notify(key)
-		return fmt.Errorf("spectrum of %s at rank %d interrupted: %w", owner, rank, ctx.Err())
-	}
-	return nil
+	return w.r.afterJob(ctx, spectrumKey(owner, rank), fmt.Sprintf("spectrum of %s at rank %d", owner, rank),
+		func(c context.Context, msg string) error { return w.r.db.FailSpectrum(c, owner, rank, msg) },
+		func(c context.Context) error { return w.r.db.RequeueSpectrum(c, owner, rank) })
 }
 
 // runRiver is Run on a PostgreSQL store: a River client works the queue until
@@ -250,12 +248,17 @@ func migrateRiver(ctx context.Context, pool *pgxpool.Pool, driver *riverpgxv5.Dr
 	return nil
 }
 
+// riverClient is the queue's client, or nil before Run has made it.
+func (r *Runner) riverClient() *river.Client[pgx.Tx] {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.river
+}
+
 // enqueue makes a River job of every queued analysis and spectral job
 // (unique per job: one already enqueued is left as it is).
 func (r *Runner) enqueue(ctx context.Context) {
-	r.mu.Lock()
-	client := r.river
-	r.mu.Unlock()
+	client := r.riverClient()
 	if client == nil {
 		return // Run has not started the client yet; it sweeps when it does
 	}

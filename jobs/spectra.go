@@ -69,9 +69,7 @@ func (r *Runner) CancelSpectrum(ctx context.Context, id string, rank int) error 
 // enqueueSpectrum makes a River job of one queued spectral job; a failure is
 // logged, and the next sweep (river.go) enqueues it.
 func (r *Runner) enqueueSpectrum(ctx context.Context, owner string, rank int) {
-	r.mu.Lock()
-	client := r.river
-	r.mu.Unlock()
+	client := r.riverClient()
 	if client == nil {
 		return // Run has not started the client yet; it sweeps when it does
 	}
