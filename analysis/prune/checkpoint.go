@@ -211,35 +211,40 @@ func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Ma
 		return err
 	}
 	for _, c := range comps {
-		var data []byte
+		data, rewritten, err := rewrittenCompanion(sf, c, m, sliced, dataTotal)
 		switch {
-		case sliced && c.name == ConfigFile: // says the per-layer widths (slicedconfig.go)
-			data, err = rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return slicedConfigOf(b, c.path, m) })
-		case sliced && c.name == checkpoint.IndexName:
-			data, err = rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return rewrittenIndexOf(b, c.path, dataTotal) })
+		case err != nil:
+			return err
+		case rewritten:
+			err = writeSmall(filepath.Join(out, c.name), func(w io.Writer) error { _, err := w.Write(data); return err })
 		default:
-			if err := sf.copyCompanion(c, filepath.Join(out, c.name)); err != nil {
-				return err
-			}
-			continue
+			err = sf.copyCompanion(c, filepath.Join(out, c.name))
 		}
 		if err != nil {
-			return err
-		}
-		if err := writeSmall(filepath.Join(out, c.name), func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// rewrittenCompanion reads companion c and rewrites it with f.
-func rewrittenCompanion(sf *sourceFiles, c companion, f func([]byte) ([]byte, error)) ([]byte, error) {
-	data, err := sf.read(c)
-	if err != nil {
-		return nil, err
+// rewrittenCompanion is companion c as a sliced export of data size dataTotal
+// writes it, when it is rewritten there: config.json says the per-layer
+// widths (slicedconfig.go), the shard index the new total size. Any other
+// companion, and every one of a masked export, is copied verbatim
+// (rewritten false).
+func rewrittenCompanion(sf *sourceFiles, c companion, m *Mask, sliced bool, dataTotal int64) (data []byte, rewritten bool, err error) {
+	if !sliced || c.name != ConfigFile && c.name != checkpoint.IndexName {
+		return nil, false, nil
 	}
-	return f(data)
+	if data, err = sf.read(c); err != nil {
+		return nil, true, err
+	}
+	if c.name == ConfigFile {
+		data, err = slicedConfigOf(data, c.path, m)
+	} else {
+		data, err = rewrittenIndexOf(data, c.path, dataTotal)
+	}
+	return data, true, err
 }
 
 // relInSource is a weight file's path inside its export folder: its base name
@@ -264,8 +269,8 @@ type companion struct {
 // companions lists a source's companion files: a folder's small non-weight
 // files, a single file's config.json; skip names the weights already took.
 func companions(src *checkpoint.Source, skip map[string]bool) ([]companion, error) {
-	folder := src.Format == checkpoint.FormatSharded || src.Format == checkpoint.FormatFolder
-	srcDir, names := filepath.Dir(src.Path), []string{"config.json"}
+	folder := isFolder(src)
+	srcDir, names := filepath.Dir(src.Path), []string{ConfigFile}
 	if folder {
 		srcDir, names = src.Path, nil
 		ents, err := os.ReadDir(src.Path)

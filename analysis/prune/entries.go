@@ -27,24 +27,20 @@ type ExportEntry struct {
 // that stream them from the VLA's files, one block at a time. The masked copy
 // of a file is as long as the file, so every size is known up front.
 func MaskedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
-	return exportEntries(m, vla, false)
+	return exportEntries(context.Background(), m, vla, false)
 }
 
 // SlicedEntries lists the files WriteSliced would write, sizes included: each
 // file's new header and kept bytes are computed from the mask before anything
 // is written, as is the rewritten index and WidthsFile.
 func SlicedEntries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
-	return exportEntries(m, vla, true)
+	return exportEntries(context.Background(), m, vla, true)
 }
 
-func exportEntries(m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
-	return exportEntriesContext(context.Background(), m, vla, sliced)
-}
-
-// exportEntriesContext lists the entries, reading what it must (headers, a
+// exportEntries lists the entries, reading what it must (headers, a
 // remote folder's listing, the config and index a sliced export rewrites)
 // under ctx; each entry's Write reads under its own context.
-func exportEntriesContext(ctx context.Context, m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
+func exportEntries(ctx context.Context, m *Mask, vla *checkpoint.Side, sliced bool) ([]ExportEntry, error) {
 	if err := checkExportable(m, vla, sliced); err != nil {
 		return nil, err
 	}
@@ -88,23 +84,15 @@ func exportEntriesContext(ctx context.Context, m *Mask, vla *checkpoint.Side, sl
 			return nil, err
 		}
 		for _, c := range comps {
-			if sliced && c.name == ConfigFile { // says the per-layer widths (slicedconfig.go)
-				data, err := rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return slicedConfigOf(b, c.path, m) })
-				if err != nil {
-					return nil, err
-				}
+			data, rewritten, err := rewrittenCompanion(sf, c, m, sliced, dataTotal)
+			switch {
+			case err != nil:
+				return nil, err
+			case rewritten:
 				out = append(out, bytesEntry(dir+c.name, data))
-				continue
+			default:
+				out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: companionWriter(src, c)})
 			}
-			if sliced && c.name == checkpoint.IndexName {
-				data, err := rewrittenCompanion(sf, c, func(b []byte) ([]byte, error) { return rewrittenIndexOf(b, c.path, dataTotal) })
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, bytesEntry(dir+c.name, data))
-				continue
-			}
-			out = append(out, ExportEntry{Name: dir + c.name, Size: c.size, Write: companionWriter(src, c)})
 		}
 	}
 	var recipe bytes.Buffer

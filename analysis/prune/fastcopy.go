@@ -40,7 +40,7 @@ func exportLocal(ctx context.Context, in *exportInput, h *safetensors.Header, ou
 		if sw, err = safetensors.NewWriter(o, slicedDecl(h, prefix, m), h.Metadata); err != nil {
 			return 0, writeFailed(dst, err)
 		}
-	} else if err := o.copyRange(ctx, in.file, 0, h.DataOffset, *buf); err != nil {
+	} else if err := o.copyRange(ctx, in.file, 0, h.DataOffset); err != nil {
 		return 0, writeFailed(dst, err)
 	}
 	start := o.pos
@@ -49,7 +49,7 @@ func exportLocal(ctx context.Context, in *exportInput, h *safetensors.Header, ou
 		t := m.Tensor(prefix + e.Name)
 		var err error
 		if t == nil {
-			err = o.copyRange(ctx, in.file, h.DataOffset+e.Begin, e.Bytes(), *buf)
+			err = o.copyRange(ctx, in.file, h.DataOffset+e.Begin, e.Bytes())
 		} else {
 			_, err = streamMasked(ctx, o, io.NewSectionReader(in.file, h.DataOffset+e.Begin, e.Bytes()), e, t, sliced, buf)
 		}
@@ -82,37 +82,28 @@ func (o *fileOut) Write(p []byte) (int, error) {
 
 // copyRange appends n bytes of in from off, one blockBytes block at a time,
 // checking ctx before each (a cancelled export stops within a block), with
-// copy_file_range where the kernel takes it and through buf otherwise.
-func (o *fileOut) copyRange(ctx context.Context, in *os.File, off, n int64, buf []byte) error {
-	for n > 0 {
+// copy_file_range where the kernel takes it and through memory (copyBlocks)
+// from the first block it refuses on.
+func (o *fileOut) copyRange(ctx context.Context, in *os.File, off, n int64) error {
+	for n > 0 && !o.noCopy {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k := min(n, blockBytes)
-		if !o.noCopy {
-			done, err := copyFileRange(in, off, o.f, o.pos, int(k))
-			switch {
-			case err == nil && done == 0:
-				return io.ErrUnexpectedEOF // the file is shorter than its header says: truncated since it was opened
-			case err == nil:
-				off, o.pos, n = off+int64(done), o.pos+int64(done), n-int64(done)
-				continue
-			case !errors.Is(err, errNoCopyRange):
-				return err
-			}
+		done, err := copyFileRange(in, off, o.f, o.pos, int(min(n, blockBytes)))
+		switch {
+		case err == nil && done == 0:
+			return io.ErrUnexpectedEOF // the file is shorter than its header says: truncated since it was opened
+		case err == nil:
+			off, o.pos, n = off+int64(done), o.pos+int64(done), n-int64(done)
+		case errors.Is(err, errNoCopyRange):
 			o.noCopy = true
-		}
-		b := buf[:min(k, int64(len(buf)))]
-		if _, err := in.ReadAt(b, off); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
+		default:
 			return err
 		}
-		if _, err := o.Write(b); err != nil {
-			return err
-		}
-		off, n = off+int64(len(b)), n-int64(len(b))
 	}
-	return nil
+	if n == 0 {
+		return nil
+	}
+	_, err := copyBlocks(ctx, o, io.NewSectionReader(in, off, n))
+	return err
 }

@@ -31,7 +31,6 @@ func TestCopyRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	buf := make([]byte, blockBytes)
 	for _, noCopy := range []bool{false, true} {
 		out, err := os.Create(filepath.Join(dir, "out"))
 		if err != nil {
@@ -39,7 +38,7 @@ func TestCopyRange(t *testing.T) {
 		}
 		o := &fileOut{f: out, noCopy: noCopy}
 		o.Write([]byte("head"))
-		if err := o.copyRange(context.Background(), in, 3, int64(len(data))-3, buf); err != nil {
+		if err := o.copyRange(context.Background(), in, 3, int64(len(data))-3); err != nil {
 			t.Fatalf("noCopy %v: %v", noCopy, err)
 		}
 		got := readAll(t, out.Name())
@@ -50,11 +49,11 @@ func TestCopyRange(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		o = &fileOut{f: out, noCopy: noCopy}
-		if err := o.copyRange(ctx, in, 0, int64(len(data)), buf); !errors.Is(err, context.Canceled) || o.pos != 0 {
+		if err := o.copyRange(ctx, in, 0, int64(len(data))); !errors.Is(err, context.Canceled) || o.pos != 0 {
 			t.Errorf("noCopy %v cancelled: %v after %d bytes", noCopy, err, o.pos)
 		}
 		o = &fileOut{f: out, noCopy: noCopy}
-		if err := o.copyRange(context.Background(), in, int64(len(data))-10, 20, buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if err := o.copyRange(context.Background(), in, int64(len(data))-10, 20); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("noCopy %v past the end: %v, want io.ErrUnexpectedEOF", noCopy, err)
 		}
 		out.Close()
