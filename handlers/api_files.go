@@ -64,24 +64,25 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "root must be the index of a server root")
 		return
 	}
+	limit := defaultFilesPage
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > maxFilesPage {
+			badRequest(w, "limit must be 1 to 1000")
+			return
+		}
+	}
 	if checkpoint.IsRemote(s.cfg.Roots[idx]) {
-		s.apiFilesRemote(w, r, idx)
+		s.apiFilesRemote(w, r, idx, limit)
 		return
 	}
 	rel := path.Clean("/" + q.Get("path"))[1:]
 	if rel == "" {
 		rel = "."
 	}
-	skip, limit := 0, defaultFilesPage
+	skip := 0
 	if v := q.Get("cursor"); v != "" {
 		if skip, err = strconv.Atoi(v); err != nil || skip < 0 {
 			badRequest(w, "bad cursor")
-			return
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > maxFilesPage {
-			badRequest(w, "limit must be 1 to 1000")
 			return
 		}
 	}
@@ -173,16 +174,8 @@ const remoteListTimeout = 60 * time.Second
 // time (checkpoint.ListRemote), for the same picker. Entries' paths are
 // relative to the root, as for local roots, so root + "/" + path is the
 // source to add; the listing never leaves the root.
-func (s *Server) apiFilesRemote(w http.ResponseWriter, r *http.Request, idx int) {
+func (s *Server) apiFilesRemote(w http.ResponseWriter, r *http.Request, idx, limit int) {
 	q := r.URL.Query()
-	limit := defaultFilesPage
-	if v := q.Get("limit"); v != "" {
-		var err error
-		if limit, err = strconv.Atoi(v); err != nil || limit <= 0 || limit > maxFilesPage {
-			badRequest(w, "limit must be 1 to 1000")
-			return
-		}
-	}
 	root := s.cfg.Roots[idx]
 	// The request's context: a client that leaves stops the listing.
 	ctx, cancel := context.WithTimeout(r.Context(), remoteListTimeout)
