@@ -47,16 +47,8 @@ func ParseUploadStore(u string) (string, error) {
 		return "", fmt.Errorf("--uploads %q: give s3://BUCKET/PREFIX", u)
 	}
 	u = strings.TrimSuffix(u, "/")
-	bucket, prefix, _ := strings.Cut(strings.TrimPrefix(u, "s3://"), "/")
-	if bucket == "" {
-		return "", fmt.Errorf("--uploads %q: give a bucket: s3://BUCKET/PREFIX", u)
-	}
-	if prefix != "" {
-		for _, el := range strings.Split(prefix, "/") {
-			if el == "" || el == "." || el == ".." {
-				return "", fmt.Errorf("--uploads %q: the prefix has an empty, '.' or '..' component", u)
-			}
-		}
+	if err := checkpoint.CheckRemotePath(u); err != nil {
+		return "", fmt.Errorf("--uploads: %v", err)
 	}
 	return u, nil
 }

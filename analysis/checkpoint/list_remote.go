@@ -69,13 +69,13 @@ func ListRemote(ctx context.Context, root, rel, cursor string, limit int) (Remot
 	}
 	rel = strings.TrimPrefix(path.Clean("/"+rel), "/")
 	full := root
-	if len(full) > len("s3://") { // s3:// alone is left for checkRemotePath to refuse
+	if len(full) > len("s3://") { // s3:// alone is left for CheckRemotePath to refuse
 		full = strings.TrimSuffix(full, "/")
 	}
 	if rel != "" {
 		full += "/" + rel
 	}
-	if err := checkRemotePath(full); err != nil {
+	if err := CheckRemotePath(full); err != nil {
 		return RemoteListing{}, err
 	}
 	if err := remoteAllowed(full, []string{root}); err != nil {
@@ -139,7 +139,7 @@ func listS3(ctx context.Context, full, rel, cursor string, limit int) (RemoteLis
 		name = strings.TrimSuffix(name, "/")
 		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 			// The folder's own marker object, or a key no source path could
-			// name (checkRemotePath refuses empty, "." and ".." components).
+			// name (CheckRemotePath refuses empty, "." and ".." components).
 			continue
 		}
 		e := RemoteEntry{Name: name, Path: joinRel(rel, name), Dir: dir}

@@ -133,7 +133,7 @@ func remoteAllowed(p string, roots []string) error {
 // openRemote opens a remote source: one object, or a prefix holding a sharded
 // folder (with its index) or plain *.safetensors objects.
 func (s *Source) openRemote(opt Options) error {
-	if err := checkRemotePath(s.Path); err != nil {
+	if err := CheckRemotePath(s.Path); err != nil {
 		return err
 	}
 	if err := remoteAllowed(s.Path, opt.Roots); err != nil {
@@ -187,10 +187,11 @@ func (s *Source) openRemote(opt Options) error {
 	return nil
 }
 
-// checkRemotePath refuses remote paths with empty, "." or ".." components:
-// object stores take them literally, but a root check on such a path would
-// not mean what it says.
-func checkRemotePath(p string) error {
+// CheckRemotePath refuses an s3:// or hf:// path without a bucket or
+// organisation, or with an empty, "." or ".." component: object stores take
+// them literally, but a root check on such a path would not mean what it
+// says.
+func CheckRemotePath(p string) error {
 	rest := p[len("s3://"):]
 	if rest == "" {
 		return errorf(p, "give a bucket and a key: s3://BUCKET/KEY or hf://ORG/REPO/PATH")
