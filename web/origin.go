@@ -101,16 +101,8 @@ func originOf(spec string, rec *store.SourceRecord, uploads []string) Origin {
 		o.Bucket, o.Key, _ = strings.Cut(strings.TrimPrefix(p, "s3://"), "/")
 	case strings.HasPrefix(p, "hf://"):
 		o.Kind = OriginHub
-		parts := strings.SplitN(strings.TrimPrefix(p, "hf://"), "/", 3)
-		if len(parts) >= 2 {
-			name, rev, _ := strings.Cut(parts[1], "@")
-			o.Repo, o.Revision = parts[0]+"/"+name, rev
-		}
-		if len(parts) == 3 {
-			o.File = strings.TrimSuffix(parts[2], "/")
-		}
-		if o.Revision == "" {
-			o.Revision = "main"
+		if hp, ok := checkpoint.ParseHubPath(p); ok {
+			o.Repo, o.Revision, o.File = hp.Repo(), hp.Revision, hp.File
 		}
 		// The record names the commit read: hf://ORG/REPO@COMMIT[/PATH].
 		if rec != nil {

@@ -52,28 +52,48 @@ const maxHubAPIBytes = 32 << 20
 // are bounded by their context and by the transport's own timeouts.
 const hubTimeout = 60 * time.Second
 
+// HubPath is an hf://ORG/REPO[@REVISION][/PATH] path taken apart.
+type HubPath struct {
+	Org, Name string
+	Revision  string // as asked ("main" when none was), %-escapes undone: refs%2Fpr%2F1 is refs/pr/1
+	File      string // the file or folder in the repository, "" for its top
+}
+
+// Repo is ORG/REPO.
+func (h HubPath) Repo() string { return h.Org + "/" + h.Name }
+
+// ParseHubPath takes an hf:// path apart; ok is false when it names no
+// organisation and repository. It checks nothing else (newHubBackend does).
+func ParseHubPath(p string) (h HubPath, ok bool) {
+	parts := strings.SplitN(strings.TrimPrefix(p, "hf://"), "/", 3)
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return HubPath{}, false
+	}
+	h.Org = parts[0]
+	h.Name, h.Revision, _ = strings.Cut(parts[1], "@")
+	if h.Revision == "" {
+		h.Revision = "main"
+	}
+	if r, err := url.PathUnescape(h.Revision); err == nil { // refs/pr/1 may be written refs%2Fpr%2F1
+		h.Revision = r
+	}
+	if len(parts) == 3 {
+		h.File = strings.TrimSuffix(parts[2], "/")
+	}
+	return h, true
+}
+
 // newHubBackend parses hf://ORG/REPO[@REVISION]/PATH and pins the revision.
 func newHubBackend(ctx context.Context, p string) (remoteBackend, string, error) {
-	rest := strings.TrimPrefix(p, "hf://")
-	parts := strings.SplitN(rest, "/", 3)
-	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+	hp, ok := ParseHubPath(p)
+	if !ok {
 		return nil, "", errorf(p, "give a repository: hf://ORG/REPO[@REVISION]/PATH")
 	}
-	name, rev, _ := strings.Cut(parts[1], "@")
 	// Names go into URL paths unescaped: only the Hub's own characters pass.
-	if !hubName.MatchString(parts[0]) || !hubName.MatchString(name) {
-		return nil, "", errorf(p, "%q is not a Hub repository name (letters, digits, '-', '_', '.')", parts[0]+"/"+name)
+	if !hubName.MatchString(hp.Org) || !hubName.MatchString(hp.Name) {
+		return nil, "", errorf(p, "%q is not a Hub repository name (letters, digits, '-', '_', '.')", hp.Repo())
 	}
-	if rev == "" {
-		rev = "main"
-	}
-	if r, err := url.PathUnescape(rev); err == nil { // refs/pr/1 may be written refs%2Fpr%2F1
-		rev = r
-	}
-	key := ""
-	if len(parts) == 3 {
-		key = strings.TrimSuffix(parts[2], "/")
-	}
+	rev, key := hp.Revision, hp.File
 	endpoint := strings.TrimSuffix(os.Getenv("HF_ENDPOINT"), "/")
 	if endpoint == "" {
 		endpoint = "https://huggingface.co"
@@ -85,7 +105,7 @@ func newHubBackend(ctx context.Context, p string) (remoteBackend, string, error)
 	if tr == nil {
 		tr = http.DefaultTransport
 	}
-	b := &hubBackend{endpoint: endpoint, repo: parts[0] + "/" + name, token: os.Getenv("HF_TOKEN"),
+	b := &hubBackend{endpoint: endpoint, repo: hp.Repo(), token: os.Getenv("HF_TOKEN"),
 		client: &http.Client{Transport: tr},
 		noFollow: &http.Client{Transport: tr, Timeout: hubTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}

@@ -241,7 +241,7 @@ type hubCursor struct {
 // lists the folder at that commit.
 func listHub(ctx context.Context, root, full, rel, cursor string, limit int) (RemoteListing, error) {
 	// hf://ORG alone names no repository: the picker asks for one.
-	if parts := strings.SplitN(strings.TrimPrefix(full, "hf://"), "/", 3); len(parts) < 2 {
+	if _, ok := ParseHubPath(full); !ok {
 		return RemoteListing{Path: rel, Entries: []RemoteEntry{}, NeedRepo: true}, nil
 	}
 	var cur hubCursor
