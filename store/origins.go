@@ -38,17 +38,24 @@ func (db *DB) Sources(ctx context.Context, ids []string, files bool) (map[string
 	return out, nil
 }
 
+// paddedIn is the placeholder list "(?, ?, …)" of originsChunk values, and
+// the values (at most originsChunk, at least one), the last repeated to fill
+// it: one statement text whatever the chunk's size.
+func paddedIn[T any](vals []T) (string, []any) {
+	args := make([]any, originsChunk)
+	for i := range args {
+		args[i] = vals[min(i, len(vals)-1)]
+	}
+	return "(?" + strings.Repeat(", ?", originsChunk-1) + ")", args
+}
+
 type locSource struct {
 	id  int64
 	rec SourceRecord
 }
 
 func (db *DB) sourcesChunk(ctx context.Context, ids []string, files bool, out map[string]AnalysisSources) error {
-	args := make([]any, originsChunk)
-	for i := range args {
-		args[i] = ids[min(i, len(ids)-1)]
-	}
-	in := "(?" + strings.Repeat(", ?", originsChunk-1) + ")"
+	in, args := paddedIn(ids)
 	sel := func(side, col string) string {
 		return `SELECT a.id, ` + side + `, a.request, l.id, s.id, s.spec, s.path, s.format FROM analyses a
 			JOIN checkpoint_locations l ON l.checkpoint_id = a.` + col + `
@@ -148,12 +155,9 @@ func (db *DB) sourceFiles(ctx context.Context, chosen map[int64]*SourceRecord) e
 	for len(srcIDs) > 0 {
 		chunk := srcIDs[:min(len(srcIDs), originsChunk)]
 		srcIDs = srcIDs[len(chunk):]
-		args := make([]any, originsChunk)
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)]
-		}
+		in, args := paddedIn(chunk)
 		rows, err := db.reader.QueryContext(ctx, `SELECT source_id, path, size, mtime_ns, inode, device, header_sha
-			FROM checkpoint_files WHERE source_id IN (?`+strings.Repeat(", ?", originsChunk-1)+`) ORDER BY source_id, id`, args...)
+			FROM checkpoint_files WHERE source_id IN `+in+` ORDER BY source_id, id`, args...)
 		if err != nil {
 			return err
 		}
