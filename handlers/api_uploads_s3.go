@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -262,9 +261,7 @@ func (su *s3Uploads) remove(ctx context.Context, u *store.Upload) error {
 // with the same limits as any source; other files (index, config, tokenizer)
 // are checked when the analysis opens the folder.
 func (su *s3Uploads) validate(ctx context.Context, u *store.Upload, opt checkpoint.Options) error {
-	switch strings.ToLower(filepath.Ext(u.Path)) {
-	case ".safetensors", ".bin", ".pt", ".pth":
-	default:
+	if !checkpoint.IsCheckpointFile(u.Path) {
 		return nil
 	}
 	opt.Context = ctx

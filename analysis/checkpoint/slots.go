@@ -65,6 +65,16 @@ func acquireHeaderSlot(f io.ReaderAt, pickle bool, display string, wait time.Dur
 	}
 }
 
+// IsCheckpointFile says whether a file's name is one deltascope reads weights from
+// (safetensors or a torch pickle): the files an upload is validated as.
+func IsCheckpointFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".safetensors", ".bin", ".pt", ".pth":
+		return true
+	}
+	return false
+}
+
 // ValidateFile checks one checkpoint file that is not yet part of a source —
 // a finished upload — exactly as opening it would: the header (safetensors) or
 // the pickle (torch zip, chosen by content or by a .bin/.pt/.pth name) under
@@ -73,8 +83,7 @@ func acquireHeaderSlot(f io.ReaderAt, pickle bool, display string, wait time.Dur
 // config, tokenizer) are accepted: they are checked when their folder is
 // opened.
 func ValidateFile(dir *os.Root, name, display string, opt Options) error {
-	ext := strings.ToLower(filepath.Ext(display))
-	if ext != ".safetensors" && ext != ".bin" && ext != ".pt" && ext != ".pth" {
+	if !IsCheckpointFile(display) {
 		return nil
 	}
 	src := &Source{Path: display, Metadata: map[string]string{}, headerWait: opt.HeaderWait}
