@@ -21,7 +21,12 @@ func (s *Server) origins(r *http.Request, a *store.Analysis) (web.Origins, error
 		}
 		rec = recs[a.ID]
 	}
-	return web.BuildOrigins(a, rec, s.cfg.UploadDir, s.cfg.UploadStore), nil
+	return s.buildOrigins(a, rec), nil
+}
+
+// buildOrigins is web.BuildOrigins with this server's upload places.
+func (s *Server) buildOrigins(a *store.Analysis, rec store.AnalysisSources) web.Origins {
+	return web.BuildOrigins(a, rec, s.cfg.UploadDir, s.cfg.UploadStore)
 }
 
 // pageAnalysis is the job page while an analysis is not done, its overview
@@ -40,7 +45,7 @@ func (s *Server) pageAnalysis(w http.ResponseWriter, r *http.Request) {
 		}
 		// Not read yet: the origins come from the request alone.
 		j := web.NewJobView(a, time.Now())
-		origins := web.BuildOrigins(a, store.AnalysisSources{}, s.cfg.UploadDir, s.cfg.UploadStore)
+		origins := s.buildOrigins(a, store.AnalysisSources{})
 		j.Origins = &origins
 		s.render(w, r, http.StatusOK, web.JobPage(a, j))
 		return

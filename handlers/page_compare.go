@@ -30,16 +30,13 @@ func (s *Server) pageCompare(w http.ResponseWriter, r *http.Request) {
 	}
 	p := web.BuildCompare(in, st, choices, note)
 	if in.A != nil && in.B != nil {
-		oa, err := s.origins(r, in.A)
+		// One query for both sides' places.
+		recs, err := s.db.Sources(r.Context(), []string{in.A.ID, in.B.ID}, true)
 		if err != nil {
 			s.pageError(w, r, err)
 			return
 		}
-		ob, err := s.origins(r, in.B)
-		if err != nil {
-			s.pageError(w, r, err)
-			return
-		}
+		oa, ob := s.buildOrigins(in.A, recs[in.A.ID]), s.buildOrigins(in.B, recs[in.B.ID])
 		p.OriginsA, p.OriginsB = &oa, &ob
 	}
 	if wantsTable(r) {

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/deltascope/deltascope/store"
-
 	"github.com/deltascope/deltascope/web"
 )
 
@@ -44,7 +43,7 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range h.Rows {
 		if a := byID[h.Rows[i].ID]; a != nil {
-			o := web.BuildOrigins(a, recs[a.ID], s.cfg.UploadDir, s.cfg.UploadStore)
+			o := s.buildOrigins(a, recs[a.ID])
 			h.Rows[i].BaseOrigins, h.Rows[i].VLAOrigins = o.Base, o.VLA
 		}
 	}
