@@ -83,7 +83,9 @@ func (l *processLog) waitFor(t *testing.T, s string, within time.Duration) time.
 	return time.Time{}
 }
 
-// startLoggedWorker is startWorker keeping the worker's log.
+// startLoggedWorker runs `deltascope worker` in a child process (the test
+// binary, as startServer does), waits until it says it started, and keeps
+// its log.
 func startLoggedWorker(t *testing.T, args ...string) (*exec.Cmd, *processLog) {
 	t.Helper()
 	log := &processLog{}

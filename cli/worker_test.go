@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -37,32 +34,10 @@ func TestWorkerFlagErrors(t *testing.T) {
 	}
 }
 
-// startWorker runs `deltascope worker` in a child process (the test binary,
-// as startServer does) and waits until it says it started.
+// startWorker is startLoggedWorker without the log.
 func startWorker(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	argv, _ := json.Marshal(append([]string{"worker"}, args...))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "DELTASCOPE_AS_MAIN="+string(argv))
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "deltascope worker:") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("worker did not start: %q", lines.Text())
-	}
-	go io.Copy(io.Discard, stdout)
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	cmd, _ := startLoggedWorker(t, args...)
 	return cmd
 }
 
