@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +47,7 @@ func TestLoginSecureCookiesOverPlainHTTP(t *testing.T) {
 func TestBrowserLoginSecureCookiesLoop(t *testing.T) {
 	ctx := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP lab.test 127.0.0.1"))
 	f := newAuthFixture(t, Config{Auth: AuthAccounts, SecureCookies: true, SessionTTL: time.Hour})
-	hs := httptest.NewServer(f.handler)
-	t.Cleanup(hs.Close)
-	site := strings.Replace(hs.URL, "127.0.0.1", "lab.test", 1)
+	site := strings.Replace(f.url, "127.0.0.1", "lab.test", 1)
 	browserDo(t, ctx, "open the dashboard", 20*time.Second, chromedp.Navigate(site+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#name`)))
 	if !browserEval[bool](t, ctx, `!!document.querySelector('[data-testid="cookie-warning"]')`) {

@@ -224,8 +224,6 @@ func TestLoginConcurrentGuesses(t *testing.T) {
 	if err := f.db.SetUserPassword(context.Background(), "ed", testPassword); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(f.handler)
-	defer srv.Close()
 	const guesses = 60
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -237,7 +235,7 @@ func TestLoginConcurrentGuesses(t *testing.T) {
 			defer wg.Done()
 			<-start
 			form := url.Values{"name": {"ed"}, "password": {"guess " + strconv.Itoa(i)}}
-			resp, err := quickClient.PostForm(srv.URL+"/login", form)
+			resp, err := quickClient.PostForm(f.url+"/login", form)
 			code := 0
 			if err == nil {
 				resp.Body.Close()
@@ -249,7 +247,7 @@ func TestLoginConcurrentGuesses(t *testing.T) {
 		}()
 	}
 	close(start)
-	if resp, err := otherClient().Get(srv.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
+	if resp, err := otherClient().Get(f.url + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("healthz during the guesses: %v %v", resp, err)
 	}
 	wg.Wait()

@@ -25,11 +25,13 @@ func fastPasswords(tb testing.TB, db *store.DB) {
 	}
 }
 
-// authFixture is a server (in process, no listener) with one user of each role
-// and a login session for each.
+// authFixture is a live server with one user of each role and a login session
+// for each. Most tests call its routes in process (handler); a browser or a
+// crowd of concurrent clients uses its listener (url).
 type authFixture struct {
 	srv     *Server
 	handler http.Handler
+	url     string
 	db      *store.DB
 	// sessions maps a role to the session secret of a user with that role.
 	sessions map[store.Role]string
@@ -40,15 +42,14 @@ const testPassword = "a long enough password"
 func newAuthFixture(t *testing.T, cfg Config) *authFixture {
 	t.Helper()
 	ctx := context.Background()
-	// A live server's parts, called in process (no listener) with the
-	// test's auth settings.
+	// A live server with the test's auth settings.
 	l := startLiveServer(t, testServerOptions{config: func(c *Config) {
 		roots, uploads, log := c.Roots, c.UploadDir, c.Log
 		*c = cfg
 		c.Roots, c.UploadDir, c.Log = roots, uploads, log
 	}})
 	srv, db := l.srv, l.db
-	f := &authFixture{srv: srv, handler: srv.Routes(), db: db, sessions: map[store.Role]string{}}
+	f := &authFixture{srv: srv, handler: srv.Routes(), url: l.URL, db: db, sessions: map[store.Role]string{}}
 	for _, u := range []struct {
 		name string
 		role store.Role
