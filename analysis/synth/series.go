@@ -25,8 +25,9 @@ const SeriesStepEvery = 1000
 
 // Series lists the SRC specs (relative to Options.Out) of a generated
 // training run; GenerateSeries also writes it to Out/series.json, in the shape
-// `POST /api/series` takes.
+// `POST /api/series` takes (to a server whose --root is Out), named after Out.
 type Series struct {
+	Name        string             `json:"name"`
 	Base        []string           `json:"base"`
 	Checkpoints []SeriesCheckpoint `json:"checkpoints"`
 }
@@ -81,11 +82,11 @@ func GenerateSeries(ctx context.Context, o Options, n int) (*Series, error) {
 	return writeNewFolder(ctx, o.Out, func(tmp string) (*Series, error) {
 		into := o
 		into.Out = tmp
-		return seriesInto(ctx, m, into, n)
+		return seriesInto(ctx, m, into, n, filepath.Base(o.Out))
 	})
 }
 
-func seriesInto(ctx context.Context, m *model, o Options, n int) (*Series, error) {
+func seriesInto(ctx context.Context, m *model, o Options, n int, name string) (*Series, error) {
 	made := &created{}
 	for i := range m.baseFiles {
 		if err := writeFile(ctx, o, &m.baseFiles[i], false, made); err != nil {
@@ -117,7 +118,7 @@ func seriesInto(ctx context.Context, m *model, o Options, n int) (*Series, error
 			s.deltaRel = d
 		}
 	}()
-	series := &Series{Base: m.baseSpecs}
+	series := &Series{Name: name, Base: m.baseSpecs}
 	for t := 1; t <= n; t++ {
 		step := t * SeriesStepEvery
 		dir := "checkpoint-" + strconv.Itoa(step)

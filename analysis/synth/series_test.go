@@ -57,6 +57,11 @@ func TestGenerateSeries(t *testing.T) {
 	if err := json.Unmarshal(data, &written); err != nil || len(written.Checkpoints) != 4 || written.Base[0] != series.Base[0] {
 		t.Fatalf("series.json: %v %s", err, data)
 	}
+	// POST /api/series refuses a body without a name: series.json carries the
+	// folder's (the temporary one it was written under would be meaningless).
+	if written.Name != "run" || series.Name != "run" {
+		t.Errorf("series named %q, series.json %q; want the folder's name, run", series.Name, written.Name)
+	}
 
 	pairOpt := o
 	pairOpt.Out = filepath.Join(root, "pair")
