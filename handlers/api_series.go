@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -129,7 +130,16 @@ func (s *Server) folderCheckpoints(folder string) ([]seriesCheckpoint, string) {
 	var out []seriesCheckpoint
 	for _, e := range entries {
 		if !e.IsDir() {
-			continue
+			// A link to a checkpoint folder counts as one: opening it then
+			// applies the rules every source follows (one that leads out of
+			// its folder is refused, with its name), instead of the step
+			// silently missing from the series.
+			if e.Type()&fs.ModeSymlink == 0 {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(real, e.Name())); err != nil || !fi.IsDir() {
+				continue
+			}
 		}
 		if n, ok := StepFromPath(e.Name()); ok {
 			out = append(out, seriesCheckpoint{Step: &n, VLA: []string{filepath.Join(dir, e.Name())}})
