@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/deltascope/deltascope/analysis/synth"
+	"github.com/deltascope/deltascope/store"
 )
 
 // genSeries writes a 3-checkpoint TinyLlama-shaped run under the server's root.
@@ -94,6 +97,17 @@ func TestAPISeries(t *testing.T) {
 			t.Errorf("step %d: drift %v against ΔW %v", v.Steps[i].Step, d, v.Steps[i].Delta[""])
 		}
 	}
+	// The drift is the distance between consecutive checkpoints: gen moves the
+	// language model as (t/n)²·ΔW, so from step 1 to 2 of 3 it moves by
+	// (4/9 − 1/9)·ΔW and from 2 to 3 by (1 − 4/9)·ΔW. Relative to ‖W‖, which
+	// the fine-tune barely changes, the drift is that fraction of the last
+	// step's relative ΔW, within the BF16 storage rounding.
+	final := v.Steps[2].Delta["llm"]
+	for i, frac := range map[int]float64{1: 4.0/9 - 1.0/9, 2: 1 - 4.0/9} {
+		if got := v.Steps[i].Drift["llm"] / final; math.Abs(got-frac) > 0.05*frac {
+			t.Errorf("llm drift into step %d: %.4f of the final ΔW, want %.4f (from the checkpoints themselves)", v.Steps[i].Step, got, frac)
+		}
+	}
 
 	// The same files by folder: every analysis comes from the cache.
 	code, b = doJSON(t, "POST", s.URL+"/api/series", `{"name": "again", "base": ["run/base/model.safetensors"], "folder": "run"}`)
@@ -155,8 +169,9 @@ func TestStepFromPath(t *testing.T) {
 	}
 }
 
-// TestBrowserSeries: create a run with the form, watch its charts fill in,
-// switch component, and click a layer × step cell to open that analysis.
+// TestBrowserSeries: create a run with the form, watch its charts fill in
+// (the whole model and each component along the steps), and click a
+// layer × step cell, then a point of the ΔW line, to open that analysis.
 func TestBrowserSeries(t *testing.T) {
 	ctx := newBrowser(t)
 	s := newPageServer(t, true)
@@ -176,6 +191,10 @@ func TestBrowserSeries(t *testing.T) {
 	points := browserEval[int](t, ctx, `echarts.getInstanceByDom(document.getElementById('series-drift')).getOption().series[0].data.filter(v => v !== null && v !== '-').length`)
 	if points != 3 {
 		t.Errorf("drift line has %d points, want 3", points)
+	}
+	lines := browserEval[[]string](t, ctx, `echarts.getInstanceByDom(document.getElementById('series-delta')).getOption().series.map(s => s.name)`)
+	if strings.Join(lines, ",") != "whole model,llm,embed,lm_head" {
+		t.Errorf("ΔW lines %v, want the whole model and each component", lines)
 	}
 	if rows := browserEval[int](t, ctx, `document.querySelectorAll('[data-testid="table-steps"] tbody tr').length`); rows != 3 {
 		t.Errorf("steps table has %d rows", rows)
@@ -241,5 +260,94 @@ func TestSeriesFormErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `data-testid="no-series"`) {
 		t.Errorf("empty list: %d", resp.StatusCode)
+	}
+}
+
+// TestAPISeriesFolderOfLinks: in a folder of checkpoints, a link to a
+// checkpoint folder is a checkpoint too; one that leads out of its folder is
+// refused with its name, as any source's link is, rather than dropped.
+func TestAPISeriesFolderOfLinks(t *testing.T) {
+	s := newPageServer(t, false)
+	s.genSeries(t, "run")
+	links := filepath.Join(s.root, "links")
+	copyTree(t, filepath.Join(s.root, "run", "checkpoint-1000"), filepath.Join(links, ".trainer", "a"))
+	copyTree(t, filepath.Join(s.root, "run", "checkpoint-2000"), filepath.Join(links, ".trainer", "b"))
+	for link, target := range map[string]string{"step_1000": ".trainer/a", "global_step2000": ".trainer/b",
+		"step_4000": ".trainer/a/model.safetensors"} {
+		if err := os.Symlink(target, filepath.Join(links, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, b := doJSON(t, "POST", s.URL+"/api/series", `{"name": "links", "base": ["run/base/model.safetensors"], "folder": "links"}`)
+	var got seriesJSON
+	if json.Unmarshal(b, &got); code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	// step_4000 links to a file, not a checkpoint folder: not a step.
+	if len(got.Steps) != 2 || got.Steps[0].Step != 1000 || got.Steps[1].Step != 2000 {
+		t.Fatalf("steps %+v", got.Steps)
+	}
+
+	escape := filepath.Join(s.root, "escape")
+	if err := os.Mkdir(escape, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../run/checkpoint-3000", filepath.Join(escape, "checkpoint-3000")); err != nil {
+		t.Fatal(err)
+	}
+	code, b = doJSON(t, "POST", s.URL+"/api/series", `{"name": "escape", "base": ["run/base/model.safetensors"], "folder": "escape"}`)
+	if code != http.StatusForbidden || !strings.Contains(string(b), "checkpoint-3000") || !strings.Contains(string(b), "outside") {
+		t.Errorf("a link out of its folder: %d %s", code, b)
+	}
+}
+
+// TestAPISeriesGenJSON: the series.json that `gen --series` writes is a
+// POST /api/series body as it stands, for a server whose root is the run.
+func TestAPISeriesGenJSON(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if _, err := synth.GenerateSeries(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.02, Out: run}, 2); err != nil {
+		t.Fatal(err)
+	}
+	l := startLiveServer(t, testServerOptions{config: func(c *Config) { c.Roots = append(c.Roots, run) }})
+	body, err := os.ReadFile(filepath.Join(run, "series.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, b := doJSON(t, "POST", l.URL+"/api/series", string(body))
+	var got struct {
+		Name  string             `json:"name"`
+		Steps []store.SeriesStep `json:"steps"`
+	}
+	if json.Unmarshal(b, &got); code != http.StatusCreated {
+		t.Fatalf("POST series.json: %d %s", code, b)
+	}
+	if got.Name != "run" || len(got.Steps) != 2 || got.Steps[1].Step != 2000 || !strings.HasPrefix(got.Steps[1].VLA[0], filepath.Join(run, "checkpoint-2000")) {
+		t.Errorf("series %s", b)
+	}
+}
+
+// TestSeriesFormFolder: the form's folder field alone makes a series of the
+// folder's checkpoints, and the browser lands on its page.
+func TestSeriesFormFolder(t *testing.T) {
+	s := newPageServer(t, false)
+	s.genSeries(t, "run")
+	form := url.Values{"name": {"by folder"}, "base": {"run/base/model.safetensors"}, "folder": {"run"}}
+	req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", s.URL)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/series/") {
+		t.Fatalf("form: %d, Location %q", resp.StatusCode, loc)
+	}
+	code, b := doJSON(t, "GET", s.URL+"/api/series/"+strings.TrimPrefix(loc, "/series/"), "")
+	var got seriesJSON
+	if json.Unmarshal(b, &got); code != http.StatusOK || len(got.Steps) != 3 || got.Steps[0].Step != 1000 || got.Steps[2].Step != 3000 {
+		t.Errorf("the series made from the folder: %d %s", code, b)
 	}
 }

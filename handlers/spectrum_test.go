@@ -182,6 +182,18 @@ func TestBrowserSpectrum(t *testing.T) {
 	if n != 8 {
 		t.Errorf("curve has %d singular values, want 8", n)
 	}
+	// Beside the singular values, the energy curve: the fraction of ‖ΔW‖² the
+	// top k hold, for k = 1..8, rising and at most 1.
+	energy := browserEval[[]float64](t, ctx, `echarts.getInstanceByDom(document.getElementById('spectrum-curve')).getOption().series[1].data
+		.map(d => d !== null && typeof d === 'object' ? d.value : d)`)
+	if len(energy) != 8 || energy[0] <= 0 || energy[7] > 1 {
+		t.Errorf("energy curve %v", energy)
+	}
+	for i := 1; i < len(energy); i++ {
+		if energy[i] < energy[i-1] {
+			t.Errorf("energy curve falls at k = %d: %v", i+1, energy)
+		}
+	}
 }
 
 // TestAPISpectrumCancelRunning cancels a spectral job while it computes (an
