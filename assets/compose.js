@@ -19,6 +19,9 @@
     const script = document.getElementById('compose-data');
     if (!script) return;
     const D = JSON.parse(script.textContent);
+    // The page's URL patterns (web/urls.go) hold {rid} where a saved recipe's
+    // id goes and {kind} where an export kind does (web.RecipeIDSlot, web.KindSlot).
+    const withRecipe = (pattern, id) => pattern.replace('{rid}', encodeURIComponent(String(id)));
     const modules = new Map(D.modules.map((m) => [m.module, m]));
     const state = {
       recipeId: D.recipe_id || 0,
@@ -239,7 +242,7 @@
       box.append('Saved recipe #' + state.recipeId + ': ');
       for (const f of document.querySelectorAll('form.export')) {
         const kind = f.dataset.kind;
-        box.append(h('a', { href: D.api.recipes + '/' + state.recipeId + '/export?kind=' + encodeURIComponent(kind),
+        box.append(h('a', { href: withRecipe(D.api.saved_export, state.recipeId).replace('{kind}', encodeURIComponent(kind)),
           'data-testid': 'export-link-' + kind, text: kind }), ' ');
       }
       show(tid('duplicate'), true);
@@ -252,10 +255,10 @@
       const body = { name: nameInput.value.trim(), note: noteInput.value, recipe: recipe };
       try {
         const rec = state.recipeId && !asNew
-          ? await api('PATCH', D.api.recipes + '/' + state.recipeId, body)
+          ? await api('PATCH', withRecipe(D.api.recipe, state.recipeId), body)
           : await api('POST', D.api.recipes, body);
         state.recipeId = rec.id;
-        history.replaceState(null, '', D.page_url + '?recipe=' + rec.id);
+        history.replaceState(null, '', withRecipe(D.edit_url, rec.id));
         status('Saved as “' + rec.name + '” (#' + rec.id + ').');
         savedLinks();
       } catch (e) {
@@ -265,8 +268,8 @@
 
     async function duplicate() {
       try {
-        const rec = await api('POST', D.api.recipes + '/' + state.recipeId + '/duplicate');
-        window.location.href = D.page_url + '?recipe=' + rec.id;
+        const rec = await api('POST', withRecipe(D.api.duplicate, state.recipeId));
+        window.location.href = withRecipe(D.edit_url, rec.id);
       } catch (e) {
         status('Not duplicated: ' + e.message);
       }

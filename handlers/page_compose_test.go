@@ -14,6 +14,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/web"
 )
 
 // newComposeServer is the recipe test server: the real routes, under the
@@ -188,5 +189,34 @@ func TestComposerInBrowser(t *testing.T) {
 	list, err := s.db.ListRecipes(context.Background(), s.id)
 	if err != nil || len(list) != 1 || list[0].Name != "browser test" || !strings.Contains(string(list[0].Recipe), `"ratio":0.6`) {
 		t.Fatalf("saved recipes %+v (%v): want the page's recipe, with the moved slider", list, err)
+	}
+
+	// Saved, the page is that recipe's editor (its URL from the page's
+	// pattern); saving again saves over it, and Duplicate opens the copy's.
+	here := `location.pathname + location.search`
+	if loc, want := browserEval[string](t, ctx, here), web.ComposeURL(s.id, list[0].ID); loc != want {
+		t.Errorf("after saving the page is at %s, want %s", loc, want)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`[data-testid="recipe-name"]`), "browser test, renamed"),
+		chromedp.Click(chromedp.CSS(`[data-testid="save"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	browserWait(t, ctx, "saved over", `document.querySelector('[data-testid="save-status"]').textContent.includes('renamed')`, 20*time.Second)
+	if again, err := s.db.ListRecipes(context.Background(), s.id); err != nil || len(again) != 1 || again[0].ID != list[0].ID || again[0].Name != "browser test, renamed" {
+		t.Fatalf("after saving again: %+v (%v), want recipe %d renamed", again, err, list[0].ID)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="duplicate"]`))); err != nil {
+		t.Fatal(err)
+	}
+	browserWait(t, ctx, "the copy's editor", `location.search !== '?recipe=`+strconv.FormatInt(list[0].ID, 10)+`' && document.readyState === 'complete'`, 20*time.Second)
+	both, err := s.db.ListRecipes(context.Background(), s.id)
+	if err != nil || len(both) != 2 {
+		t.Fatalf("after Duplicate: %+v (%v), want two recipes", both, err)
+	}
+	copyID := both[0].ID + both[1].ID - list[0].ID
+	if loc, want := browserEval[string](t, ctx, here), web.ComposeURL(s.id, copyID); loc != want {
+		t.Errorf("after Duplicate the page is at %s, want the copy's editor %s", loc, want)
 	}
 }

@@ -39,15 +39,22 @@ type ComposeData struct {
 	Modules    []ComposeModule    `json:"modules"`
 	Presets    []ComposePreset    `json:"presets"`
 	Recipes    []ComposeRecipeRef `json:"recipes"`
-	PageURL    string             `json:"page_url"`
-	API        ComposeAPI         `json:"api"`
+	// EditURL is this page editing a saved recipe, RecipeIDSlot for its id
+	// (where the page goes once it saved or duplicated one).
+	EditURL string     `json:"edit_url"`
+	API     ComposeAPI `json:"api"`
 }
 
-// ComposeAPI are the endpoints the page calls (all made in urls.go).
+// ComposeAPI are the endpoints the page calls (all made in urls.go); in the
+// patterns the script puts a saved recipe's id at RecipeIDSlot and an export
+// kind at KindSlot.
 type ComposeAPI struct {
-	Resolve string `json:"resolve"`
-	Recipes string `json:"recipes"`
-	Export  string `json:"export"`
+	Resolve     string `json:"resolve"`
+	Recipes     string `json:"recipes"`      // GET lists, POST saves a new one
+	Recipe      string `json:"recipe"`       // pattern: PATCH saves over one
+	Duplicate   string `json:"duplicate"`    // pattern: POST copies one
+	SavedExport string `json:"saved_export"` // pattern: a saved recipe's download
+	Export      string `json:"export"`
 }
 
 // ComposeView is the composer page.
@@ -80,8 +87,9 @@ type ComposeEdit struct {
 func NewComposePage(a *store.Analysis, mods []prune.ModuleUnits, saved []store.Recipe, edit *ComposeEdit) (ComposeView, error) {
 	data := ComposeData{
 		AnalysisID: a.ID, Modules: make([]ComposeModule, len(mods)), Presets: []ComposePreset{}, Recipes: []ComposeRecipeRef{},
-		PageURL: ComposeURL(a.ID, 0),
-		API:     ComposeAPI{Resolve: ResolveAPIURL(a.ID), Recipes: RecipesAPIURL(a.ID), Export: InlineExportAPIURL(a.ID)},
+		EditURL: ComposeEditPattern(a.ID),
+		API: ComposeAPI{Resolve: ResolveAPIURL(a.ID), Recipes: RecipesAPIURL(a.ID), Recipe: SavedRecipeAPIPattern(a.ID),
+			Duplicate: DuplicateRecipeAPIPattern(a.ID), SavedExport: SavedExportPattern(a.ID), Export: InlineExportAPIURL(a.ID)},
 	}
 	present := map[string]bool{}
 	for i, m := range mods {

@@ -184,13 +184,40 @@ func recipePair(a, b int64) string {
 func ResolveAPIURL(id string) string { return APIAnalysisURL(id) + "/resolve" }
 
 // RecipesAPIURL lists and creates an analysis's saved recipes; one saved
-// recipe is this URL, a slash and its id (the composer's save and duplicate).
+// recipe is below it (SavedRecipeAPIPattern).
 func RecipesAPIURL(id string) string { return APIAnalysisURL(id) + "/recipes" }
 
 // SavedExportURL downloads an export of a saved recipe.
 func SavedExportURL(id string, rid int64, kind string) string {
-	return RecipesAPIURL(id) + "/" + strconv.FormatInt(rid, 10) + "/export?kind=" + url.QueryEscape(kind)
+	return savedRecipeAPIURL(id, strconv.FormatInt(rid, 10)) + "/export?kind=" + url.QueryEscape(kind)
 }
+
+// RecipeIDSlot and KindSlot stand for a saved recipe's id and an export kind
+// in the URL patterns handed to the composer's script (ComposeAPI, ComposeData),
+// which puts the id it saved and the kind there: the script makes no path.
+const (
+	RecipeIDSlot = "{rid}"
+	KindSlot     = "{kind}"
+)
+
+// savedRecipeAPIURL is one saved recipe in the API (GET, PATCH, PUT, DELETE);
+// rid is its id or RecipeIDSlot.
+func savedRecipeAPIURL(id, rid string) string { return RecipesAPIURL(id) + "/" + rid }
+
+// SavedRecipeAPIPattern is one saved recipe of an analysis in the API, with
+// RecipeIDSlot for its id (the composer's save of a recipe it saved before).
+func SavedRecipeAPIPattern(id string) string { return savedRecipeAPIURL(id, RecipeIDSlot) }
+
+// DuplicateRecipeAPIPattern copies a saved recipe (POST), RecipeIDSlot for its id.
+func DuplicateRecipeAPIPattern(id string) string { return SavedRecipeAPIPattern(id) + "/duplicate" }
+
+// SavedExportPattern is SavedExportURL with RecipeIDSlot and KindSlot.
+func SavedExportPattern(id string) string {
+	return SavedRecipeAPIPattern(id) + "/export?kind=" + KindSlot
+}
+
+// ComposeEditPattern is ComposeURL editing the saved recipe RecipeIDSlot.
+func ComposeEditPattern(id string) string { return AnalysisURL(id) + "/compose?recipe=" + RecipeIDSlot }
 
 // InlineExportAPIURL exports the recipe posted in a form (?kind=KIND).
 func InlineExportAPIURL(id string) string { return APIAnalysisURL(id) + "/export" }
