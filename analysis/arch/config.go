@@ -24,6 +24,9 @@ type hfConfig struct {
 	// the timm ids' stock geometry wrong): one config per encoder, by prefix.
 	VisionBackbones     []visionBackbone `json:"vision_backbones"`
 	ActionExpertVariant string           `json:"action_expert_variant"`
+	// ActionExpertConfig is also the generator's: π0.5's expert at its scaled
+	// width, which the variant's stock geometry no longer fits.
+	ActionExpertConfig json.RawMessage `json:"action_expert_config"`
 }
 
 type visionBackbone struct {
@@ -79,6 +82,15 @@ func configGeometries(data []byte, which int) (map[string]Geometry, []string) {
 	}
 	if g, ok := openpiVariants[top.ActionExpertVariant]; ok {
 		out[CompActionExpert] = g
+	}
+	if len(top.ActionExpertConfig) > 0 && string(top.ActionExpertConfig) != "null" {
+		var expert hfConfig
+		if err := json.Unmarshal(top.ActionExpertConfig, &expert); err != nil {
+			warns = append(warns, fmt.Sprintf("%s: action_expert_config: %v; ignored", label, err))
+		} else {
+			g, err := expert.geometry()
+			put(CompActionExpert, g, err)
+		}
 	}
 
 	if len(top.TextConfig) > 0 && string(top.TextConfig) != "null" {
