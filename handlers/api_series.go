@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -37,24 +35,6 @@ type seriesCheckpoint struct {
 	VLA  []string `json:"vla"`
 }
 
-// stepName finds a training step in a path element: checkpoint-1000,
-// step_2000, global_step3000, ckpt-4000, iter_5000, epoch-6.
-var stepName = regexp.MustCompile(`(?i)(?:checkpoint|global_step|step|ckpt|iter|iteration|epoch)[-_]?(\d{1,12})`)
-
-// StepFromPath reads the training step from the last element of a source's
-// path that names one (checkpoint-1000/model.safetensors gives 1000).
-func StepFromPath(spec string) (int64, bool) {
-	_, p := checkpoint.ParseSpec(spec)
-	elems := strings.Split(filepath.ToSlash(p), "/")
-	for i := len(elems) - 1; i >= 0; i-- {
-		if m := stepName.FindStringSubmatch(elems[i]); m != nil {
-			n, err := strconv.ParseInt(m[1], 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
-
 // seriesStepsOf resolves the request's checkpoints to (step, sources), in
 // step order; the message says what is wrong.
 func (s *Server) seriesStepsOf(req *createSeriesRequest) ([]store.SeriesStep, string) {
@@ -81,7 +61,7 @@ func (s *Server) seriesStepsOf(req *createSeriesRequest) ([]store.SeriesStep, st
 		case c.Step != nil:
 			step = *c.Step
 		default:
-			n, ok := StepFromPath(c.VLA[0])
+			n, ok := checkpoint.StepFromPath(c.VLA[0])
 			if !ok {
 				return nil, fmt.Sprintf("checkpoint %d (%s): give its step, or name it like checkpoint-1000 or step_2000", i+1, c.VLA[0])
 			}
@@ -141,7 +121,7 @@ func (s *Server) folderCheckpoints(folder string) ([]seriesCheckpoint, string) {
 				continue
 			}
 		}
-		if n, ok := StepFromPath(e.Name()); ok {
+		if n, ok := checkpoint.StepFromPath(e.Name()); ok {
 			out = append(out, seriesCheckpoint{Step: &n, VLA: []string{filepath.Join(dir, e.Name())}})
 		}
 	}
