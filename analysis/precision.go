@@ -7,11 +7,12 @@ import (
 )
 
 // By default a pair is compared at the VLA tensor's stored precision: the base
-// value is first rounded to the VLA's dtype, as the paper's code does when it
-// loads both models in the VLA's dtype (base.to(vla.dtype)). A tensor frozen
-// during the fine-tune and saved narrower than its base then shows a ΔW of
-// exactly 0, not the storage rounding. Options.Exact subtracts at full
-// precision instead.
+// value is first rounded to the VLA's dtype. For OpenVLA that is what the
+// paper's code computes (it casts the Prismatic base to BF16, the VLA's dtype);
+// for π0.5 the authors load PaliGemma as FP16 regardless, which the README
+// spells out. A tensor frozen during the fine-tune and saved narrower than its
+// base then shows a ΔW of exactly 0, not the storage rounding. Options.Exact
+// subtracts at full precision instead.
 
 // floatFormat is a binary floating-point format as far as rounding to it
 // needs: explicit mantissa bits, the exponent of its smallest normal value,
