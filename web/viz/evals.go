@@ -62,11 +62,12 @@ func EvalChart(id string, series []EvalSeries) Chart {
 	option := map[string]any{
 		"animation": false,
 		"legend":    map[string]any{"top": 0, "type": "scroll"},
-		"grid":      map[string]any{"left": 8, "right": 40, "top": 40, "bottom": 24, "containLabel": true},
+		"grid":      map[string]any{"left": 8, "right": 24, "top": 40, "bottom": 32, "containLabel": true},
 		"tooltip":   map[string]any{"show": true, "trigger": "item"},
-		"xAxis":     map[string]any{"type": "value", "name": "parameters" + unit, "scale": true},
-		"yAxis":     yAxis,
-		"series":    out,
+		// The axis name under the axis, centred: at its end it was cut to "para".
+		"xAxis":  map[string]any{"type": "value", "name": "parameters" + unit, "nameLocation": "middle", "nameGap": 26, "scale": true},
+		"yAxis":  yAxis,
+		"series": out,
 	}
 	return Chart{ID: id, Title: "Success rate vs. parameters after pruning",
 		Caption: "Each line is a benchmark; each point a recipe's mean success over its results; the diamond is the unpruned model.",
