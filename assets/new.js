@@ -234,20 +234,23 @@
       const specOf = (p) => rootPath.replace(/\/$/, '') + '/' + p;
       const list = cursor ? $('ul', box) : h('ul', { class: 'files', 'data-testid': 'picker-' + side });
       if (!cursor) {
+        // A local root's own listing says path "."; it is the root, with no Up
+        // and no "Add this folder" (the root itself is not a checkpoint).
+        const here = data.path === '.' ? '' : data.path;
         const head = h('div', { class: 'browser-head' });
         if (data.roots.length > 1) {
           const sel = h('select', { 'aria-label': 'Root folder', 'data-testid': 'picker-root-' + side, onchange: (e) => browse(side, Number(e.target.value), '', '') });
           data.roots.forEach((r, i) => sel.append(h('option', { value: String(i), selected: i === data.root }, r)));
           head.append(sel);
         }
-        head.append(h('code', { text: rootPath + (data.path ? '/' + data.path : '') }));
+        head.append(h('code', { text: rootPath + (here ? '/' + here : '') }));
         if (data.remote === 'hub' && data.commit) head.append(h('span', { class: 'meta', title: data.commit, text: 'commit ' + data.commit.slice(0, 7) }));
         if (data.checkpoint) head.append(h('span', { class: 'meta', text: 'sharded checkpoint' }));
-        if (data.path) {
-          const up = data.path.includes('/') ? data.path.slice(0, data.path.lastIndexOf('/')) : '';
+        if (here) {
+          const up = here.includes('/') ? here.slice(0, here.lastIndexOf('/')) : '';
           head.append(h('button', { type: 'button', class: 'small', onclick: () => browse(side, data.root, up, '') }, 'Up'));
         }
-        if (data.path) head.append(h('button', { type: 'button', class: 'small', 'data-testid': 'pick-folder', onclick: () => addSource(side, specOf(data.path)) }, 'Add this folder'));
+        if (here) head.append(h('button', { type: 'button', class: 'small', 'data-testid': 'pick-folder', onclick: () => addSource(side, specOf(here)) }, 'Add this folder'));
         head.append(h('button', { type: 'button', class: 'small', onclick: () => { box.hidden = true; } }, 'Close'));
         box.replaceChildren(head, list);
         // The Hub lists an organisation's repositories only through its
@@ -266,6 +269,13 @@
           h('span', { class: 'meta', title: e.etag ? 'ETag ' + e.etag : '', text: what }),
           h('button', { type: 'button', class: 'small', 'aria-label': 'Add ' + e.path, onclick: () => addSource(side, specOf(e.path)) }, 'Add'),
         ));
+      }
+      // An empty folder (the uploads folder of a fresh data folder, say) says
+      // so, and where else to look, rather than showing nothing.
+      if (!cursor && !data.entries.length && !data.need_repo) {
+        list.append(h('li', { class: 'empty', 'data-testid': 'picker-empty-' + side,
+          text: 'This folder is empty.' + (data.roots.length > 1 ? ' Choose another folder in the list above.' : '') +
+            ' The server lists only its own folders (uploads, the demo) and those it was started with as --root DIR.' }));
       }
       $$('.more', box).forEach((b) => b.remove());
       if (data.next) box.append(h('button', { type: 'button', class: 'small more', onclick: () => browse(side, data.root, data.path, data.next) }, 'More'));
