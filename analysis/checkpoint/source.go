@@ -159,7 +159,7 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 			return nil, "", errorf(p, "no such file or folder")
 		}
 		if err != nil {
-			return nil, "", &tensor.Error{Path: p, Msg: "outside the allowed folders: " + plainFSError(err), Forbidden: true}
+			return nil, "", outsideRoots(p, roots, "outside the allowed folders", plainFSError(err))
 		}
 		base := filepath.Base(rel)
 		// A final symlink is followed by os.Root only when it stays inside; Lstat
@@ -167,15 +167,24 @@ func confine(p string, roots []string) (*os.Root, string, error) {
 		if fi, err := dir.Lstat(base); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			if _, err := dir.Stat(base); err != nil {
 				dir.Close()
-				return nil, "", &tensor.Error{Path: p, Msg: "symlink leads outside the allowed folders", Forbidden: true}
+				return nil, "", outsideRoots(p, roots, "symlink leads outside the allowed folders", "")
 			}
 		}
 		return dir, base, nil
 	}
-	// Say which folders are allowed and how to add one: the reader of this
-	// message is usually the person who started the server.
-	return nil, "", &tensor.Error{Path: p, Forbidden: true,
-		Msg: "outside the allowed folders (" + strings.Join(roots, ", ") + "); start the server with --root DIR to allow another"}
+	return nil, "", outsideRoots(p, roots, "outside the allowed folders", "")
+}
+
+// outsideRoots is the refusal of p, which lies (or leads) outside roots. It
+// says which folders are allowed and how to add one, whatever the way out
+// (a path elsewhere, a folder or file symlinked out): the reader of this
+// message is usually the person who started the server.
+func outsideRoots(p string, roots []string, what, detail string) error {
+	msg := what + " (" + strings.Join(roots, ", ") + ")"
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return &tensor.Error{Path: p, Forbidden: true, Msg: msg + "; start the server with --root DIR to allow another"}
 }
 
 // plainFSError drops the operation and path that *PathError repeats, since every
