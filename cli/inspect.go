@@ -217,14 +217,54 @@ func fitColumns(rows [][5]string, columns int) {
 			over -= cut
 		}
 	}
+	shared := sharedSuffix(rows[1:], 4)
 	for i := range rows[1:] {
 		rows[i+1][0] = elideMiddle(rows[i+1][0], limit[0])
-		rows[i+1][4] = elideStart(rows[i+1][4], limit[4])
+		rows[i+1][4] = elideFile(rows[i+1][4], limit[4], shared)
 	}
 }
 
-// elideStart shortens a path to its last n runes behind "…": the end (shard
-// and file name) is what tells files apart.
+// sharedSuffix is how many runes at the end column col of every row has in
+// common (a sharded checkpoint's "-of-00004.safetensors").
+func sharedSuffix(rows [][5]string, col int) int {
+	if len(rows) == 0 {
+		return 0
+	}
+	first := []rune(rows[0][col])
+	n := len(first)
+	for _, r := range rows[1:] {
+		other := []rune(r[col])
+		k := 0
+		for k < n && k < len(other) && first[len(first)-1-k] == other[len(other)-1-k] {
+			k++
+		}
+		n = k
+	}
+	return n
+}
+
+// elideFile shortens a file column entry to n runes. Files that share their
+// end differ before it (model-00002-of-00004.safetensors), so that shared end
+// is cut first and what tells the files apart stays: "model-00002…sors".
+// When the differing part alone is too long, its start goes instead.
+func elideFile(s string, n, shared int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 2 {
+		return s
+	}
+	distinct := len(r) - min(shared, len(r))
+	if distinct == 0 {
+		return elideStart(s, n)
+	}
+	if distinct+1 <= n {
+		keep := n - 1 - distinct
+		return string(r[:distinct]) + "…" + string(r[len(r)-keep:])
+	}
+	return elideStart(string(r[:distinct]), n)
+}
+
+// elideStart shortens a path to its last n runes behind "…", the end of a
+// path being what tells files in different folders apart.
 func elideStart(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n || n < 2 {

@@ -159,3 +159,38 @@ func head(s string) string {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestInspectKeepsShardNumbers: shard file names share their end
+// ("-of-00003.safetensors"), so fitting 80 columns cuts that end and keeps the
+// shard number; cutting the start left "…003.safetensors" on every row.
+func TestInspectKeepsShardNumbers(t *testing.T) {
+	dir := t.TempDir()
+	long := "language_model.model.layers.%d.self_attn.q_proj.weight"
+	weightMap := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		shard := "model-0000" + itoa(i) + "-of-00003.safetensors"
+		name := strings.Replace(long, "%d", itoa(i), 1)
+		namedSafetensors(t, filepath.Join(dir, shard), name)
+		weightMap[name] = shard
+	}
+	index, _ := json.Marshal(map[string]any{"weight_map": weightMap})
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), index, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COLUMNS", "80")
+	out, err := runInspectCmd(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _, _ := strings.Cut(out, "\n\n")
+	rows := strings.Split(table, "\n")[1:]
+	if len(rows) != 3 {
+		t.Fatalf("want 3 rows:\n%s", table)
+	}
+	for i, row := range rows {
+		file := row[strings.LastIndex(row, " ")+1:]
+		if utf8.RuneCountInString(row) > 80 || !strings.HasPrefix(file, "model-0000"+itoa(i+1)) || !strings.Contains(file, "…") {
+			t.Errorf("row %d: file column %q is not its shard, shortened (row %q)", i+1, file, row)
+		}
+	}
+}
