@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/deltascope/deltascope/analysis/prune"
 	"github.com/deltascope/deltascope/cli"
 )
 
 // The README's first-run facts follow the code: where `serve` keeps its data
 // (the --data default), the composer's button label (the one the pages show),
-// and what --map rules do (analysis/arch/maprule.go, align.go's userStage).
+// what --map rules do (analysis/arch/maprule.go, align.go's userStage), and
+// what loads a masked or sliced export (the key prune writes into config.json).
 func TestReadmeMatchesTheProgram(t *testing.T) {
 	raw, err := os.ReadFile("README.md")
 	if err != nil {
@@ -37,6 +39,10 @@ func TestReadmeMatchesTheProgram(t *testing.T) {
 		"must be a **full VLA tensor name**",             // what the result must be
 		"The first `go run` compiles",                    // how long the first start takes
 		"`--secure-cookies` marks the login cookie Secure, which browsers keep only over **HTTPS**",
+		// what loads each checkpoint export, and the key the sliced config.json carries
+		"**masked checkpoint** keeps every shape",
+		"under `" + prune.SlicedConfigKey + "`",
+		"beyond stock `from_pretrained`",
 	} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("README lacks %q", want)
