@@ -90,6 +90,11 @@ func TestAnalyzePrismaticTrainingNames(t *testing.T) {
 	if len(res.BaseOnly)+len(res.VLAOnly) != 0 || len(res.Tensors) < 900 || rules["prismatic"] != len(res.Tensors) {
 		t.Errorf("%d aligned (rules %v), base-only %d, VLA-only %d", len(res.Tensors), rules, len(res.BaseOnly), len(res.VLAOnly))
 	}
+	// The base has Prismatic's padded 32,064-row vocabulary, as OpenVLA does:
+	// embed_tokens and lm_head pair with equal shapes, nothing on an overlap.
+	if len(res.Mismatched) != 0 {
+		t.Errorf("mismatched %+v, want none", res.Mismatched)
+	}
 }
 
 // Encoders loaded under a prefix nothing knows: stderr says how much is

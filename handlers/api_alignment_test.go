@@ -52,6 +52,11 @@ func TestAPIPreviewSuggestionsAndPrismatic(t *testing.T) {
 	if code != 200 || len(p["base_only"].([]any))+len(p["vla_only"].([]any)) != 0 || p["pairs_by_rule"].(map[string]any)["prismatic"] == nil {
 		t.Errorf("Prismatic names: %d, base-only %v, VLA-only %v, rules %v", code, p["base_only"], p["vla_only"], p["pairs_by_rule"])
 	}
+	// Both sides have the padded 32,064-row vocabulary (scaled), as the real pair
+	// does: embed_tokens and lm_head are not shape mismatches.
+	if m, _ := p["mismatched"].([]any); len(m) != 0 {
+		t.Errorf("Prismatic names: mismatched %v, want none", m)
+	}
 }
 
 // An analysis in which nothing aligns fails, with the reason and the rule

@@ -93,8 +93,13 @@ func openVLA(scale float64) (*model, error) {
 	sig := vit{layers: 27, heads: 16, hdim: sigHD, width: 16 * sigHD, ffn: scaled(4304, scale, 8),
 		positions: 256, patch: 14, channels: 3, attnPool: true, frozenTail: true}
 	llm := decoder{layers: 32, heads: 32, kvHeads: 32, headDim: llmHD, hidden: 32 * llmHD, ffn: scaled(11008, scale, 8)}
-	vocabBase := scaled(32000, scale, 8)
-	vocabVLA := vocabBase + 64 // OpenVLA adds a pad token and pads the vocabulary to a multiple of 64
+	// Llama-2's 32,000 tokens plus Prismatic's <PAD>, padded to a multiple of 64
+	// (its llama2 backbone's resize_token_embeddings(..., pad_to_multiple_of=64)):
+	// the base already has the 32,064 rows (the authors' orig_model_weights.txt
+	// lists llm_backbone.llm.model.embed_tokens.weight (32064, 4096)), and OpenVLA
+	// keeps them, so embed_tokens and lm_head pair with equal shapes. The pad rows
+	// are ordinary base rows, fine-tuned like the others.
+	vocab := scaled(32000, scale, 8) + 64
 	fused := dino.width + sig.width
 	bf := tensor.BF16
 	common := sides{baseMat: bf, baseVec: bf, vlaMat: bf, vlaVec: bf, layerScaleBase: "gamma", layerScaleVLA: "scale_factor",
@@ -115,9 +120,9 @@ func openVLA(scale float64) (*model, error) {
 	linear(b, sd, "model.projector.projector.4", "projector.fc3", llm.hidden, llm.hidden, rel, "proj.3", "proj.2")
 
 	sd.base, sd.vla, sd.comp = "model.llm_backbone.llm.model.", "language_model.model.", compLLM
-	sd.embedRowsBase, sd.embedRowsVLA = vocabBase, vocabVLA
+	sd.embedRowsBase, sd.embedRowsVLA = vocab, vocab
 	sd.headBaseName, sd.headVLAName = "model.llm_backbone.llm.lm_head.weight", "language_model.lm_head.weight"
-	sd.headRowsBase, sd.headRowsVLA = vocabBase, vocabVLA
+	sd.headRowsBase, sd.headRowsVLA = vocab, vocab
 	addDecoder(b, sd, llm)
 
 	m := &model{preset: "openvla-7b", specs: b.specs, extra: map[string][]byte{},
@@ -141,8 +146,8 @@ func openVLA(scale float64) (*model, error) {
 		return nil, err
 	}
 
-	text := llamaConfig(llm, vocabVLA, 1e-6, 2048)
-	text["pad_token_id"] = 32000
+	text := llamaConfig(llm, vocab, 1e-6, 2048)
+	text["pad_token_id"] = vocab - 64 // <PAD>, right after Llama's tokens: 32000 at scale 1
 	vision := []map[string]any{
 		vitConfig("vision_backbone.featurizer.", "vit_large_patch14_reg4_dinov2.lvd142m", dino),
 		vitConfig("vision_backbone.fused_featurizer.", "vit_so400m_patch14_siglip_224", sig),
@@ -164,7 +169,8 @@ func openVLA(scale float64) (*model, error) {
 		"torch_dtype":               "bfloat16",
 		"deltascope_synthetic":      map[string]any{"preset": "openvla-7b", "scale": scale},
 	}
-	baseText := llamaConfig(llm, vocabBase, 1e-6, 2048)
+	baseText := llamaConfig(llm, vocab, 1e-6, 2048)
+	baseText["pad_token_id"] = vocab - 64
 	baseCfg := map[string]any{
 		"model": map[string]any{
 			"model_id":           "prism-dinosiglip-224px+7b",

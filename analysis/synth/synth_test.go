@@ -43,7 +43,9 @@ func TestParamCountsAtScaleOne(t *testing.T) {
 		preset    string
 		base, vla int64
 	}{
-		{"openvla-7b", 7_541_237_184 - 2*64*4096, 7_541_237_184}, // base: 32000-row vocab
+		// Prismatic's base already has the 32,064-row vocabulary (the authors'
+		// orig_model_weights.txt), so both sides count the same.
+		{"openvla-7b", 7_541_237_184, 7_541_237_184},
 		{"tinyllama", tiny, tiny},
 		// PaliGemma-3B (257216 vocab, lm_head tied and not stored) and π0.5 as the
 		// authors' pi05_libero lists it (testdata/pi05_libero_params.txt).
@@ -177,9 +179,9 @@ func TestRealShapesAtScaleOne(t *testing.T) {
 			base: map[string]want{
 				"model.projector.projector.0.weight":                                     {tensor.BF16, []int64{8704, 2176}},
 				"model.projector.projector.4.bias":                                       {tensor.BF16, []int64{4096}},
-				"model.llm_backbone.llm.model.embed_tokens.weight":                       {tensor.BF16, []int64{32000, 4096}},
+				"model.llm_backbone.llm.model.embed_tokens.weight":                       {tensor.BF16, []int64{32064, 4096}},
 				"model.llm_backbone.llm.model.layers.3.mlp.gate_proj.weight":             {tensor.BF16, []int64{11008, 4096}},
-				"model.llm_backbone.llm.lm_head.weight":                                  {tensor.BF16, []int64{32000, 4096}},
+				"model.llm_backbone.llm.lm_head.weight":                                  {tensor.BF16, []int64{32064, 4096}},
 				"vision_backbone.featurizer.blocks.5.ls2.gamma":                          {tensor.BF16, []int64{1024}},
 				"vision_backbone.fused_featurizer.blocks.5.attn.proj.weight":             {tensor.BF16, []int64{1152, 1152}},
 				"vision_backbone.fused_featurizer.attn_pool.mlp.fc2.weight":              {tensor.BF16, []int64{1152, 4304}},
@@ -673,10 +675,33 @@ func TestDivergenceStructure(t *testing.T) {
 	if med, top := norms[len(norms)/2], norms[len(norms)-1]; !(top > 4*med) {
 		t.Errorf("row ΔW norms not heavy-tailed: median %.4g, max %.4g", med, top)
 	}
-	// Added vocabulary rows exist only in the VLA and are ordinary random values.
-	emb := v["language_model.model.embed_tokens.weight"]
-	if emb.shape[0] != b["model.llm_backbone.llm.model.embed_tokens.weight"].shape[0]+64 {
-		t.Errorf("VLA vocabulary %d, want base + 64", emb.shape[0])
+	// The vocabulary (Llama-2's 32,000 scaled, plus Prismatic's <PAD> padded to
+	// 64) is the same on both sides, and its last 64 rows, the pad rows, move
+	// with the fine-tune like the others.
+	for _, n := range [][2]string{
+		{"model.llm_backbone.llm.model.embed_tokens.weight", "language_model.model.embed_tokens.weight"},
+		{"model.llm_backbone.llm.lm_head.weight", "language_model.lm_head.weight"},
+	} {
+		bt, vt := b[n[0]], v[n[1]]
+		if !slices.Equal(bt.shape, vt.shape) {
+			t.Errorf("%s: base %v, VLA %v, want equal shapes", n[1], bt.shape, vt.shape)
+			continue
+		}
+		rows, cols := int(vt.shape[0]), int(vt.shape[1])
+		bv, vv := decode(t, bt), decode(t, vt)
+		relRows := func(r0, r1 int) float64 {
+			var d2, b2 float64
+			for i := r0 * cols; i < r1*cols; i++ {
+				d := vv[i] - bv[i]
+				d2 += d * d
+				b2 += bv[i] * bv[i]
+			}
+			return math.Sqrt(d2 / b2)
+		}
+		pad, rest := relRows(rows-64, rows), relRows(0, rows-64)
+		if !(pad > rest/4 && pad < 4*rest) {
+			t.Errorf("%s: pad rows' relative ΔW %.4g, the other rows' %.4g, want the same order", n[1], pad, rest)
+		}
 	}
 }
 
