@@ -80,6 +80,26 @@ func TestBrowserOpenVLAFirstTenMinutes(t *testing.T) {
 		}
 	}
 
+	// The most and least changed tables share the page's width: at 1280, 1440
+	// and 1920 px each fits its half with room for a vertical scrollbar (its
+	// narrowest layout, every name broken at its dots), with a name column
+	// that still holds a few segments; the least-changed one used to hide its
+	// last column behind a horizontal scrollbar at every width.
+	for _, width := range []int64{1280, 1440, 1920} {
+		browserDo(t, ctx, "resize", 10*time.Second, chromedp.EmulateViewport(width, 900), chromedp.Navigate(s.URL+"/analyses/"+id))
+		browserWait(t, ctx, "heatmap", heatmapDrawn("heatmap-llm"), 20*time.Second)
+		fits := browserEval[[][]float64](t, ctx, `['most', 'least'].map(k => { const t = document.querySelector('[data-testid="table-' + k + '"]');
+			t.style.width = 'min-content'; const w = t.getBoundingClientRect().width;
+			const name = Math.min(...[...t.querySelectorAll('td.name')].map(e => e.getBoundingClientRect().width));
+			t.style.width = ''; return [w, t.parentElement.clientWidth, name]; })`)
+		for i, f := range fits {
+			if f[0] > f[1]-16 || f[2] < 150 {
+				t.Errorf("%d px: the %s table needs %.0f px of %.0f (room for a scrollbar kept), its name column %.0f px", width, []string{"most", "least"}[i], f[0], f[1], f[2])
+			}
+		}
+	}
+	browserDo(t, ctx, "1440×900", 10*time.Second, chromedp.EmulateViewport(1440, 900))
+
 	// ---- evals: the y axis fits 93–98 %, the axis names are whole
 	s.saveRecipe(t, id, "light", "openvla-light")
 	for _, body := range []string{
