@@ -103,24 +103,9 @@ func (s *Server) decodeAnalysisRequest(w http.ResponseWriter, r *http.Request) (
 	return req, true
 }
 
-// findCached looks the request's files up in the cache; any problem (a missing
-// file, a path outside the roots) is left for the full open to report.
+// findCached looks the request's files up in the cache (jobs.FindCached).
 func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.Analysis, bool) {
-	opt := s.openOptions()
-	opt.FilesOnly = true
-	opt.Context = r.Context() // remote sources: a client that leaves stops the lookups
-	base, err := checkpoint.OpenSide(req.Base, opt)
-	if err != nil {
-		return nil, false
-	}
-	defer base.Close()
-	vla, err := checkpoint.OpenSide(req.VLA, opt)
-	if err != nil {
-		return nil, false
-	}
-	defer vla.Close()
-	a, err := s.db.FindCachedRequest(r.Context(), jobs.Identities(base), jobs.Identities(vla), req.storeRequest())
-	return a, err == nil
+	return jobs.FindCached(r.Context(), s.db, s.openOptions(), req.storeRequest())
 }
 
 // openRequestSides opens both sides of a request (headers only), answering the

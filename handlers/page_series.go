@@ -1,16 +1,13 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/deltascope/deltascope/analysis/checkpoint"
-	"github.com/deltascope/deltascope/analysis/tensor"
-	"github.com/deltascope/deltascope/store"
+	"github.com/deltascope/deltascope/jobs"
 	"github.com/deltascope/deltascope/web"
 )
 
@@ -45,15 +42,10 @@ func (s *Server) pageSeriesCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Checkpoints = append(req.Checkpoints, cp)
 	}
-	series, serr := s.createSeries(r, req)
-	if serr != nil {
-		code, msg := serr.code, serr.msg
-		if serr.err != nil {
-			code, msg = formErrorStatus(serr.err)
-			if code == http.StatusInternalServerError {
-				s.log.Error("create series", "err", serr.err, "request_id", requestID(r))
-			}
-		}
+	series, err := s.createSeries(r, req)
+	if err != nil {
+		code, msg := errorStatus(err)
+		s.logFailure(r, code, err)
 		s.renderSeriesList(w, r, code, form, msg)
 		return
 	}
@@ -74,7 +66,7 @@ func lines(s string) []string {
 // pageSeries is one training run; while its analyses run, the page's section
 // refreshes itself.
 func (s *Server) pageSeries(w http.ResponseWriter, r *http.Request) {
-	v, tensors, err := s.seriesData(r, chi.URLParam(r, "id"))
+	v, tensors, err := jobs.LoadSeries(r.Context(), s.db, chi.URLParam(r, "id"))
 	if err != nil {
 		s.pageError(w, r, err)
 		return
@@ -90,23 +82,4 @@ func (s *Server) pageSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, web.SeriesView(p))
-}
-
-// formErrorStatus is apiError's mapping for a form: the status and the message
-// to show beside what was typed.
-func formErrorStatus(err error) (int, string) {
-	var te *tensor.Error
-	switch {
-	case errors.Is(err, checkpoint.ErrBusy):
-		return http.StatusTooManyRequests, err.Error()
-	case errors.As(err, &te) && te.Forbidden:
-		return http.StatusForbidden, te.Error()
-	case errors.As(err, &te), errors.Is(err, store.ErrInvalid):
-		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, err.Error()
-	case errors.Is(err, store.ErrConflict):
-		return http.StatusConflict, err.Error()
-	}
-	return http.StatusInternalServerError, "internal error; see the server log"
 }

@@ -334,3 +334,34 @@ func TestSeriesFormFolder(t *testing.T) {
 		t.Errorf("the series made from the folder: %d %s", code, b)
 	}
 }
+
+// TestSeriesQueueFullFormAndAPI: a series that would queue more analyses than
+// the limit is refused whole, with the same status and message from the API
+// and from the form (one error mapping), and nothing is queued.
+func TestSeriesQueueFullFormAndAPI(t *testing.T) {
+	s := newGuardedServer(t, false, func(c *Config) { c.Guard.MaxQueuedAnalyses = 5 })
+	if _, err := synth.GenerateSeries(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.02, Out: filepath.Join(s.root, "run")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	const want = "a series of 3 checkpoints queues up to 6 analyses; 0 are waiting already (limit 5)"
+	code, body := s.quick(t, "POST", "/api/series", `{"name": "full", "base": ["run/base/model.safetensors"], "folder": "run"}`)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, want) {
+		t.Errorf("API: %d %s, want 429 with %q", code, body, want)
+	}
+	form := url.Values{"name": {"full"}, "base": {"run/base/model.safetensors"}, "folder": {"run"}}
+	req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", s.URL)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(page), want) || !strings.Contains(string(page), `value="full"`) {
+		t.Errorf("form: %d, want 429 with %q and what was typed\n%s", resp.StatusCode, want, page)
+	}
+	if n := s.analysisRows(t); n != 0 {
+		t.Errorf("%d analyses queued, want none", n)
+	}
+}
