@@ -132,7 +132,8 @@ func maskArgs(recipe, kind, out string, pair *synth.Pair) []string {
 
 // A checkpoint export of TinyLlama at 0.6 scale (2 × 780 MB, sparse files;
 // about 2 s to export on a 2-core machine) stops on Ctrl-C in the middle of
-// writing and leaves nothing at --out nor beside it.
+// writing and leaves nothing at --out nor beside it; with an --out under
+// folders that did not exist, the folders mask made are gone too.
 func TestInterruptMaskExport(t *testing.T) {
 	root := t.TempDir()
 	if _, err := synth.Generate(context.Background(), synth.Options{Preset: "tinyllama", Scale: 0.6, Out: root, ShapeOnly: true}); err != nil {
@@ -150,6 +151,12 @@ func TestInterruptMaskExport(t *testing.T) {
 			empty(t, exports)
 		})
 	}
+	t.Run("masked under new folders", func(t *testing.T) {
+		exports := t.TempDir()
+		out := filepath.Join(exports, "a", "b", "c", "out")
+		interrupt(t, maskArgs(recipe, "masked", out, pair), func() bool { return writing(exports) })
+		empty(t, exports)
+	})
 }
 
 // The file exports (recipe, indices, masks) are written in a moment once

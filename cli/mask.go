@@ -16,7 +16,7 @@ import (
 // runMask resolves a recipe (a file or a built-in preset) against an analysis
 // of the pair and writes one export. File exports (recipe, indices, masks) and
 // folder exports (masked, sliced) appear whole or not at all.
-func runMask(ctx context.Context, env Env, args []string) error {
+func runMask(ctx context.Context, env Env, args []string) (err error) {
 	fs := newFlagSet("mask", 0)
 	bases := fs.List("base", "a source of the base model (repeatable): [PREFIX=]PATH")
 	vlas := fs.List("vla", "a source of the VLA (repeatable): [PREFIX=]PATH")
@@ -44,10 +44,17 @@ func runMask(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%s: already exists; choose a new path", *out)
 	}
 	// The export is written beside its destination and renamed into place, so
-	// the parent folder must exist; make it, as one would expect of --out.
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	// the parent folder must exist; make it, as one would expect of --out. If
+	// the command fails or is interrupted, the folders it made go too.
+	made, err := makeParents(filepath.Dir(*out))
+	if err != nil {
 		return fmt.Errorf("%s: %v", filepath.Dir(*out), err)
 	}
+	defer func() {
+		if err != nil {
+			removeMade(made)
+		}
+	}()
 	recipe, err := loadMaskRecipe(*recipeFile, *preset)
 	if err != nil {
 		return err
