@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"time"
 
@@ -71,7 +72,8 @@ func computeSpectra(ctx context.Context, env Env, sf storeFlags, bases, vlas, ma
 			return sp.Result, nil
 		}
 	}
-	opt := spectral.Options{Rank: rank, Map: maps, Exact: po.exact}
+	// One tensor keeps about one core busy: compute one per core.
+	opt := spectral.Options{Rank: rank, Map: maps, Exact: po.exact, Workers: runtime.GOMAXPROCS(0)}
 	if env.StderrIsTTY {
 		bar := newProgressBar(env.Stderr)
 		opt.Progress = func(p spectral.Progress) {

@@ -181,6 +181,9 @@ func (r *Runner) computeSpectrum(ctx context.Context, s *store.Spectrum, req sto
 		Rank:  s.Rank,
 		Map:   req.Map,
 		Exact: req.Exact, // the same ΔW as the analysis: at the VLA's precision unless it asked for exact
+		// As many tensors at once as an analysis has cores: one tensor keeps
+		// about one core busy (2 workers: 14.1 → 7.2 s on 2 cores at scale 0.1).
+		Workers: r.opt.Threads,
 		Progress: func(p spectral.Progress) {
 			if time.Since(last) < r.opt.ProgressEvery && p.BytesDone < p.BytesTotal {
 				return
