@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +197,40 @@ func TestBrowserOpenVLAFirstTenMinutes(t *testing.T) {
 	empty := browserEval[string](t, ctx, `document.querySelector('[data-testid="picker-empty-base"]')?.textContent || ''`)
 	if !strings.Contains(empty, "empty") || !strings.Contains(empty, "--root DIR") {
 		t.Errorf("an empty uploads folder reads %q", empty)
+	}
+}
+
+// A training run's line charts draw their axis names whole at 1280 and 1920
+// px: "step" under its axis (it was cut to "st" at the axis's end) and the
+// long y names ("‖W_t − W_t−1‖ / ‖W_t−1‖") from the axis rightwards, on a row
+// under the legend (centred on the axis, the canvas's left edge cut them).
+func TestBrowserSeriesAxisNamesWhole(t *testing.T) {
+	ctx := newBrowser(t)
+	s := newPageServer(t, true)
+	s.genSeries(t, "run")
+	code, body := send(t, "POST", s.URL+"/api/series", "application/json", `{"name": "run", "base": ["run/base/model.safetensors"], "folder": "run"}`)
+	var created struct{ ID string }
+	if err := json.Unmarshal([]byte(body), &created); code != http.StatusCreated || err != nil {
+		t.Fatalf("create the series: %d %s", code, body)
+	}
+	s.waitSeries(t, created.ID)
+	for _, width := range []int64{1280, 1920} {
+		browserDo(t, ctx, "open the run", 20*time.Second, chromedp.EmulateViewport(width, 900), chromedp.Navigate(s.URL+"/series/"+created.ID))
+		for _, id := range []string{"series-delta", "series-drift"} {
+			browserWait(t, ctx, id, `!!document.querySelector('#`+id+` canvas') && !!echarts.getInstanceByDom(document.getElementById('`+id+`'))`, 20*time.Second)
+			if clipped := browserEval[[]string](t, ctx, axisNamesClipped(id)); len(clipped) != 0 {
+				t.Errorf("%d px, %s: axis names %q are not drawn whole", width, id, clipped)
+			}
+		}
+		// The y name keeps clear of the legend above it.
+		overlap := browserEval[bool](t, ctx, `(() => { const c = echarts.getInstanceByDom(document.getElementById('series-drift'));
+			const name = c.getOption().yAxis[0].name, box = (el) => { const r = el.getBoundingRect().clone(); if (el.transform) r.applyTransform(el.transform); return r; };
+			const els = c.getZr().storage.getDisplayList(true), y = els.find(el => el.style && el.style.text === name);
+			// The legend's boxes: its background and each item's, at the top.
+			const legend = els.filter(el => el.type === 'rect' && box(el).y < 30 && box(el).width > 20);
+			return !y || legend.length === 0 || legend.some(el => box(el).intersect(box(y))); })()`)
+		if overlap {
+			t.Errorf("%d px: the drift chart's y name runs into its legend (or either is missing)", width)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package viz
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -28,9 +29,12 @@ func StepLines(id, title, yName string, steps []int64, analyses []string, linkBa
 	l.SetGlobalOptions(append(xyChart(),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "0", Type: "scroll"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "step"}),
+		charts.WithXAxisOpts(opts.XAxis{Type: "category", Name: "step", NameLocation: "middle", NameGap: 26}),
 		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: yName}),
 	)...)
+	// The y axis's name (left-aligned, see alignNameLeft) gets a row of its
+	// own under the legend, which it would otherwise run into.
+	l.GridList[0].Top = "60"
 	for _, ln := range lines {
 		data := make([]opts.LineData, len(ln.Values))
 		for i, v := range ln.Values {
@@ -43,7 +47,9 @@ func StepLines(id, title, yName string, steps []int64, analyses []string, linkBa
 		l.AddSeries(ln.Name, data, charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(true), ConnectNulls: opts.Bool(false)}))
 	}
 	l.Validate()
-	c := finish(id, title, l.JSON(), yName, "step", yName)
+	option := l.JSON()
+	alignNameLeft(option, "yAxis")
+	c := finish(id, title, option, yName, "step", yName)
 	c.Spec.Meta.Height = 320
 	// A click on a point opens that step's analysis; the names are keyed by
 	// the point's index along x, which is what a line chart's click reports.
@@ -94,4 +100,23 @@ func LayerStepHeatmap(id, title string, steps []int64, layers []int, cells []Lay
 	ch.Spec.Meta.LinkBase = linkBase
 	ch.Caption = fmt.Sprintf("%s per layer at each checkpoint; colours clipped at the %gth percentile. Click a cell to open that step's analysis.", MetricLabel(v.Metric), v.Clip)
 	return ch
+}
+
+// alignNameLeft makes the names of option's axes of this kind ("yAxis") start
+// at their axis and run right, into the chart: centred on a y axis near the
+// canvas's left edge, a long name ("‖W_t − W_t−1‖ / ‖W_t−1‖") lost its start.
+// go-echarts has no nameTextStyle for axes, so the axes are rewritten as maps.
+func alignNameLeft(option map[string]any, kind string) {
+	raw, err := json.Marshal(option[kind])
+	if err != nil {
+		return
+	}
+	var axes []map[string]any
+	if json.Unmarshal(raw, &axes) != nil {
+		return
+	}
+	for _, a := range axes {
+		a["nameTextStyle"] = map[string]any{"align": "left"}
+	}
+	option[kind] = axes
 }
