@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,21 @@ func TestBrowserOpenVLAFirstTenMinutes(t *testing.T) {
 		case "norm", "bias", "layer_scale", "token", "pos_embed":
 			t.Errorf("a %s tensor in the weights-only tables (%q)", k, kinds)
 		}
+	}
+
+	// The spectrum page too: embed_tokens and lm_head are rows of the LLM's
+	// map, not maps of their own.
+	if code, b := send(t, "POST", s.URL+"/api/analyses/"+id+"/spectrum", "application/json", `{"rank": 8}`); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("start the spectra: %d %s", code, b)
+	}
+	s.waitSpectrum(t, id, 8, "done")
+	browserDo(t, ctx, "open the spectrum page", 20*time.Second, chromedp.Navigate(s.URL+"/analyses/"+id+"/spectrum?rank=8"))
+	browserWait(t, ctx, "the LLM's spectrum map", heatmapDrawn("spectrum-llm"), 20*time.Second)
+	if n := browserEval[int](t, ctx, `document.querySelectorAll('#spectrum-embed, #spectrum-lm_head').length`); n != 0 {
+		t.Errorf("%d spectrum maps of their own for embed or lm_head", n)
+	}
+	if rows := browserEval[[]string](t, ctx, `JSON.parse(document.getElementById('spectrum-llm-data').textContent).meta.y_labels`); !slices.Contains(rows, "embed_tokens") || !slices.Contains(rows, "lm_head") || slices.Contains(rows, "embed") {
+		t.Errorf("LLM spectrum rows %q; want embed_tokens and lm_head among them", rows)
 	}
 
 	// The most and least changed tables share the page's width: at 1280, 1440

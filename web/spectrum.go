@@ -73,7 +73,7 @@ func BuildSpectrum(a *store.Analysis, job *store.Spectrum, q url.Values, canStar
 	if p.Cost == "" && job.Seconds > 0 {
 		p.Cost = fmt.Sprintf("Computed in %.1f s.", job.Seconds)
 	}
-	for _, c := range viz.SpectrumComponents(res.Tensors) {
+	for _, c := range viz.SpectrumHeatmapComponents(res.Tensors) {
 		p.Charts = append(p.Charts, viz.SpectrumHeatmap(res.Tensors, res.Rank, c, p.Metric, viz.View{Scale: "linear", Palette: "viridis", Clip: 100},
 			TensorsPrefix(a.ID), ""))
 	}

@@ -100,6 +100,30 @@ func SpectrumComponents(ts []spectral.Tensor) []string {
 	return inPageOrder(seen)
 }
 
+// SpectrumHeatmapComponents lists the components that get a spectrum heatmap
+// of their own: as on the overview (HeatmapComponents), the embedding and
+// lm_head are rows of the llm's map when there is one, not 1×1 maps
+// stretched to full-width bars.
+func SpectrumHeatmapComponents(ts []spectral.Tensor) []string {
+	all := SpectrumComponents(ts)
+	if !slices.Contains(all, "llm") {
+		return all
+	}
+	return slices.DeleteFunc(all, func(c string) bool { return slices.Contains(endComponents, c) })
+}
+
+// spectrumRow names a tensor's row in a spectrum heatmap: the ends by what
+// they are (both are of kind "embed"), the others as SpectrumLabel does.
+func spectrumRow(t *spectral.Tensor) string {
+	switch t.Component {
+	case "embed":
+		return "embed_tokens"
+	case "lm_head":
+		return "lm_head"
+	}
+	return SpectrumLabel(t)
+}
+
 // SpectrumHeatmap is the layer × module heatmap of one component's spectra,
 // coloured by m. A fused qkv weight shows as its q, k and v blocks. A click on
 // a cell opens the tensor page (linkBase + name + "?" + linkQuery).
@@ -113,7 +137,7 @@ func SpectrumHeatmap(ts []spectral.Tensor, k int, component string, m SpectralMe
 	var mine []*spectral.Tensor
 	for i := range ts {
 		t := &ts[i]
-		if t.Component == component && !(t.Block == "" && fused[t.VLA]) {
+		if slices.Contains(heatmapMembers(component), t.Component) && !(t.Block == "" && fused[t.VLA]) {
 			mine = append(mine, t)
 		}
 	}
@@ -121,7 +145,7 @@ func SpectrumHeatmap(ts []spectral.Tensor, k int, component string, m SpectralMe
 	var rows []string
 	for _, t := range mine {
 		layers = append(layers, t.Layer)
-		rows = append(rows, SpectrumLabel(t))
+		rows = append(rows, spectrumRow(t))
 	}
 	slices.Sort(layers)
 	layers = slices.Compact(layers)
@@ -135,7 +159,7 @@ func SpectrumHeatmap(ts []spectral.Tensor, k int, component string, m SpectralMe
 	}
 	cells := make([]heatCell, 0, len(mine))
 	for _, t := range mine {
-		cells = append(cells, heatCell{x: slices.Index(layers, t.Layer), y: slices.Index(rows, SpectrumLabel(t)),
+		cells = append(cells, heatCell{x: slices.Index(layers, t.Layer), y: slices.Index(rows, spectrumRow(t)),
 			raw: m.Value(t.Spectrum, k), name: t.VLA})
 	}
 	// Ranks and fractions are read as they are: no percentile clipping.
