@@ -143,6 +143,15 @@
       clearTimeout(state.timer);
       state.timer = setTimeout(resolve, 100);
       syncExports();
+      syncPicker();
+    }
+
+    // The picker names the preset whose rules are loaded: once a rule is
+    // changed, added or removed, no preset is, and it says "(choose)" again.
+    function syncPicker() {
+      const sel = tid('preset-select');
+      const p = D.presets.find((x) => x.name === sel.value);
+      if (p && JSON.stringify(p.recipe.rules.map(cleanRule)) !== JSON.stringify(state.rules.map(cleanRule))) sel.value = '';
     }
 
     // resolveURL asks for the charts too, the unit map of the module chosen

@@ -150,6 +150,20 @@ func TestBrowserOpenVLAFirstTenMinutes(t *testing.T) {
 	if d := browserEval[string](t, ctx, `document.querySelector('[data-testid="export-sliced"] button').getAttribute('aria-describedby') || ''`); d != "sliced-loader" {
 		t.Errorf("the sliced download is described by %q", d)
 	}
+	// The picker names the preset loaded, and none once a rule is changed.
+	picker := `document.querySelector('[data-testid="preset-select"]').value`
+	if got := browserEval[string](t, ctx, picker); got != "openvla-light" {
+		t.Errorf("the picker shows %q; the page starts from openvla-light", got)
+	}
+	browserEval[bool](t, ctx, `(() => { const r = document.querySelector('[data-testid="ratio-0"]'); r.value = '0.3'; r.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	if got := browserEval[string](t, ctx, picker); got != "" {
+		t.Errorf("after a rule changed, the picker still shows %q", got)
+	}
+	browserEval[bool](t, ctx, `(() => { const s = document.querySelector('[data-testid="preset-select"]'); s.value = 'openvla-moderate'; s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`)
+	if got := browserEval[string](t, ctx, picker); got != "openvla-moderate" {
+		t.Errorf("after choosing openvla-moderate, the picker shows %q", got)
+	}
+	browserWait(t, ctx, "the counts", `document.querySelector('[data-testid="params-after"]')?.textContent !== '–'`, 20*time.Second)
 	for _, comp := range []string{"chart-components", "chart-layers"} {
 		if clipped := browserEval[[]string](t, ctx, axisNamesClipped(comp)); len(clipped) != 0 {
 			t.Errorf("composer %s: axis names %q are not drawn whole", comp, clipped)
