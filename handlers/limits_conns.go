@@ -79,9 +79,18 @@ func clientHost(a net.Addr) string {
 // the bytes holds its connection forever: the handler may not read the body
 // (GET /healthz), but the server tries to before reusing the connection.
 // The deadline is lifted when the body has been read to its end, so a long
-// response (an export, an event stream) is never cut by it, and set again when
-// the handler returns with the body unread, which bounds that last read.
+// response (an export, an event stream) is never cut by it.
 // Upload chunks replace it with their own deadline, renewed as bytes arrive.
+//
+// A response to a request whose body was not read to its end carries
+// "Connection: close": net/http discards an unread body of up to 256 KB
+// before it writes the response, so without it GET /healthz with a body that
+// never comes was answered only when the deadline expired (issue 14). With
+// it the answer goes at once and the connection is closed after it, its
+// descriptor freed then rather than at the deadline. The header is set before
+// the handler runs and taken back when the body reaches its end, so a
+// handler that reads its body keeps the connection alive; a handler whose
+// read times out answers 408 (decodeJSON).
 func (s *Server) bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -89,22 +98,27 @@ func (s *Server) bodyDeadline(next http.Handler) http.Handler {
 			return
 		}
 		rc := http.NewResponseController(w)
-		timeout := s.guard.g.BodyTimeout
-		rc.SetReadDeadline(time.Now().Add(timeout))
-		b := &deadlineBody{ReadCloser: r.Body, rc: rc}
+		rc.SetReadDeadline(time.Now().Add(s.guard.g.BodyTimeout))
+		w.Header().Set("Connection", "close")
+		b := &deadlineBody{ReadCloser: r.Body, rc: rc, h: w.Header()}
 		r.Body = b
 		next.ServeHTTP(w, r)
 		if !b.eof {
-			rc.SetReadDeadline(time.Now().Add(timeout))
+			// The connection closes after this response: what is left of
+			// the body is not waited for (net/http still reads it on close).
+			rc.SetReadDeadline(time.Now())
 		}
 	})
 }
 
 // deadlineBody lifts the connection's read deadline once the body is read to
-// its end. Only the handler's goroutine reads a request body.
+// its end, and takes back the "Connection: close" bodyDeadline set (a header
+// already written is not changed by it). Only the handler's goroutine reads a
+// request body.
 type deadlineBody struct {
 	io.ReadCloser
 	rc  *http.ResponseController
+	h   http.Header
 	eof bool
 }
 
@@ -113,6 +127,9 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	if err == io.EOF && !b.eof {
 		b.eof = true
 		b.rc.SetReadDeadline(time.Time{})
+		if b.h.Get("Connection") == "close" {
+			b.h.Del("Connection")
+		}
 	}
 	return n, err
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -30,9 +31,14 @@ func openFDs(t *testing.T) int {
 }
 
 // The attack of issue 14: many connections from one address send a request
-// that announces a body and never send it. Each connection is cut within the
-// body timeout (after its answer) or refused at once past the per-address cap,
-// the descriptors come back, and another client is served throughout.
+// that announces a body and never send it. Each connection is cut at the
+// body timeout (with 408) or refused at once past the per-address cap, the
+// descriptors come back, and another client is served throughout. The
+// request is one whose handler reads the body, so the connections are held
+// until the deadline; GET /healthz, whose handler does not, is now answered
+// and closed at once (TestUnreadBodyIsAnsweredAtOnce).
+const stalledPost = "POST /api/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+
 func TestStalledBodiesAreCutAndCapped(t *testing.T) {
 	const stalled, perClient = 300, 64
 	timeout := 400 * time.Millisecond
@@ -56,7 +62,7 @@ func TestStalledBodiesAreCutAndCapped(t *testing.T) {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 		conns = append(conns, c)
-		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, stalledPost); err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
 	}
@@ -108,8 +114,8 @@ func TestStalledBodiesAreCutAndCapped(t *testing.T) {
 	if statuses["429"] < stalled-2*perClient {
 		t.Errorf("only %d connections refused with 429 past the cap of %d per address", statuses["429"], perClient)
 	}
-	if statuses["200"] > 2*perClient {
-		t.Errorf("%d stalled connections were served; the cap is %d per address", statuses["200"], perClient)
+	if statuses["408"] == 0 || statuses["408"] > 2*perClient {
+		t.Errorf("%d stalled connections were answered 408; the cap is %d per address", statuses["408"], perClient)
 	}
 	// The server closed its ends: its descriptors come back.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -151,5 +157,76 @@ func TestBodyDeadlineSparesLongResponses(t *testing.T) {
 	got, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != 200 || string(got) != "kept" {
 		t.Errorf("a response outliving the body timeout: %d %q %v", resp.StatusCode, got, err)
+	}
+}
+
+// rawRequest sends head (request line and headers, announcing a body) and
+// part of the body on a fresh connection, and returns the connection and
+// what the server answers before anything more is sent. The read deadline is
+// a guard against a server that waits for the rest: it is never reached when
+// the server answers.
+func rawRequest(t *testing.T, addr, head, partial string) (net.Conn, *http.Response) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, head+partial); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q with its body not sent: no answer (%v)", strings.SplitN(head, "\r\n", 2)[0], err)
+	}
+	return c, resp
+}
+
+// A handler that does not read the body answers at once, even though the
+// announced body never arrives, and the connection is closed after the
+// answer rather than held until the body deadline (an hour here). Before,
+// net/http waited for the body (up to 256 KB) before writing the 200, so
+// GET /healthz with "Content-Length: 1000" was answered at the deadline
+// (issue 14 follow-up).
+func TestUnreadBodyIsAnsweredAtOnce(t *testing.T) {
+	s := newGuardedServer(t, false, func(c *Config) { c.Guard.BodyTimeout = time.Hour })
+	c, resp := rawRequest(t, s.Listener.Addr().String(), "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /healthz with an unsent body: %d %q %v", resp.StatusCode, body, err)
+	}
+	if !resp.Close {
+		t.Errorf("the answer does not say Connection: close (header %v)", resp.Header)
+	}
+	// The server closes its end now, not when the body deadline expires.
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the answer the connection gave %d bytes, %v; want it closed by the server", n, err)
+	}
+
+	// A request whose body is read to its end keeps its connection.
+	resp, err = quickClient.Post(s.URL+"/healthz", "text/plain", strings.NewReader("ignored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 && resp.StatusCode != 200 {
+		t.Errorf("POST /healthz: %d", resp.StatusCode)
+	}
+}
+
+// A handler that reads the body gets 408 when the body stalls past the body
+// deadline, and says why.
+func TestStalledBodyIs408(t *testing.T) {
+	timeout := 300 * time.Millisecond
+	s := newGuardedServer(t, false, func(c *Config) { c.Guard.BodyTimeout = timeout })
+	_, resp := rawRequest(t, s.Listener.Addr().String(),
+		"POST /api/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", `{"base":`)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "did not arrive within 300ms") {
+		t.Errorf("POST /api/preview with a stalled body: %d %s, want 408 naming the deadline", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Errorf("the 408 does not close the connection (header %v)", resp.Header)
 	}
 }
