@@ -19,7 +19,7 @@ import (
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
-		s.log.Error("render failed", "path", r.URL.Path, "err", err, "request_id", requestID(r))
+		s.log.Error("render failed", "path", logPath(r.URL.Path), "err", err, "request_id", requestID(r))
 		http.Error(w, "internal error; see the server log", http.StatusInternalServerError)
 		return
 	}
@@ -37,7 +37,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 		s.render(w, r, http.StatusNotFound, web.NotFoundPage("There is no such analysis or tensor."))
 		return
 	}
-	s.log.Error("page failed", "path", r.URL.Path, "err", err, "request_id", requestID(r))
+	s.log.Error("page failed", "path", logPath(r.URL.Path), "err", err, "request_id", requestID(r))
 	s.render(w, r, http.StatusInternalServerError, web.ErrorPage("Something went wrong", "The server could not show this page; the details are in its log."))
 }
 

@@ -80,9 +80,9 @@ func errorStatus(err error) (int, string) {
 func (s *Server) logFailure(r *http.Request, code int, err error) {
 	switch code {
 	case http.StatusInsufficientStorage:
-		s.log.Warn("disk full", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestID(r))
+		s.log.Warn("disk full", "method", r.Method, "path", logPath(r.URL.Path), "err", err, "request_id", requestID(r))
 	case http.StatusInternalServerError:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "request_id", requestID(r))
+		s.log.Error("request failed", "method", r.Method, "path", logPath(r.URL.Path), "err", err, "request_id", requestID(r))
 	}
 }
 
