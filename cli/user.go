@@ -23,6 +23,7 @@ user list [--data DIR]
 user token NAME [--label TEXT] [--expires 90d|never] [--data DIR]
 user token NAME --list | --revoke ID | --all [--data DIR]
 user passwd NAME [--password-stdin | --password-file FILE] [--data DIR]
+    (a new password, generated and printed once if none is given; ends the user's sessions and revokes all their API tokens)
 user role NAME --role viewer|editor|admin [--data DIR]
 user delete NAME [--data DIR]
 user unlock NAME [--data DIR]`
@@ -181,11 +182,19 @@ func runUserToken(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
+// passwdHelp says what `user passwd` does besides setting the password: a
+// changed password is meant to lock out whoever knew the old one, so the
+// user's sessions and API tokens go with it.
+const passwdHelp = "user passwd NAME sets a new password (generated and printed once if none is given), ends the user's sessions and revokes all their API tokens"
+
 func runUserPasswd(ctx context.Context, env Env, args []string) error {
 	f := newUserFlags("user passwd", 1)
 	pwStdin := f.fs.Bool("password-stdin", "read the password from the first line of stdin")
 	pwFile := f.fs.String("password-file", "", "read the password from the first line of this file")
 	name, err := f.parse(args, true)
+	if h := (*helpRequest)(nil); errors.As(err, &h) {
+		h.flags = passwdHelp + "\n\n" + h.flags
+	}
 	if err != nil {
 		return err
 	}
@@ -201,7 +210,7 @@ func runUserPasswd(ctx context.Context, env Env, args []string) error {
 	if err := db.SetUserPassword(ctx, name, password); err != nil {
 		return fmt.Errorf("user passwd: %v", err)
 	}
-	fmt.Fprintf(env.Stdout, "password of %s changed; their sessions are ended\n", name)
+	fmt.Fprintf(env.Stdout, "password of %s changed; their sessions are ended and their API tokens revoked (user token %s makes a new one)\n", name, name)
 	if generated {
 		fmt.Fprintf(env.Stdout, "password: %s\n", password)
 	}

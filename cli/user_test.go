@@ -60,7 +60,9 @@ func TestUserCommands(t *testing.T) {
 		{"list", "", []string{"user", "list", "--data", data}, 0, "bob   editor", ""},
 		{"promote", "", []string{"user", "role", "cy", "--role", "editor", "--data", data}, 0, "cy is now editor", ""},
 		{"last admin stays", "", []string{"user", "role", "ada", "--role", "viewer", "--data", data}, 1, "", "last admin"},
-		{"new password", "changed pass 1\n", []string{"user", "passwd", "cy", "--password-stdin", "--data", data}, 0, "password of cy changed", ""},
+		{"new password", "changed pass 1\n", []string{"user", "passwd", "cy", "--password-stdin", "--data", data}, 0, "password of cy changed; their sessions are ended and their API tokens revoked", ""},
+		{"passwd help", "", []string{"user", "passwd", "--help"}, 0, "ends the user's sessions and revokes all their API tokens", ""},
+		{"user help", "", []string{"user", "--help"}, 0, "ends the user's sessions and revokes all their API tokens", ""},
 		{"token for nobody", "", []string{"user", "token", "zed", "--data", data}, 1, "", `user "zed" not found`},
 		{"delete", "", []string{"user", "delete", "bob", "--data", data}, 0, "deleted user bob", ""},
 	}
