@@ -92,9 +92,19 @@ func (s *Server) apiFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	root, err := os.OpenRoot(s.cfg.Roots[idx])
 	if errors.Is(err, fs.ErrNotExist) {
-		// A root not made yet (the uploads folder of a fresh data folder,
-		// before the first upload) is an empty folder, not a server error.
-		writeJSON(w, http.StatusOK, filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: []fileEntry{}})
+		// The uploads folder of a fresh data folder, made at the first
+		// upload, is an empty folder until then. Any other missing root (the
+		// demo folder under --no-demo, a --root deleted since) is a 404 that
+		// names it: an empty 200 read as "nothing here" (issue 14).
+		if s.cfg.UploadDir != "" && s.cfg.Roots[idx] == s.cfg.UploadDir && rel == "." {
+			writeJSON(w, http.StatusOK, filesResponse{Roots: s.cfg.Roots, Root: idx, Path: rel, Entries: []fileEntry{}})
+			return
+		}
+		if rel != "." {
+			notFound(w, "no such folder")
+			return
+		}
+		notFound(w, fmt.Sprintf("the server root %s does not exist", s.cfg.Roots[idx]))
 		return
 	}
 	if err != nil {
