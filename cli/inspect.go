@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
@@ -63,11 +63,64 @@ func runInspect(ctx context.Context, env Env, args []string) error {
 	defer side.Close()
 	rep := buildInspectReport(side)
 	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeInspectJSON(env.Stdout, rep)
 	}
 	return writeInspectTable(env.Stdout, rep, outputColumns(env.Stdout))
+}
+
+// writeInspectJSON writes rep as json.Encoder with a two-space indent would,
+// but a tensor at a time: the encoder built the whole document, then an
+// indented copy of it, before writing a byte (issue 14: 16 MB of names at the
+// limits).
+func writeInspectJSON(w io.Writer, rep inspectReport) error {
+	bw := bufio.NewWriter(w)
+	field := func(name string, v any, last bool) error {
+		js, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "  %q: %s", name, js)
+		if !last {
+			bw.WriteByte(',')
+		}
+		bw.WriteByte('\n')
+		return nil
+	}
+	bw.WriteString("{\n")
+	if err := field("sources", rep.Sources, false); err != nil {
+		return err
+	}
+	if len(rep.Tensors) == 0 {
+		bw.WriteString("  \"tensors\": [],\n")
+	} else {
+		bw.WriteString("  \"tensors\": [\n")
+		for i, t := range rep.Tensors {
+			js, err := json.MarshalIndent(t, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			bw.WriteString("    ")
+			bw.Write(js)
+			if i < len(rep.Tensors)-1 {
+				bw.WriteByte(',')
+			}
+			bw.WriteByte('\n')
+		}
+		bw.WriteString("  ],\n")
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"params", rep.Params}, {"bytes", rep.Bytes}} {
+		if err := field(f.name, f.v, false); err != nil {
+			return err
+		}
+	}
+	if err := field("by_dtype", rep.ByDType, true); err != nil {
+		return err
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
 }
 
 func buildInspectReport(side *checkpoint.Side) inspectReport {
@@ -114,11 +167,7 @@ func writeInspectTable(w io.Writer, rep inspectReport, columns int) error {
 		rows = append(rows, [5]string{display(t.Name), t.DType, shapeString(t.Shape), strconv.FormatInt(t.Bytes, 10), display(file)})
 	}
 	fitColumns(rows, columns)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3], r[4])
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeColumns(w, rows); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n%d tensors, %s parameters, %s\n", len(rep.Tensors), groupDigits(rep.Params), humanBytes(rep.Bytes))
@@ -146,6 +195,32 @@ func writeInspectTable(w io.Writer, rep inspectReport, columns int) error {
 		}
 	}
 	return nil
+}
+
+// writeColumns writes rows aligned as text/tabwriter would (each column but
+// the last padded to its widest cell, in runes, plus columnGap), a row at a
+// time: the tabwriter kept a copy of the whole table until its Flush, a
+// second copy of every name (issue 14: a header at the limits holds 16 MB of
+// names).
+func writeColumns(w io.Writer, rows [][5]string) error {
+	var width [4]int
+	for _, r := range rows {
+		for i := range width {
+			width[i] = max(width[i], utf8.RuneCountInString(r[i]))
+		}
+	}
+	bw := bufio.NewWriter(w)
+	for _, r := range rows {
+		for i := range width {
+			bw.WriteString(r[i])
+			for range width[i] - utf8.RuneCountInString(r[i]) + columnGap {
+				bw.WriteByte(' ')
+			}
+		}
+		bw.WriteString(r[4])
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
 }
 
 // display returns s as is when every rune is printable, and otherwise quoted

@@ -194,3 +194,55 @@ func TestInspectKeepsShardNumbers(t *testing.T) {
 		}
 	}
 }
+
+// countingWriter counts what inspect writes without keeping it.
+type countingWriter struct{ n int }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// TestInspectLongNames: long tensor names (issue 14 follow-up). The review's
+// 65,536 names of 1,400 bytes (a 91 MB header; `inspect` reached 533 MB RSS)
+// are refused by the 16 MiB header limit before the header is read. The most
+// the limits let through, 15,500 names of 1,024 bytes (a 16 MB header), is
+// listed with a peak live heap under four times the names, as a table and
+// as JSON, both written a row at a time (text/tabwriter kept a copy of the
+// table, json.Encoder two of the document: 123 and 151 MB RSS in all).
+func TestInspectLongNames(t *testing.T) {
+	dir := t.TempDir()
+	refused := filepath.Join(dir, "long-names.safetensors")
+	const hdrLen = 95_158_280 // sparse: the attack's size and length prefix
+	hostile.WriteFile(t, refused, binary.LittleEndian.AppendUint64(nil, hdrLen))
+	if err := os.Truncate(refused, 8+hdrLen); err != nil {
+		t.Fatal(err)
+	}
+	allowed := filepath.Join(dir, "long-allowed.safetensors")
+	data := hostile.ManyTensorsSafetensors(15_500, 1024)
+	hostile.WriteFile(t, allowed, data)
+	for _, tc := range []struct {
+		flag, path, want string
+		maxPeak          uint64
+	}{
+		{"", refused, "exceeds the limit of 16777216 bytes", 1 << 20},
+		{"", allowed, "", 4 * uint64(len(data))},
+		{"--json", allowed, "", 4 * uint64(len(data))},
+	} {
+		var out countingWriter
+		var errb bytes.Buffer
+		var code int
+		args := []string{"inspect", tc.path}
+		if tc.flag != "" {
+			args = []string{"inspect", tc.flag, tc.path}
+		}
+		use := hostile.Measure(func() { code = Main(args, Env{Stdout: &out, Stderr: &errb}) })
+		t.Logf("%v: exit %d, %v, %d bytes out; %s", args[1:], code, use, out.n, strings.TrimSpace(errb.String()))
+		if tc.want != "" && (code == 0 || !strings.HasPrefix(errb.String(), "deltascope: "+tc.path+": ") || !strings.Contains(errb.String(), tc.want)) {
+			t.Errorf("%s: exit %d, stderr %q, want an error saying %q", tc.path, code, errb.String(), tc.want)
+		}
+		if tc.want == "" && (code != 0 || out.n < 15_500*1024) {
+			t.Errorf("%s: exit %d, %d bytes out, stderr %q", tc.path, code, out.n, errb.String())
+		}
+		if use.Peak > tc.maxPeak {
+			t.Errorf("%v: peak live heap +%d MB, want under %d MB", args[1:], use.Peak>>20, tc.maxPeak>>20)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deltascope/deltascope/analysis/checkpoint"
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/handlers"
 )
 
@@ -27,7 +28,7 @@ func addLimitFlags(fs *flagSet) *serveLimits {
 	return &serveLimits{
 		maxUpload:           fs.String("max-upload", "64G", "largest file one upload may declare"),
 		maxJSON:             fs.String("max-json-body", "1M", "largest JSON request body"),
-		maxHeader:           fs.String("max-header", strconv.FormatInt(d.MaxHeaderBytes, 10), "largest safetensors JSON header (the format allows 100000000)"),
+		maxHeader:           fs.String("max-header", strconv.FormatInt(d.MaxHeaderBytes, 10), "largest safetensors JSON header (real ones are 100-200 KB; the format allows 100000000)"),
 		maxTensors:          fs.Int("max-tensors", d.MaxTensors, "most tensors one checkpoint source may hold"),
 		maxShards:           fs.Int("max-shards", d.MaxShards, "most shard files in one checkpoint folder"),
 		maxQueued:           fs.Int("max-queued", g.MaxQueuedAnalyses, "analyses that may wait in the queue; more are refused with 429"),
@@ -57,8 +58,8 @@ func (l *serveLimits) config() (handlers.Config, error) {
 			return cfg, fmt.Errorf("serve: --%s %q: give a positive size such as 512M or 64G", s.flag, s.v)
 		}
 	}
-	if cfg.Limits.MaxHeaderBytes > checkpoint.DefaultLimits.MaxHeaderBytes {
-		return cfg, fmt.Errorf("serve: --max-header: the safetensors format caps headers at %d bytes", checkpoint.DefaultLimits.MaxHeaderBytes)
+	if cfg.Limits.MaxHeaderBytes > safetensors.MaxHeaderLen {
+		return cfg, fmt.Errorf("serve: --max-header: the safetensors format caps headers at %d bytes", safetensors.MaxHeaderLen)
 	}
 	cfg.Limits.MaxTensors, cfg.Limits.MaxShards = *l.maxTensors, *l.maxShards
 	cfg.Limits.MaxPickleBytes = checkpoint.DefaultLimits.MaxPickleBytes

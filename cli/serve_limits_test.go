@@ -18,8 +18,14 @@ func TestServeLimitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.MaxUploadBytes != 2<<30 || cfg.MaxJSONBody != 64<<10 || cfg.Limits.MaxTensors != 10 ||
-		cfg.Guard.UploadExpiry != 72*time.Hour || cfg.Guard.HeaderTimeout != 5*time.Second || cfg.Limits.MaxHeaderBytes != 100_000_000 {
+		cfg.Guard.UploadExpiry != 72*time.Hour || cfg.Guard.HeaderTimeout != 5*time.Second || cfg.Limits.MaxHeaderBytes != 16<<20 {
 		t.Errorf("parsed %+v", cfg)
+	}
+	// The default header limit is 16 MiB (real headers are 100-200 KB; issue
+	// 14); an admin may raise it up to the format's own cap, not past it.
+	l, _ = parse("--max-header", "100000000")
+	if cfg, err := l.config(); err != nil || cfg.Limits.MaxHeaderBytes != 100_000_000 {
+		t.Errorf("--max-header 100000000: %v, %d", err, cfg.Limits.MaxHeaderBytes)
 	}
 	for _, c := range []struct {
 		args []string
@@ -27,7 +33,7 @@ func TestServeLimitFlags(t *testing.T) {
 	}{
 		{[]string{"--max-upload", "lots"}, "--max-upload"},
 		{[]string{"--max-upload", "0"}, "--max-upload"},
-		{[]string{"--max-header", "200000000"}, "caps headers"},
+		{[]string{"--max-header", "100000001"}, "caps headers at 100000000 bytes"},
 		{[]string{"--max-queued", "0"}, "--max-queued must be at least 1"},
 		{[]string{"--upload-stall", "soon"}, "--upload-stall"},
 		{[]string{"--body-timeout", "-1s"}, "--body-timeout"},

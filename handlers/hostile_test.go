@@ -31,10 +31,17 @@ func TestHostileCheckpointsPreview(t *testing.T) {
 	hostile.WriteFile(t, filepath.Join(s.root, "bomb.pt"), hostile.PickleBomb(8, 1<<20, false))
 	hostile.WriteFile(t, filepath.Join(s.root, "bomb-deflated.pt"), hostile.PickleBomb(60, 1<<20, true))
 	hostile.WriteFile(t, filepath.Join(s.root, "many.safetensors"), hostile.ManyTensorsSafetensors(checkpoint.DefaultLimits.MaxTensors+1, 38))
+	// Long names (issue 14 follow-up): one name over the 1 KB cap, and the
+	// review's 65,536 names of 1,400 bytes, a 91 MB header, over the 16 MiB
+	// default header limit.
+	hostile.WriteFile(t, filepath.Join(s.root, "long-name.safetensors"), hostile.ManyTensorsSafetensors(2, 1025))
+	hostile.WriteFile(t, filepath.Join(s.root, "long-names.safetensors"), hostile.ManyTensorsSafetensors(65_536, 1400))
 	for file, want := range map[string]string{
-		"bomb.pt":          "refusing a pickle bomb",
-		"bomb-deflated.pt": "looks like a zip bomb",
-		"many.safetensors": "more than 65536 tensors",
+		"bomb.pt":                "refusing a pickle bomb",
+		"bomb-deflated.pt":       "looks like a zip bomb",
+		"many.safetensors":       "more than 65536 tensors",
+		"long-name.safetensors":  "tensor 1 of the header has a name of 1025 bytes",
+		"long-names.safetensors": "exceeds the limit of 16777216 bytes",
 	} {
 		body := fmt.Sprintf(`{"base": [%q], "vla": ["pi05/vla/model.safetensors"]}`, file)
 		var code int

@@ -17,6 +17,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
 
@@ -139,7 +140,7 @@ func tensorErrorf(path, name, format string, args ...any) error {
 
 // Limits bounds what a source may declare before anything is allocated for it.
 type Limits struct {
-	MaxHeaderBytes int64 // safetensors JSON header; the format's own cap is 100,000,000
+	MaxHeaderBytes int64 // safetensors JSON header; at most the format's own cap, safetensors.MaxHeaderLen (100,000,000)
 	MaxTensors     int   // per source
 	MaxShards      int   // files per sharded folder
 	MaxPickleBytes int64 // data.pkl size
@@ -151,8 +152,15 @@ type Limits struct {
 // MaxTensors: OpenVLA-7B has 982 tensors, π0.5 812, a 70B Llama 723; 65,536
 // leaves 60× room over the largest VLA while keeping one parsed source under
 // ~40 MB (a header of 1 M tiny tensors, 89 MB, took a preview to 1.5 GB).
+//
+// MaxHeaderBytes: real headers are 100–200 KB (OpenVLA-7B's, 982 tensors, is
+// ~110 KB); 16 MiB leaves 80× room while bounding what the names of one file
+// may total (with safetensors.MaxNameLen per name). At the format's own cap,
+// 65,536 names of 1,400 bytes made a 91 MB header that took one preview to
+// 435 MB and `inspect` to 533 MB. `serve --max-header` may raise it up to
+// safetensors.MaxHeaderLen.
 var DefaultLimits = Limits{
-	MaxHeaderBytes: 100_000_000,
+	MaxHeaderBytes: 16 << 20,
 	MaxTensors:     65_536,
 	MaxShards:      10_000,
 	MaxPickleBytes: 64 << 20, // ~150 bytes per tensor in a state dict's data.pkl
@@ -190,9 +198,10 @@ type Options struct {
 func (o Options) limits() Limits {
 	l := o.Limits
 	d := DefaultLimits
-	if l.MaxHeaderBytes <= 0 || l.MaxHeaderBytes > d.MaxHeaderBytes {
+	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = d.MaxHeaderBytes
 	}
+	l.MaxHeaderBytes = min(l.MaxHeaderBytes, safetensors.MaxHeaderLen)
 	if l.MaxTensors <= 0 {
 		l.MaxTensors = d.MaxTensors
 	}

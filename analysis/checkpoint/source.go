@@ -292,6 +292,9 @@ func (s *Source) parseFile(hdr, data io.ReaderAt, osf *os.File, size int64, name
 			s.closers = append(s.closers, m)
 		}
 	}
+	// Grown once: appending 65,536 tensors one by one left ~2× their size in
+	// discarded arrays behind, on top of the header's own garbage.
+	s.Tensors = slices.Grow(s.Tensors, len(h.Entries))
 	for _, e := range h.Entries {
 		s.Tensors = append(s.Tensors, Tensor{Stored: e.Name, DType: e.DType, Shape: e.Shape, File: display, Offset: h.DataOffset + e.Begin, Size: e.End - e.Begin, f: data, m: m})
 	}

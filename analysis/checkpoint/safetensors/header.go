@@ -32,6 +32,18 @@ const MaxHeaderLen = 100_000_000
 // while a header at the limit parses in ~20-40 MB (1 M tensors took 1.5 GB).
 const DefaultMaxTensors = 65_536
 
+// MaxNameLen bounds one tensor's name. Real names are under 150 bytes
+// (OpenVLA-7B's longest is about 80, π0.5's about 110); a header of 65,536
+// names of 1,400 bytes (91 MB) once made one preview of two such files peak at
+// 435 MB. With this cap a name costs at most ~1 KB wherever it is kept or
+// shown, and the header limit (checkpoint.DefaultLimits, 16 MiB) bounds the
+// names' total: together they keep memory proportional to a real header
+// rather than to what a hostile one may list. A per-name cap alone would not
+// (65,536 names of 1 KB are still 64 MB), nor a budget on total name bytes
+// alone (one 16 MB name would be copied whole into every message and table
+// that names it).
+const MaxNameLen = 1024
+
 // MaxRank bounds the number of dimensions of one tensor. The reference has no
 // limit, but no framework goes past a few dozen (NumPy: 64) and the bound keeps a
 // hostile header from turning 100 MB of "1," into a gigabyte of shapes.
@@ -91,7 +103,8 @@ func ReadHeader(f io.ReaderAt, size int64, path string, maxHeader int64, maxTens
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > uint64(maxHeader) {
-		return nil, tensor.Errorf(path, "header length %d exceeds the limit of %d bytes (not a safetensors file?)", n, maxHeader)
+		return nil, tensor.Errorf(path, "header length %d exceeds the limit of %d bytes "+
+			"(real checkpoints' headers are a few hundred KB; not a safetensors file, or a hostile one?)", n, maxHeader)
 	}
 	if n > uint64(size-8) {
 		return nil, tensor.Errorf(path, "header length %d runs past the end of the file (%d bytes after the length)", n, size-8)

@@ -1,6 +1,7 @@
 package safetensors_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,49 @@ func TestTensorCountWithMetadata(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%s with a limit of 1: error %v, want ok=%v", hdr, err, tc.ok)
 		}
+	}
+}
+
+// TestTensorNameLimit: a name longer than MaxNameLen is refused, naming the
+// file and the tensor's place in the header rather than quoting the name
+// whole; a name of exactly MaxNameLen is a name. Before, 65,536 names of
+// 1,400 bytes (a 91 MB header) were accepted and one preview of two such
+// files peaked at 435 MB (issue 14 follow-up).
+func TestTensorNameLimit(t *testing.T) {
+	entry := `{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`
+	for _, n := range []int{safetensors.MaxNameLen, safetensors.MaxNameLen + 1, 1400, 1 << 20} {
+		long := strings.Repeat("x", n)
+		hdr := `{"a":` + entry + `,"__metadata__":{"format":"pt"},"b":` + entry + `,"` + long + `":` + entry + `}`
+		h, err := safetensors.ParseHeader([]byte(hdr), int64(8+len(hdr)), "m.safetensors", 0)
+		if n <= safetensors.MaxNameLen {
+			if err != nil || len(h.Entries) != 3 {
+				t.Errorf("a %d-byte name: %v", n, err)
+			}
+			continue
+		}
+		want := fmt.Sprintf("m.safetensors: tensor 3 of the header has a name of %d bytes", n)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "over the limit of 1024 bytes") {
+			t.Errorf("a %d-byte name: %v, want %q", n, err, want)
+		} else if len(err.Error()) > 300 {
+			t.Errorf("the error quotes %d bytes of the name", len(err.Error()))
+		}
+	}
+}
+
+// TestLongNamesAtTheLimitsMemory: the most names the default limits let
+// through (a 16 MiB header of 1,024-byte names, 15,500 tensors) parse in
+// memory proportional to what is kept, ~1× the names, not a multiple of it.
+func TestLongNamesAtTheLimitsMemory(t *testing.T) {
+	data := hostile.ManyTensorsSafetensors(15_500, safetensors.MaxNameLen)
+	if len(data) > 16<<20 {
+		t.Fatalf("the header is %d bytes, over the 16 MiB default limit", len(data))
+	}
+	h, use, err := readHostile(t, data, 0)
+	t.Logf("%d-byte header of 1 KB names: %v", len(data), use)
+	if err != nil || len(h.Entries) != 15_500 {
+		t.Fatalf("%v", err)
+	}
+	if use.Peak > 2*uint64(len(data)) {
+		t.Errorf("peak live heap +%d MB parsing a %d MB header; want under twice its size", use.Peak>>20, len(data)>>20)
 	}
 }

@@ -42,6 +42,10 @@ func parseJSON(r io.Reader, path string, maxTensors, entries int) (*Header, erro
 		if err != nil {
 			return nil, err
 		}
+		if len(name) > MaxNameLen { // before the name is kept, or quoted whole in an error
+			return nil, tensor.Errorf(path, "tensor %d of the header has a name of %d bytes (%q…), over the limit of %d bytes "+
+				"(real tensor names are under 200)", len(h.Entries)+1, len(name), name[:48], MaxNameLen)
+		}
 		if _, dup := seen[name]; dup {
 			if name == metadataKey {
 				return nil, tensor.Errorf(path, "%s is given twice", metadataKey)
