@@ -73,7 +73,8 @@ func Analyze(ctx context.Context, base, vla *checkpoint.Side, opt Options) (*Res
 	res.Exact = opt.Exact
 	res.Suggestions = arch.Suggest(bn, vn, al)
 	if len(al.Pairs) == 0 {
-		return nil, &NoAlignmentError{BaseTensors: len(bn), VLATensors: len(vn), Mismatched: len(al.Mismatched), Suggestions: res.Suggestions}
+		return nil, &NoAlignmentError{BaseTensors: len(bn), VLATensors: len(vn), Mismatched: len(al.Mismatched), Suggestions: res.Suggestions,
+			Unmatched: ExplainUnmatched(res)}
 	}
 
 	jobs := make([]*pairJob, 0, len(al.Pairs))

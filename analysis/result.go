@@ -131,22 +131,42 @@ type Result struct {
 
 // NoAlignmentError is an analysis in which no tensor pair aligned: there is
 // nothing to measure, and a ΔW of 0 would be a lie. It carries what the user
-// needs to fix the sources or rules.
+// needs to fix the sources or rules: what likely left each component
+// unmatched (arch.ExplainUnmatched) and the rules that would pair tensors.
 type NoAlignmentError struct {
 	BaseTensors, VLATensors, Mismatched int
 	Suggestions                         []arch.Suggestion
+	Unmatched                           []arch.UnmatchedGroup
 }
 
+// Error is one line: the counts, then each reason (arch.UnmatchedReasons),
+// then the suggested rules the reasons did not name.
 func (e *NoAlignmentError) Error() string {
 	msg := fmt.Sprintf("no tensor aligned between the base (%d tensors) and the VLA (%d tensors)", e.BaseTensors, e.VLATensors)
 	if e.Mismatched > 0 {
 		msg += fmt.Sprintf("; %d pairs matched by name have different shapes", e.Mismatched)
 	}
-	if len(e.Suggestions) == 0 {
-		return msg + "; check the sources and their PREFIX= or add --map rules"
+	for _, r := range arch.UnmatchedReasons(e.Unmatched) {
+		msg += "; " + r
+	}
+	named := map[string]bool{}
+	for _, g := range e.Unmatched {
+		named[g.Rule] = true
+	}
+	var try []arch.Suggestion
+	for _, s := range e.Suggestions {
+		if !named[s.Rule] {
+			try = append(try, s)
+		}
+	}
+	if len(try) == 0 {
+		if len(e.Suggestions) == 0 {
+			msg += "; check the sources and their PREFIX= or add --map rules"
+		}
+		return msg
 	}
 	msg += "; try"
-	for i, s := range e.Suggestions {
+	for i, s := range try {
 		if i > 0 {
 			msg += " or"
 		}

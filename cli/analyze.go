@@ -171,7 +171,7 @@ func analyzeCached(ctx context.Context, env Env, sf storeFlags, bases, vlas, map
 	res, err := analyzeSides(ctx, env, base, vla, maps, po, true)
 	if err != nil {
 		if na, ok := errors.AsType[*analysis.NoAlignmentError](err); ok {
-			db.FailAdvised(context.WithoutCancel(ctx), a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions})
+			db.FailAdvised(context.WithoutCancel(ctx), a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions, Unmatched: na.Unmatched})
 			return nil, err
 		}
 		if ctx.Err() != nil { // Ctrl-C: the dashboard shows it cancelled, not failed with "context canceled"

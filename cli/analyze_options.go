@@ -96,6 +96,10 @@ func reportUnmatched(w io.Writer, res *analysis.Result) {
 	}
 	fmt.Fprintf(w, "unmatched: %d base-only, %d VLA-only, %d shape mismatches, %d ambiguous (aligned %d)\n",
 		len(res.BaseOnly), len(res.VLAOnly), n-len(res.BaseOnly)-len(res.VLAOnly)-len(res.Ambiguous), len(res.Ambiguous), len(res.Tensors))
+	// What likely happened, per component (the overview's banner says the same).
+	for _, r := range arch.UnmatchedReasons(analysis.ExplainUnmatched(res)) {
+		fmt.Fprintf(w, "  %s\n", r)
+	}
 	for _, s := range res.Suggestions {
 		fmt.Fprintf(w, "  try --map '%s'   (pairs %d, e.g. %s → %s)\n", s.Rule, s.Pairs, s.ExampleBase, s.ExampleVLA)
 	}
@@ -114,6 +118,9 @@ func unmatchedError(res *analysis.Result) error {
 	}
 	msg := fmt.Sprintf("analyze --strict: %d tensors unmatched (%d base-only, %d VLA-only, %d ambiguous, %d shape mismatches)",
 		n, len(res.BaseOnly), len(res.VLAOnly), len(res.Ambiguous), n-len(res.BaseOnly)-len(res.VLAOnly)-len(res.Ambiguous))
+	for _, r := range arch.UnmatchedReasons(analysis.ExplainUnmatched(res)) {
+		msg += "; " + r
+	}
 	for i, s := range res.Suggestions {
 		sep := "; try"
 		if i > 0 {

@@ -296,7 +296,7 @@ func (r *Runner) runOne(parent context.Context, a *store.Analysis) {
 		fail := func(c context.Context) error { return r.db.Fail(c, a.ID, err.Error()) }
 		if na, ok := errors.AsType[*analysis.NoAlignmentError](err); ok {
 			fail = func(c context.Context) error {
-				return r.db.FailAdvised(c, a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions})
+				return r.db.FailAdvised(c, a.ID, err.Error(), store.Advice{Suggestions: na.Suggestions, Unmatched: na.Unmatched})
 			}
 		}
 		if ferr := fail(context.WithoutCancel(ctx)); ferr != nil && !errors.Is(ferr, store.ErrConflict) {

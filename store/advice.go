@@ -19,10 +19,13 @@ const adviceSchema = 5
 
 // Advice is what an analysis tells its reader to act on: --map rules that
 // would pair the tensors it left unmatched, and the components whose attention
-// geometry is a guess.
+// geometry is a guess. Unmatched is set on an analysis that failed because
+// nothing aligned: what likely left each component unmatched (a done
+// analysis's is computed from its stored lists, analysis.ExplainUnmatched).
 type Advice struct {
-	Suggestions     []arch.Suggestion `json:"suggestions"`
-	GeometryGuessed []string          `json:"geometry_guessed"`
+	Suggestions     []arch.Suggestion     `json:"suggestions"`
+	GeometryGuessed []string              `json:"geometry_guessed"`
+	Unmatched       []arch.UnmatchedGroup `json:"unmatched,omitempty"`
 }
 
 // AdviceOf is the advice in a result.

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/arch"
 	"github.com/deltascope/deltascope/store"
 )
@@ -20,6 +21,20 @@ func (o Overview) unmatchedText() string {
 		s += fmt.Sprintf(", %d ambiguous", o.Ambiguous)
 	}
 	return s + "."
+}
+
+// unmatchedReasons explains, from the stored lists, what left tensors
+// unmatched: the same sentences as the CLI's stderr summary.
+func unmatchedReasons(in OverviewInput, al *analysis.Result) []string {
+	if len(al.BaseOnly)+len(al.VLAOnly) == 0 {
+		return nil
+	}
+	var sugg []arch.Suggestion
+	if in.Analysis.Advice != nil {
+		sugg = in.Analysis.Advice.Suggestions
+	}
+	return arch.UnmatchedReasons(analysis.ExplainUnmatched(&analysis.Result{Tensors: in.Tensors, Mismatched: al.Mismatched,
+		BaseOnly: al.BaseOnly, VLAOnly: al.VLAOnly, Suggestions: sugg}))
 }
 
 // suggestions are the analysis's suggested --map rules (none recorded: none).

@@ -67,6 +67,9 @@ type Overview struct {
 	UnitComps  []string // components with unit scores (units tab)
 	// Counts of the alignment.
 	Aligned, BaseOnly, VLAOnly, Mismatched, Ambiguous int
+	// UnmatchedReasons say, per component, what likely left tensors
+	// unmatched (analysis.ExplainUnmatched), for the banner.
+	UnmatchedReasons []string
 
 	Summary  Table // per component
 	Most     Table // most changed tensors
@@ -119,6 +122,7 @@ func BuildOverview(in OverviewInput, st OverviewState) Overview {
 		al = &analysis.Result{}
 	}
 	o.Aligned, o.BaseOnly, o.VLAOnly, o.Mismatched, o.Ambiguous = len(in.Tensors), len(al.BaseOnly), len(al.VLAOnly), len(al.Mismatched), len(al.Ambiguous)
+	o.UnmatchedReasons = unmatchedReasons(in, al)
 	link := func(name string) string { return TensorURL(id, name, with(o.State.Query(), "sel", name)) }
 
 	o.AllTensors = Table{ID: "tensors", Title: "All tensors", Base: self}
