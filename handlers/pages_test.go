@@ -174,7 +174,7 @@ func TestPageQueuedJob(t *testing.T) {
 		{"tensor of a job", "GET", "/analyses/" + queued.ID + "/tensors/x", 303, web.AnalysisURL(queued.ID), ""},
 		{"cancel unknown", "POST", web.CancelURL("nope"), 404, "", "Not found"},
 		{"cancel", "POST", web.CancelURL(queued.ID), 303, web.AnalysisURL(queued.ID), ""},
-		{"cancelled page", "GET", "/analyses/" + queued.ID, 200, "", "This analysis was cancelled."},
+		{"cancelled page", "GET", "/analyses/" + queued.ID, 200, "", "This analysis was cancelled before it read any tensor."},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			req, _ := http.NewRequest(c.method, s.URL+c.path, nil)
