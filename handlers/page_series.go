@@ -73,7 +73,7 @@ func (s *Server) pageSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	steps := make([]web.SeriesStepData, len(v.Steps))
 	for i, st := range v.Steps {
-		steps[i] = web.SeriesStepData{SeriesStep: st.SeriesStep, Status: st.Status, DriftStatus: st.DriftStatus, Progress: st.Progress,
+		steps[i] = web.SeriesStepData{SeriesStep: st.SeriesStep, Name: st.Name, Status: st.Status, DriftStatus: st.DriftStatus, Progress: st.Progress,
 			Tensors: tensors[st.AnalysisID], Drift: tensors[st.DriftID]}
 	}
 	p := web.BuildSeries(v.Series, steps, r.URL.Query())

@@ -187,7 +187,7 @@ func TestBrowserSeries(t *testing.T) {
 	if cols != 3 {
 		t.Errorf("heatmap has %d step columns", cols)
 	}
-	step2 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(2) a').textContent`)
+	step2 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(2) code.id').title`)
 	// Click, with the mouse, a cell of the second step's column.
 	browserDo(t, ctx, "scroll to the heatmap", 10*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#series-llm-ffn-up")))
 	pt := browserEval[[]float64](t, ctx, `(() => { const el = document.getElementById('series-llm-ffn-up');
@@ -200,7 +200,7 @@ func TestBrowserSeries(t *testing.T) {
 	// A point of the ΔW line opens its step's analysis too.
 	browserDo(t, ctx, "back to the series", 20*time.Second, chromedp.NavigateBack())
 	browserWait(t, ctx, "the ΔW lines again", `document.getElementById('series-delta')?.dataset.drawn === '1'`, 20*time.Second)
-	step3 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(3) a').textContent`)
+	step3 := browserEval[string](t, ctx, `document.querySelector('[data-testid="table-steps"] tbody tr:nth-child(3) code.id').title`)
 	browserDo(t, ctx, "scroll to the lines", 10*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#series-delta")))
 	pt = browserEval[[]float64](t, ctx, `(() => { const el = document.getElementById('series-delta');
 		const c = echarts.getInstanceByDom(el); const d = c.getOption().series[0].data[2];

@@ -186,6 +186,8 @@ type SeriesView struct {
 // SeriesStepView is one step of a SeriesView.
 type SeriesStepView struct {
 	store.SeriesStep
+	// Name is the name of the step's analysis against the base.
+	Name        string                  `json:"name"`
 	Status      store.Status            `json:"status"`
 	DriftStatus store.Status            `json:"drift_status"`
 	Progress    float64                 `json:"progress"`
@@ -233,6 +235,9 @@ func LoadSeries(ctx context.Context, db *store.DB, id string) (*SeriesView, map[
 			return nil, nil, err
 		}
 		sv.Status, sv.DriftStatus = a.Status, d.Status
+		if sv.Name = a.Name; sv.Name == "" {
+			sv.Name = store.DefaultName(a.Request)
+		}
 		sv.Progress = (a.Progress() + d.Progress()) / 2
 		if ts != nil {
 			sv.Delta, _ = rels(ts)

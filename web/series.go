@@ -17,6 +17,7 @@ import (
 // before).
 type SeriesStepData struct {
 	store.SeriesStep
+	Name                string // of the analysis against the base
 	Status, DriftStatus store.Status
 	Progress            float64
 	Tensors, Drift      []analysis.TensorStats
@@ -160,7 +161,7 @@ func BuildSeries(sr *store.Series, steps []SeriesStepData, q url.Values) SeriesP
 		}
 		p.Steps.Rows = append(p.Steps.Rows, []Cell{
 			{Text: strconv.FormatInt(st.Step, 10), Value: st.Step, Num: true},
-			{Text: st.AnalysisID, Value: st.AnalysisID, Link: AnalysisURL(st.AnalysisID)},
+			{Text: cmp.Or(st.Name, st.AnalysisID), Value: st.AnalysisID, Link: AnalysisURL(st.AnalysisID), ID: st.AnalysisID},
 			{Text: status, Value: status},
 			{Text: relText, Value: relVal, Num: true},
 			{Text: driftText, Value: driftVal, Num: true},

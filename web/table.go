@@ -21,6 +21,9 @@ type Cell struct {
 	// Name marks a tensor name or path without a link: it keeps a name
 	// column's minimum width, as a linked name does.
 	Name bool
+	// ID, when set, is shown short under the text with the whole id as its
+	// tooltip (an analysis named by its name, as on the home page).
+	ID string
 }
 
 // Text is a plain text cell.
