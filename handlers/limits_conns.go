@@ -89,8 +89,9 @@ func clientHost(a net.Addr) string {
 // it the answer goes at once and the connection is closed after it, its
 // descriptor freed then rather than at the deadline. The header is set before
 // the handler runs and taken back when the body reaches its end, so a
-// handler that reads its body keeps the connection alive; a handler whose
-// read times out answers 408 (decodeJSON).
+// handler that reads its body keeps the connection alive. A handler whose
+// read times out answers 408: decodeJSON says so itself, and a 400 written
+// after a timed-out read (a form, a CSV, a strict JSON body) is sent as 408.
 func (s *Server) bodyDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -102,7 +103,7 @@ func (s *Server) bodyDeadline(next http.Handler) http.Handler {
 		w.Header().Set("Connection", "close")
 		b := &deadlineBody{ReadCloser: r.Body, rc: rc, h: w.Header()}
 		r.Body = b
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&timeoutStatus{ResponseWriter: w, b: b}, r)
 		if !b.eof {
 			// The connection closes after this response: what is left of
 			// the body is not waited for (net/http still reads it on close).
@@ -120,10 +121,42 @@ type deadlineBody struct {
 	rc  *http.ResponseController
 	h   http.Header
 	eof bool
+	// timedOut: a read ended at the deadline.
+	timedOut bool
 }
+
+// timeoutStatus sends a 400 written after the body's read timed out as 408
+// Request Timeout: the request was not malformed, it did not arrive. Flush
+// and Unwrap keep event streams and http.ResponseController working through
+// it.
+type timeoutStatus struct {
+	http.ResponseWriter
+	b     *deadlineBody
+	wrote bool
+}
+
+func (w *timeoutStatus) WriteHeader(code int) {
+	if !w.wrote && code == http.StatusBadRequest && w.b.timedOut {
+		code = http.StatusRequestTimeout
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *timeoutStatus) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *timeoutStatus) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *timeoutStatus) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if err != nil && isTimeout(err) {
+		b.timedOut = true
+	}
 	if err == io.EOF && !b.eof {
 		b.eof = true
 		b.rc.SetReadDeadline(time.Time{})
