@@ -53,12 +53,11 @@ func (s *Server) apiAnalysisCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, createAnalysisResponse{ID: a.ID, Status: a.Status, Cached: true})
 		return
 	}
-	base, vla, ok := s.openRequestSides(w, r, req)
+	_, _, done, ok := s.openRequestSides(w, r, req)
 	if !ok {
 		return
 	}
-	defer base.Close()
-	defer vla.Close()
+	done() // opened to be checked: the job opens them again
 	s.stats.cacheMisses.Add(1)
 	if counts, err := s.db.CountByStatus(r.Context()); err == nil && counts[store.StatusQueued] >= s.guard.g.MaxQueuedAnalyses {
 		tooManyRequests(w, fmt.Sprintf("%d analyses are already waiting (limit %d); try again when some have finished", counts[store.StatusQueued], s.guard.g.MaxQueuedAnalyses))
@@ -109,22 +108,33 @@ func (s *Server) findCached(r *http.Request, req createAnalysisRequest) (*store.
 }
 
 // openRequestSides opens both sides of a request (headers only), answering the
-// error itself: 403 outside the roots, 400 for a malformed file.
-func (s *Server) openRequestSides(w http.ResponseWriter, r *http.Request, req createAnalysisRequest) (base, vla *checkpoint.Side, ok bool) {
+// error itself: 403 outside the roots, 400 for a malformed file, 429 when
+// every preview slot stays taken. The request holds a preview slot from
+// before the first header is read until done, which also closes the sides:
+// the caller aligns and suggests in between, then calls done before writing
+// a large answer, so a client that stops reading cannot keep the slot.
+func (s *Server) openRequestSides(w http.ResponseWriter, r *http.Request, req createAnalysisRequest) (base, vla *checkpoint.Side, done func(), ok bool) {
+	release, refusal := s.previewSlots.acquire(r.Context(), exportUser(r))
+	if release == nil {
+		tooManyRequests(w, refusal)
+		return nil, nil, nil, false
+	}
 	opt := s.openOptions()
 	opt.Context = r.Context() // remote sources: a client that leaves stops the header reads
 	base, err := checkpoint.OpenSide(req.Base, opt)
 	if err != nil {
+		release()
 		s.apiError(w, r, err)
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	vla, err = checkpoint.OpenSide(req.VLA, opt)
 	if err != nil {
 		base.Close()
+		release()
 		s.apiError(w, r, err)
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
-	return base, vla, true
+	return base, vla, func() { base.Close(); vla.Close(); release() }, true
 }
 
 // decodeJSON reads a bounded JSON body with no unknown fields into v.

@@ -26,22 +26,29 @@ func (s *Server) apiPreview(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	base, vla, ok := s.openRequestSides(w, r, req)
-	if !ok {
-		return
+	if resp, ok := s.preview(w, r, req); ok {
+		writeJSON(w, http.StatusOK, resp) // the preview slot is given back
 	}
-	defer base.Close()
-	defer vla.Close()
+}
+
+// preview opens, aligns and suggests inside one preview slot, answering an
+// error itself.
+func (s *Server) preview(w http.ResponseWriter, r *http.Request, req createAnalysisRequest) (*previewResponse, bool) {
+	base, vla, done, ok := s.openRequestSides(w, r, req)
+	if !ok {
+		return nil, false
+	}
+	defer done()
 	p, err := analysis.PreviewAlignment(base, vla, req.Map)
 	if err != nil { // the rules were checked by decodeAnalysisRequest
 		badRequest(w, err.Error())
-		return
+		return nil, false
 	}
-	resp := previewResponse{Preview: p}
+	resp := &previewResponse{Preview: p}
 	if resp.Suggestions, err = analysis.SuggestMaps(base, vla, req.Map); err != nil {
 		badRequest(w, err.Error())
-		return
+		return nil, false
 	}
 	resp.Geometry, resp.GeometryWarnings = analysis.PairGeometry(base, vla, req.Geometry)
-	writeJSON(w, http.StatusOK, resp)
+	return resp, true
 }

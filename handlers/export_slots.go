@@ -9,23 +9,43 @@ import (
 	"time"
 )
 
-// exportSlots bound the checkpoint exports (masked, sliced) running at once:
-// each reads and writes a whole checkpoint. Slots are global and per user, so
-// one user (or two slow downloads) cannot take them all, and an export that
-// cannot get one within a short wait is refused with 429 and Retry-After
-// instead of queueing without end.
-type exportSlots struct {
-	g *Guard
+// userSlots bound work that may run only a few at a time, globally and per
+// user (exportUser), so one user cannot take every slot: a request that gets
+// none within wait is refused (429 with Retry-After) instead of queueing
+// without end. busy and busyUser word the refusal, from (running, max) and
+// (mine, perUser).
+type userSlots struct {
+	max, perUser   int
+	wait           time.Duration
+	busy, busyUser string
 
 	mu      sync.Mutex
 	running int
 	byUser  map[string]int
 }
 
-func newExportSlots(g *Guard) *exportSlots { return &exportSlots{g: g, byUser: map[string]int{}} }
+// newExportSlots bound the checkpoint exports (masked, sliced) running at
+// once: each reads and writes a whole checkpoint, so two slow downloads must
+// not starve every other export.
+func newExportSlots(g *Guard) *userSlots {
+	return &userSlots{max: g.MaxExports, perUser: g.MaxExportsPerUser, wait: g.ExportWait, byUser: map[string]int{},
+		busy:     "the server is writing %d checkpoint exports already (limit %d); retry shortly",
+		busyUser: "you are running %d checkpoint exports already (limit %d per user); wait for one to finish"}
+}
 
-// exportUser is who an export counts against: the account, or the client
-// address without accounts.
+// newPreviewSlots bound the requests that open two checkpoints' headers and
+// align them (a preview, or starting an analysis that is not in the cache),
+// from the first header read to the last suggestion: the header slots
+// (checkpoint.HeaderSlots) are given back once a file is parsed, and a
+// header at the limits keeps ~20-40 MB while its request aligns and suggests.
+func newPreviewSlots(g *Guard) *userSlots {
+	return &userSlots{max: g.MaxPreviews, perUser: g.MaxPreviewsPerUser, wait: g.PreviewWait, byUser: map[string]int{},
+		busy:     "the server is reading and aligning the headers of %d checkpoint pairs already (limit %d); retry in a few seconds",
+		busyUser: "you have %d requests reading checkpoint headers already (limit %d per user); retry when they are done"}
+}
+
+// exportUser is who an export or a preview counts against: the account, or
+// the client address without accounts.
 func exportUser(r *http.Request) string {
 	if id := actorID(r); id != nil {
 		return "user:" + strconv.FormatInt(*id, 10)
@@ -33,13 +53,13 @@ func exportUser(r *http.Request) string {
 	return clientAddress(r)
 }
 
-// acquire waits up to ExportWait for a slot; refusal says why there is none.
-func (e *exportSlots) acquire(ctx context.Context, user string) (release func(), refusal string) {
-	deadline := time.Now().Add(e.g.ExportWait)
+// acquire waits up to the slots' wait for one; refusal says why there is none.
+func (e *userSlots) acquire(ctx context.Context, user string) (release func(), refusal string) {
+	deadline := time.Now().Add(e.wait)
 	for {
 		e.mu.Lock()
 		mine := e.byUser[user]
-		if e.running < e.g.MaxExports && mine < e.g.MaxExportsPerUser {
+		if e.running < e.max && mine < e.perUser {
 			e.running++
 			e.byUser[user]++
 			e.mu.Unlock()
@@ -55,10 +75,10 @@ func (e *exportSlots) acquire(ctx context.Context, user string) (release func(),
 		running := e.running
 		e.mu.Unlock()
 		if time.Now().After(deadline) {
-			if mine >= e.g.MaxExportsPerUser {
-				return nil, fmt.Sprintf("you are running %d checkpoint exports already (limit %d per user); wait for one to finish", mine, e.g.MaxExportsPerUser)
+			if mine >= e.perUser {
+				return nil, fmt.Sprintf(e.busyUser, mine, e.perUser)
 			}
-			return nil, fmt.Sprintf("the server is writing %d checkpoint exports already (limit %d); retry shortly", running, e.g.MaxExports)
+			return nil, fmt.Sprintf(e.busy, running, e.max)
 		}
 		select {
 		case <-ctx.Done():

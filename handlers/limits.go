@@ -56,6 +56,14 @@ type Guard struct {
 	// MaxHeavyReads bounds the tensor listings with rows (?rows=1, megabytes
 	// each) sent at once; they wait ExportWait for a turn, then get 429.
 	MaxHeavyReads int
+	// MaxPreviews and MaxPreviewsPerUser bound the requests that open both
+	// sides' headers and align them (POST /api/preview, and POST
+	// /api/analyses when not in the cache) at once, from the first header to
+	// the last suggestion; one that gets no turn within PreviewWait is refused
+	// with 429. Ordinary headers take milliseconds; two files at the header
+	// limits take one preview to ~180 MB.
+	MaxPreviews, MaxPreviewsPerUser int
+	PreviewWait                     time.Duration
 }
 
 // DefaultGuard holds the defaults: generous for a lab, small enough that one
@@ -78,20 +86,23 @@ var DefaultGuard = Guard{
 	ExportWait:            2 * time.Second,
 	ExportStall:           30 * time.Second,
 	MaxHeavyReads:         4,
+	MaxPreviews:           2,
+	MaxPreviewsPerUser:    1,
+	PreviewWait:           5 * time.Second, // checkpoint.DefaultHeaderWait
 }
 
 func (g *Guard) fillDefaults() {
 	d := DefaultGuard
 	for _, f := range []struct{ v, def *int }{{&g.MaxQueuedAnalyses, &d.MaxQueuedAnalyses}, {&g.MaxUploads, &d.MaxUploads}, {&g.MaxUploadsPerClient, &d.MaxUploadsPerClient}, {&g.MaxConnsPerClient, &d.MaxConnsPerClient}, {&g.MaxUploadsPerUser, &d.MaxUploadsPerUser},
 		{&g.MaxExports, &d.MaxExports}, {&g.MaxExportsPerUser, &d.MaxExportsPerUser},
-		{&g.MaxHeavyReads, &d.MaxHeavyReads}} {
+		{&g.MaxHeavyReads, &d.MaxHeavyReads}, {&g.MaxPreviews, &d.MaxPreviews}, {&g.MaxPreviewsPerUser, &d.MaxPreviewsPerUser}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
 	for _, f := range []struct{ v, def *time.Duration }{{&g.HeaderTimeout, &d.HeaderTimeout}, {&g.IdleTimeout, &d.IdleTimeout},
 		{&g.BodyTimeout, &d.BodyTimeout}, {&g.UploadStall, &d.UploadStall}, {&g.UploadExpiry, &d.UploadExpiry}, {&g.UploadKeep, &d.UploadKeep},
-		{&g.ExportWait, &d.ExportWait}, {&g.ExportStall, &d.ExportStall}} {
+		{&g.ExportWait, &d.ExportWait}, {&g.ExportStall, &d.ExportStall}, {&g.PreviewWait, &d.PreviewWait}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}

@@ -67,7 +67,10 @@ type Server struct {
 	guard   *guardState
 	recipes *recipeState // the composer's result cache
 	// exportSlots bound checkpoint exports, globally and per user.
-	exportSlots *exportSlots
+	exportSlots *userSlots
+	// previewSlots bound the requests that open and align two sides' headers
+	// (preview, create), globally and per user.
+	previewSlots *userSlots
 	// heavyReads bound the tensor listings with rows streamed at once.
 	heavyReads heavySlots
 	// sourceRoots are where sources may lie: Roots and the UploadStore.
@@ -112,6 +115,7 @@ func New(db *store.DB, runner *jobs.Runner, cfg Config) *Server {
 	s.auth = newAuthState(&s.cfg, s.log)
 	s.guard = newGuardState(&s.cfg.Guard)
 	s.exportSlots = newExportSlots(s.guard.g)
+	s.previewSlots = newPreviewSlots(s.guard.g)
 	s.heavyReads = make(heavySlots, s.guard.g.MaxHeavyReads)
 	if up, err := s.newUploadsTus(); err != nil {
 		s.log.Error("uploads disabled", "err", err)
