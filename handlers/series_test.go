@@ -215,16 +215,8 @@ func TestBrowserSeries(t *testing.T) {
 func TestSeriesFormErrors(t *testing.T) {
 	s := newPageServer(t, false)
 	post := func(form url.Values) (int, string) {
-		req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", s.URL)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		resp, page := postSeriesForm(t, s.URL, form)
+		return resp.StatusCode, page
 	}
 	code, body := post(url.Values{"name": {"my run"}, "base": {"pi05/base"}, "checkpoints": {"pi05/vla/model.safetensors"}})
 	if code != http.StatusBadRequest || !strings.Contains(body, "give its step") || !strings.Contains(body, `value="my run"`) ||
@@ -315,15 +307,7 @@ func TestSeriesFormFolder(t *testing.T) {
 	s := newPageServer(t, false)
 	s.genSeries(t, "run")
 	form := url.Values{"name": {"by folder"}, "base": {"run/base/model.safetensors"}, "folder": {"run"}}
-	req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", s.URL)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := postSeriesForm(t, s.URL, form)
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/series/") {
 		t.Fatalf("form: %d, Location %q", resp.StatusCode, loc)
@@ -349,19 +333,29 @@ func TestSeriesQueueFullFormAndAPI(t *testing.T) {
 		t.Errorf("API: %d %s, want 429 with %q", code, body, want)
 	}
 	form := url.Values{"name": {"full"}, "base": {"run/base/model.safetensors"}, "folder": {"run"}}
-	req, _ := http.NewRequest("POST", s.URL+"/series", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", s.URL)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(page), want) || !strings.Contains(string(page), `value="full"`) {
+	resp, page := postSeriesForm(t, s.URL, form)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, want) || !strings.Contains(page, `value="full"`) {
 		t.Errorf("form: %d, want 429 with %q and what was typed\n%s", resp.StatusCode, want, page)
 	}
 	if n := s.analysisRows(t); n != 0 {
 		t.Errorf("%d analyses queued, want none", n)
 	}
+}
+
+// postSeriesForm posts the training-run form as a browser on the page would
+// (same origin) and returns the answer as it comes, redirects not followed,
+// with its body read.
+func postSeriesForm(t *testing.T, serverURL string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", serverURL+"/series", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", serverURL)
+	client := &http.Client{Timeout: quickClient.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	return resp, string(page)
 }
