@@ -74,6 +74,19 @@ func configGeometries(data []byte, which int) (map[string]Geometry, []string) {
 		}
 		out[comp] = g
 	}
+	// section reads a nested config (text_config, vision_config, …) when the
+	// file has one; a malformed one is a warning, not a failure.
+	section := func(key string, raw json.RawMessage) (hfConfig, bool) {
+		var c hfConfig
+		if len(raw) == 0 || string(raw) == "null" {
+			return c, false
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			warns = append(warns, fmt.Sprintf("%s: %s: %v; ignored", label, key, err))
+			return c, false
+		}
+		return c, true
+	}
 
 	// π0/π0.5 (openpi, LeRobot): Gemma variants by name, SigLIP so400m for vision.
 	if g, ok := openpiVariants[top.PaliGemmaVariant]; ok {
@@ -83,30 +96,17 @@ func configGeometries(data []byte, which int) (map[string]Geometry, []string) {
 	if g, ok := openpiVariants[top.ActionExpertVariant]; ok {
 		out[CompActionExpert] = g
 	}
-	if len(top.ActionExpertConfig) > 0 && string(top.ActionExpertConfig) != "null" {
-		var expert hfConfig
-		if err := json.Unmarshal(top.ActionExpertConfig, &expert); err != nil {
-			warns = append(warns, fmt.Sprintf("%s: action_expert_config: %v; ignored", label, err))
-		} else {
-			g, err := expert.geometry()
-			put(CompActionExpert, g, err)
-		}
+	if expert, ok := section("action_expert_config", top.ActionExpertConfig); ok {
+		g, err := expert.geometry()
+		put(CompActionExpert, g, err)
 	}
 
-	if len(top.TextConfig) > 0 && string(top.TextConfig) != "null" {
-		var text hfConfig
-		if err := json.Unmarshal(top.TextConfig, &text); err != nil {
-			warns = append(warns, fmt.Sprintf("%s: text_config: %v; ignored", label, err))
-		} else {
-			g, err := text.geometry()
-			put(CompLLM, g, err)
-		}
+	if text, ok := section("text_config", top.TextConfig); ok {
+		g, err := text.geometry()
+		put(CompLLM, g, err)
 	}
-	if len(top.VisionConfig) > 0 && string(top.VisionConfig) != "null" {
-		var vision hfConfig
-		if err := json.Unmarshal(top.VisionConfig, &vision); err != nil {
-			warns = append(warns, fmt.Sprintf("%s: vision_config: %v; ignored", label, err))
-		} else if comp := visionComponent(vision.ModelType); comp == "" {
+	if vision, ok := section("vision_config", top.VisionConfig); ok {
+		if comp := visionComponent(vision.ModelType); comp == "" {
 			warns = append(warns, fmt.Sprintf("%s: vision_config model_type %q not recognised; ignored", label, vision.ModelType))
 		} else {
 			g, err := vision.geometry()
