@@ -63,8 +63,11 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 row() { rows+=("| $1 | $2 | $3 | $4 |"); }
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f MB", k / 1024 }'; }
 
-# timed CMD...: "wall_seconds peak_rss_kb" of one run, output discarded.
-timed() { /usr/bin/time -f '%e %M' "$@" 2>&1 > /dev/null | tail -1; }
+# timed CMD...: "wall_seconds peak_rss_kb user_seconds system_seconds" of one
+# run, output discarded.
+timed() { /usr/bin/time -f '%e %M %U %S' "$@" 2>&1 > /dev/null | tail -1; }
+# field N LINE: the Nth space-separated field of a timed line.
+field() { echo "$2" | cut -d' ' -f"$1"; }
 # best N CMD...: the fastest of N runs.
 best() {
 	local n=$1
@@ -76,11 +79,11 @@ echo "$(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p')), $(free -g | awk '
 runs=$([ "$SCALE" = 1 ] && echo 2 || echo 3)
 l=$(load)
 c=$(best "$runs" cat "${FILES[@]}")
-row "\`cat\` of both sides" "$(echo "$c" | cut -d' ' -f1) s" "$(mb "${c#* }")" "$l"
+row "\`cat\` of both sides" "$(field 1 "$c") s" "$(mb "$(field 2 "$c")")" "$l"
 l=$(load)
 a=$(best "$runs" "$BIN" analyze "${args[@]}")
 ratio=$(awk -v a="${a%% *}" -v c="${c%% *}" 'BEGIN { printf "%.2f", a / c }')
-row "\`analyze\` (CLI, best of $runs)" "$(echo "$a" | cut -d' ' -f1) s (${ratio}× \`cat\`)" "$(mb "${a#* }")" "$l"
+row "\`analyze\` (CLI, best of $runs)" "$(field 1 "$a") s (${ratio}× \`cat\`)" "$(mb "$(field 2 "$a")")" "$l"
 
 # The server, on a free loopback port, with its own database.
 rm -rf "$WORK"
@@ -152,7 +155,7 @@ if [ "$(free_gb .bench-data)" -gt $((vla_bytes / 1000000000 + 2)) ]; then
 	rm -f "$WORK/export.tar"
 	sync
 	l=$(load)
-	cpr=$(/usr/bin/time -f '%e %M %U %S' cp -r "$abs/vla" "$WORK/vla-copy" 2>&1 | tail -1)
+	cpr=$(timed cp -r "$abs/vla" "$WORK/vla-copy")
 	set -- $cpr
 	cp_cpu=$(awk -v u="$3" -v s="$4" 'BEGIN { printf "%.1f", u + s }')
 	row "\`cp\` of the VLA's files (export / cp: $(awk -v e="$last" -v c="$1" 'BEGIN { printf "%.2f×", e / c }') wall, $(awk -v e="$export_cpu" -v c="$cp_cpu" 'BEGIN { if (c > 0) printf "%.2f×", e / c; else printf "–" }') CPU-s)" "$1 s ($cp_cpu CPU-s)" "$(mb "$2")" "$l"
