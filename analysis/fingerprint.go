@@ -32,9 +32,16 @@ const (
 type wordSum struct{ a, b uint64 }
 
 func (s *wordSum) add(i, w uint64) {
-	hi, lo := bits.Mul64(w^(i*fpMulA)^fpKeyA, bits.RotateLeft64(w, 29)^(i*fpMulB)^fpKeyB)
-	s.a += hi ^ lo
-	s.b += lo + bits.RotateLeft64(hi, 17)
+	a, b := fpMix(w, i*fpMulA, i*fpMulB)
+	s.a += a
+	s.b += b
+}
+
+// fpMix is the 128-bit mix of word w at position i, given iA = i·fpMulA and
+// iB = i·fpMulB: what add sums, and sumWordsScalar with its stepped keys.
+func fpMix(w, iA, iB uint64) (a, b uint64) {
+	hi, lo := bits.Mul64(w^iA^fpKeyA, bits.RotateLeft64(w, 29)^iB^fpKeyB)
+	return hi ^ lo, lo + bits.RotateLeft64(hi, 17)
 }
 
 // edge is the part of a word a block only partly covers; the bytes of the two
@@ -103,20 +110,16 @@ func sumWordsScalar(sum *wordSum, k uint64, data []byte) {
 	// constant expressions may).
 	mA, mB := uint64(fpMulA), uint64(fpMulB)
 	mA2, mB2, mA3, mB3, mA4, mB4 := 2*mA, 2*mB, 3*mA, 3*mB, 4*mA, 4*mB
-	mix := func(w, iA, iB uint64) (a, b uint64) {
-		hi, lo := bits.Mul64(w^iA^fpKeyA, bits.RotateLeft64(w, 29)^iB^fpKeyB)
-		return hi ^ lo, lo + bits.RotateLeft64(hi, 17)
-	}
 	for ; len(data) >= 32; data = data[32:] {
-		x0, y0 := mix(binary.LittleEndian.Uint64(data[0:]), iA, iB)
-		x1, y1 := mix(binary.LittleEndian.Uint64(data[8:]), iA+mA, iB+mB)
-		x2, y2 := mix(binary.LittleEndian.Uint64(data[16:]), iA+mA2, iB+mB2)
-		x3, y3 := mix(binary.LittleEndian.Uint64(data[24:]), iA+mA3, iB+mB3)
+		x0, y0 := fpMix(binary.LittleEndian.Uint64(data[0:]), iA, iB)
+		x1, y1 := fpMix(binary.LittleEndian.Uint64(data[8:]), iA+mA, iB+mB)
+		x2, y2 := fpMix(binary.LittleEndian.Uint64(data[16:]), iA+mA2, iB+mB2)
+		x3, y3 := fpMix(binary.LittleEndian.Uint64(data[24:]), iA+mA3, iB+mB3)
 		a0, b0, a1, b1 = a0+x0+x2, b0+y0+y2, a1+x1+x3, b1+y1+y3
 		iA, iB = iA+mA4, iB+mB4
 	}
 	for ; len(data) >= 8; data = data[8:] {
-		x, y := mix(binary.LittleEndian.Uint64(data), iA, iB)
+		x, y := fpMix(binary.LittleEndian.Uint64(data), iA, iB)
 		a0, b0 = a0+x, b0+y
 		iA, iB = iA+mA, iB+mB
 	}
