@@ -38,14 +38,19 @@ func Sources(specs []string) string {
 	short := make([]string, len(specs))
 	for i, s := range specs {
 		prefix, path := checkpoint.ParseSpec(s)
-		parts := strings.Split(strings.TrimRight(path, "/"), "/")
-		p := strings.Join(parts[max(0, len(parts)-2):], "/")
+		p := lastParts(path)
 		if prefix != "" {
 			p = prefix + "=" + p
 		}
 		short[i] = p
 	}
 	return strings.Join(short, ", ")
+}
+
+// lastParts is a path's last two elements (a list's short form of it).
+func lastParts(p string) string {
+	parts := strings.Split(strings.TrimRight(p, "/"), "/")
+	return strings.Join(parts[max(0, len(parts)-2):], "/")
 }
 
 // Percent prints a 0..1 fraction.

@@ -172,8 +172,3 @@ func (o Origin) Short() string {
 	}
 	return s
 }
-
-func lastParts(p string) string {
-	parts := strings.Split(strings.TrimRight(p, "/"), "/")
-	return strings.Join(parts[max(0, len(parts)-2):], "/")
-}
