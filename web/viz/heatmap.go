@@ -132,11 +132,29 @@ func heatmapMembers(component string) []string {
 // page order: every one, except embed and lm_head when the llm's map shows
 // them.
 func HeatmapComponents(ts []analysis.TensorStats) []string {
-	all := Components(ts)
+	return ownHeatmaps(Components(ts))
+}
+
+// ownHeatmaps keeps, of all components, those drawn as heatmaps of their own:
+// without embed and lm_head when the llm's map holds them as rows.
+func ownHeatmaps(all []string) []string {
 	if !slices.Contains(all, "llm") {
 		return all
 	}
 	return slices.DeleteFunc(all, func(c string) bool { return slices.Contains(endComponents, c) })
+}
+
+// endRow names the row of an end (embed, lm_head) in the llm's heatmap by
+// what it is: lm_head's kind is "embed" too (a vocabulary × width matrix),
+// which labelled its row wrongly. It is "" for any other component.
+func endRow(component string) string {
+	switch component {
+	case "embed":
+		return "embed_tokens"
+	case "lm_head":
+		return "lm_head"
+	}
+	return ""
 }
 
 // InHeatmap reports whether tensor t is a cell of component's heatmap under
@@ -164,13 +182,8 @@ func layerLabel(l int) string {
 // every tensor of that kind is told apart by its path inside the layer.
 func columnLabels(ts []*analysis.TensorStats) map[*analysis.TensorStats]string {
 	base := func(t *analysis.TensorStats) string {
-		// The ends are named by what they are: lm_head's kind is "embed"
-		// too (a vocabulary × width matrix), which labelled its row wrongly.
-		switch t.Component {
-		case "embed":
-			return "embed_tokens"
-		case "lm_head":
-			return "lm_head"
+		if r := endRow(t.Component); r != "" {
+			return r
 		}
 		if t.Kind == "bias" && t.Of != "" {
 			return t.Of + " bias"

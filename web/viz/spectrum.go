@@ -105,23 +105,13 @@ func SpectrumComponents(ts []spectral.Tensor) []string {
 // lm_head are rows of the llm's map when there is one, not 1×1 maps
 // stretched to full-width bars.
 func SpectrumHeatmapComponents(ts []spectral.Tensor) []string {
-	all := SpectrumComponents(ts)
-	if !slices.Contains(all, "llm") {
-		return all
-	}
-	return slices.DeleteFunc(all, func(c string) bool { return slices.Contains(endComponents, c) })
+	return ownHeatmaps(SpectrumComponents(ts))
 }
 
 // spectrumRow names a tensor's row in a spectrum heatmap: the ends by what
-// they are (both are of kind "embed"), the others as SpectrumLabel does.
+// they are (endRow), the others as SpectrumLabel does.
 func spectrumRow(t *spectral.Tensor) string {
-	switch t.Component {
-	case "embed":
-		return "embed_tokens"
-	case "lm_head":
-		return "lm_head"
-	}
-	return SpectrumLabel(t)
+	return cmp.Or(endRow(t.Component), SpectrumLabel(t))
 }
 
 // SpectrumHeatmap is the layer × module heatmap of one component's spectra,
