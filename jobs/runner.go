@@ -158,11 +158,17 @@ func (r *Runner) Cancel(ctx context.Context, id string) error {
 	if _, err := r.db.Cancel(ctx, id); err != nil {
 		return err
 	}
-	r.stop(id)
-	// Another process may be computing it: the notice stops it there.
-	r.notifyLocal(id)
-	r.publish(verbCancel, id)
+	r.cancelled(id)
 	return nil
+}
+
+// cancelled stops job key (an analysis id or a spectrumKey) once the store
+// has it cancelled: here, and through the notice in whichever other process
+// computes it; this process's listeners hear of it too.
+func (r *Runner) cancelled(key string) {
+	r.stop(key)
+	r.notifyLocal(key)
+	r.publish(verbCancel, key)
 }
 
 // stop cancels the computation of job key (an analysis id or a spectrumKey)

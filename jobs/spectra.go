@@ -59,10 +59,7 @@ func (r *Runner) CancelSpectrum(ctx context.Context, id string, rank int) error 
 	if err != nil {
 		return err
 	}
-	key := spectrumKey(owner, rank)
-	r.stop(key)
-	r.notifyLocal(key)
-	r.publish(verbCancel, key)
+	r.cancelled(spectrumKey(owner, rank))
 	return nil
 }
 
