@@ -142,7 +142,7 @@ func listS3(ctx context.Context, full, rel, cursor string, limit int) (RemoteLis
 			// name (CheckRemotePath refuses empty, "." and ".." components).
 			continue
 		}
-		e := RemoteEntry{Name: name, Path: joinRel(rel, name), Dir: dir}
+		e := RemoteEntry{Name: name, Path: joinKey(rel, name), Dir: dir}
 		if !dir {
 			e.Size, e.ETag = obj.Size, strings.Trim(obj.ETag, `"`)
 		}
@@ -199,16 +199,6 @@ func listS3(ctx context.Context, full, rel, cursor string, limit int) (RemoteLis
 		return RemoteListing{}, err
 	}
 	return out, nil
-}
-
-func joinRel(rel, name string) string {
-	switch {
-	case rel == "":
-		return name
-	case name == "":
-		return rel + "/"
-	}
-	return rel + "/" + name
 }
 
 // hubTreeEntry is one entry of the Hub's tree API, as it documents it:
@@ -288,7 +278,7 @@ func listHub(ctx context.Context, root, full, rel, cursor string, limit int) (Re
 		if t.Path != joinKey(key, name) {
 			return RemoteListing{}, errorf(full, "the Hub listed %q, which is not in this folder", t.Path)
 		}
-		e := RemoteEntry{Name: name, Path: joinRel(rel, name), Dir: t.Type == "directory", Size: t.Size, ETag: t.Oid}
+		e := RemoteEntry{Name: name, Path: joinKey(rel, name), Dir: t.Type == "directory", Size: t.Size, ETag: t.Oid}
 		if t.LFS != nil {
 			e.Size, e.ETag = t.LFS.Size, t.LFS.Oid
 		}
@@ -299,13 +289,6 @@ func listHub(ctx context.Context, root, full, rel, cursor string, limit int) (Re
 		out.Entries = append(out.Entries, e)
 	}
 	return out, nil
-}
-
-func joinKey(dir, name string) string {
-	if dir == "" {
-		return name
-	}
-	return dir + "/" + name
 }
 
 func encodeHubCursor(c hubCursor) string {

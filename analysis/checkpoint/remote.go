@@ -216,11 +216,14 @@ type remoteFolder struct {
 	prefix string // "" for the bucket or repository root
 }
 
-func (r remoteFolder) key(name string) string {
-	if r.prefix == "" {
+func (r remoteFolder) key(name string) string { return joinKey(r.prefix, name) }
+
+// joinKey is the key of name in the folder dir ("" for the root).
+func joinKey(dir, name string) string {
+	if dir == "" {
 		return name
 	}
-	return r.prefix + "/" + name
+	return dir + "/" + name
 }
 
 func (r remoteFolder) join(name string) string { return r.be.display(r.key(name)) }

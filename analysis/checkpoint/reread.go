@@ -14,9 +14,9 @@ import (
 // Exports cannot reopen remote paths the way they reopen local files, so
 // this is their way in; it adds no state to the source.
 type RemoteFiles struct {
-	ctx    context.Context
-	be     remoteBackend
-	dir    string                  // key of the folder holding the source's companions ("" = the root)
+	// remoteFolder is the folder holding the source's companions (prefix ""
+	// for the root), read under the export's ctx.
+	remoteFolder
 	objs   map[string]remoteObject // the source's files by display path, as opened (size and ETag)
 	source string
 }
@@ -28,7 +28,7 @@ func (s *Source) Remote(ctx context.Context) (*RemoteFiles, error) {
 	if !IsRemote(s.Path) {
 		return nil, nil
 	}
-	r := &RemoteFiles{ctx: ctx, objs: map[string]remoteObject{}, source: s.Path}
+	r := &RemoteFiles{remoteFolder: remoteFolder{ctx: ctx}, objs: map[string]remoteObject{}, source: s.Path}
 	for _, c := range s.closers {
 		f, ok := c.(*remoteFile)
 		if !ok {
@@ -49,7 +49,7 @@ func (s *Source) Remote(ctx context.Context) (*RemoteFiles, error) {
 		if !ok {
 			return nil, errorf(s.Path, "cannot tell the folder's key (objects are named under %s)", root)
 		}
-		r.dir = strings.TrimSuffix(key, "/")
+		r.prefix = strings.TrimSuffix(key, "/")
 	default:
 		if len(s.Files) != 1 {
 			return nil, errorf(s.Path, "a single-file source with %d files", len(s.Files))
@@ -59,7 +59,7 @@ func (s *Source) Remote(ctx context.Context) (*RemoteFiles, error) {
 			return nil, errorf(s.Path, "was not opened as a remote object")
 		}
 		if d := path.Dir(obj.key); d != "." {
-			r.dir = d
+			r.prefix = d
 		}
 	}
 	return r, nil
@@ -113,7 +113,7 @@ func (rr *RemoteReader) Close() error {
 // Names lists the objects directly in the source's folder (a folder source's
 // own, a single file's neighbours), at most max of them.
 func (r *RemoteFiles) Names(max int) ([]string, error) {
-	names, err := r.be.list(r.ctx, r.dir, max)
+	names, err := r.be.list(r.ctx, r.prefix, max)
 	if err != nil {
 		return nil, remoteErr(r.Path(""), err)
 	}
@@ -123,16 +123,9 @@ func (r *RemoteFiles) Names(max int) ([]string, error) {
 // Path is the display path of name in the source's folder ("" the folder).
 func (r *RemoteFiles) Path(name string) string {
 	if name == "" {
-		return strings.TrimSuffix(r.be.display(r.dir), "/")
+		return strings.TrimSuffix(r.be.display(r.prefix), "/")
 	}
-	return r.be.display(r.key(name))
-}
-
-func (r *RemoteFiles) key(name string) string {
-	if r.dir == "" {
-		return name
-	}
-	return r.dir + "/" + name
+	return r.join(name)
 }
 
 // ErrNoObject is what Stat answers for a name with no object.
@@ -155,7 +148,7 @@ func (r *RemoteFiles) Stat(name string) (int64, error) {
 // writes) and at most limit.
 func (r *RemoteFiles) ReadSmall(name string, size, limit int64) ([]byte, error) {
 	display := r.Path(name)
-	data, err := remoteFolder{ctx: r.ctx, be: r.be, prefix: r.dir}.readSmall(name, display, limit)
+	data, err := r.readSmall(name, display, limit)
 	if err != nil {
 		return nil, err
 	}
