@@ -188,14 +188,12 @@ func (r *Runner) runRiver(ctx context.Context) error {
 		notices.Wait()
 	}()
 
-	if !r.opt.ServeOnly {
-		if err := client.Start(ctx); err != nil {
-			return fmt.Errorf("jobs: queue: %w", err)
-		}
-	}
 	if r.opt.ServeOnly {
 		r.opt.Log.Info("job queue started; this process runs no jobs")
 	} else {
+		if err := client.Start(ctx); err != nil {
+			return fmt.Errorf("jobs: queue: %w", err)
+		}
 		r.opt.Log.Info("job queue started", "workers", r.opt.Workers)
 	}
 	// Analyses queued before any server enqueued them (a server that died
