@@ -85,17 +85,26 @@ func (r *Runner) CreateSeries(ctx context.Context, ns NewSeries, opt SeriesOptio
 			len(steps), 2*len(steps), queued[store.StatusQueued], opt.MaxQueued)}
 	}
 	opt.Open.Context = ctx // remote sources: a client that leaves stops the reads
+	// A checkpoint is a side of up to three analyses (its step's, the drift
+	// into it, the drift out of it) and the base of every step's: each side's
+	// headers are read once.
+	opened := map[string]bool{}
 	analysisFor := func(req store.AnalysisRequest, label string) (string, error) {
 		if a, ok := FindCached(ctx, r.db, opt.Open, req); ok {
 			counts.Hits++
 			return a.ID, nil
 		}
 		for _, side := range [][]string{req.Base, req.VLA} {
+			key := strings.Join(side, "\x00")
+			if opened[key] {
+				continue
+			}
 			sd, err := checkpoint.OpenSide(side, opt.Open)
 			if err != nil {
 				return "", err
 			}
 			sd.Close()
+			opened[key] = true
 		}
 		counts.Misses++
 		a, err := r.db.CreateLabeled(ctx, req, store.Labels{Name: label})
