@@ -222,11 +222,17 @@ func (b *hubBackend) pinned(key string) string {
 func (b *hubBackend) display(key string) string { return "hf://" + b.repo + "@" + b.sha + "/" + key }
 
 func (b *hubBackend) resolveURL(key string) string {
+	return b.endpoint + "/" + b.repo + "/resolve/" + b.sha + "/" + escapeKey(key)
+}
+
+// escapeKey escapes each component of a file's path in the repository for a
+// URL path, keeping its slashes.
+func escapeKey(key string) string {
 	segs := strings.Split(key, "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	return b.endpoint + "/" + b.repo + "/resolve/" + b.sha + "/" + strings.Join(segs, "/")
+	return strings.Join(segs, "/")
 }
 
 // stat reads a file's size and ETag from a HEAD on its resolve URL without

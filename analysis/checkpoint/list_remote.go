@@ -248,11 +248,7 @@ func listHub(ctx context.Context, root, full, rel, cursor string, limit int) (Re
 	b := be.(*hubBackend)
 	u := b.endpoint + "/api/models/" + b.repo + "/tree/" + b.sha
 	if key != "" {
-		segs := strings.Split(key, "/")
-		for i, s := range segs {
-			segs[i] = url.PathEscape(s)
-		}
-		u += "/" + strings.Join(segs, "/")
+		u += "/" + escapeKey(key)
 	}
 	if cur.Hub != "" {
 		u += "?cursor=" + url.QueryEscape(cur.Hub)
