@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/deltascope/deltascope/internal/pgtest"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -20,13 +18,8 @@ import (
 // analysis failed with the reason, not "running" for good; an analysis that
 // started again after an old discard, and one still queued, are left alone.
 func TestDiscardedJobFailsItsAnalysis(t *testing.T) {
-	url := pgtest.NewDB(t)
+	url, db, admin := pgStore(t)
 	ctx := context.Background()
-	db, err := store.OpenURL(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -40,11 +33,6 @@ func TestDiscardedJobFailsItsAnalysis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 
 	req := func(n string) store.AnalysisRequest {
 		return store.AnalysisRequest{Base: []string{"/ckpt/base-" + n}, VLA: []string{"/ckpt/vla-" + n}}

@@ -2,15 +2,11 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
-	"github.com/deltascope/deltascope/internal/pgtest"
 	"github.com/deltascope/deltascope/store"
 )
 
@@ -19,18 +15,8 @@ import (
 // database drops their LISTEN connections they reconnect and hear the next
 // ones; and each stops within a second of its context.
 func TestNoticesSurviveALostConnection(t *testing.T) {
-	url := pgtest.NewDB(t)
+	url, db, admin := pgStore(t)
 	ctx := context.Background()
-	db, err := store.OpenURL(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	admin, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	// The backends whose last statement was the LISTEN, done: the runners'
 	// listening connections, waiting for notices.
 	listeners := func() map[int]bool {
