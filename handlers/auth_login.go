@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/deltascope/deltascope/store"
 	"github.com/deltascope/deltascope/web"
@@ -124,11 +125,16 @@ func safeNext(next string) string {
 	return next
 }
 
+// truncate cuts s to at most n bytes, at a character boundary, so that
+// what is logged or used as a key never ends in half a UTF-8 sequence.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // renderLogin draws web.LoginPage. It needs nothing of the request, so it

@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5/middleware"
 )
@@ -43,17 +42,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // 58 MB of log (issue 14).
 const maxLoggedPath = 256
 
-// logPath is p cut to maxLoggedPath bytes (at a character boundary), marked
-// with its original length when cut.
+// logPath is p cut to maxLoggedPath bytes (truncate), marked with its
+// original length when cut.
 func logPath(p string) string {
 	if len(p) <= maxLoggedPath {
 		return p
 	}
-	n := maxLoggedPath
-	for n > 0 && !utf8.RuneStart(p[n]) {
-		n--
-	}
-	return p[:n] + "…(cut, " + strconv.Itoa(len(p)) + " bytes)"
+	return truncate(p, maxLoggedPath) + "…(cut, " + strconv.Itoa(len(p)) + " bytes)"
 }
 
 // recoverPanics turns a handler panic into a 500 and a log line with the stack,

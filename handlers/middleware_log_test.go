@@ -42,3 +42,23 @@ func TestAccessLogBoundsPaths(t *testing.T) {
 		t.Errorf("a short path is not logged whole:\n%s", logs[max(0, len(logs)-2000):])
 	}
 }
+
+// truncate, which the access log (logPath) and the login log share, keeps
+// at most n bytes and never ends in half a character.
+func TestTruncate(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 64, "short"},
+		{"abcdef", 3, "abc"},
+		{"abé", 3, "ab"}, // é is two bytes: the one that fits is not kept alone
+		{"abé", 4, "abé"},
+		{"日本", 2, ""},
+	} {
+		if got := truncate(c.s, c.n); got != c.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
