@@ -3,13 +3,10 @@ package prune
 import (
 	"bytes"
 	"context"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 
-	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 )
 
@@ -17,16 +14,8 @@ import (
 // WriteSliced write, byte for byte, each exactly as long as announced: for the
 // single-file VLA and a sharded one.
 func TestEntriesEqualWrittenExports(t *testing.T) {
-	sharded, err := checkpoint.OpenSide([]string{fixtures + "/base"}, checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sharded.Close()
-	res, err := analysis.Analyze(context.Background(), sharded, sharded, analysis.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shardedMask, err := Resolve(res, Recipe{Rules: []Rule{{Module: ModLLMFFN, Ratio: 0.25, Direction: DirHighest}}})
+	sharded := openSide(t, fixtures+"/base")
+	shardedMask, err := Resolve(analyzeSelf(t, sharded), Recipe{Rules: []Rule{{Module: ModLLMFFN, Ratio: 0.25, Direction: DirHighest}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +38,7 @@ func TestEntriesEqualWrittenExports(t *testing.T) {
 			if err := write(context.Background(), dir, c.m, c.side); err != nil {
 				t.Fatal(err)
 			}
-			want := map[string][]byte{}
-			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
-					rel, _ := filepath.Rel(dir, p)
-					want[filepath.ToSlash(rel)], _ = os.ReadFile(p)
-				}
-				return err
-			})
+			want := treeBytes(t, dir)
 			entries, err := list(c.m, c.side)
 			if err != nil {
 				t.Fatal(err)
@@ -70,7 +52,7 @@ func TestEntriesEqualWrittenExports(t *testing.T) {
 				if int64(b.Len()) != e.Size {
 					t.Errorf("%s: wrote %d bytes, announced %d", e.Name, b.Len(), e.Size)
 				}
-				if !bytes.Equal(b.Bytes(), want[e.Name]) {
+				if b.String() != want[e.Name] {
 					t.Errorf("%s: streamed bytes differ from the written file", e.Name)
 				}
 				names = append(names, e.Name)

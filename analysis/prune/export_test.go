@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 )
@@ -366,19 +365,8 @@ func TestTorchPickleVLARefused(t *testing.T) {
 // the index and config survive: masked copies the index verbatim, sliced
 // rewrites its total_size.
 func TestShardedExports(t *testing.T) {
-	side, err := checkpoint.OpenSide([]string{fixtures + "/base"}, checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer side.Close()
-	res, err := analysis.Analyze(context.Background(), side, side, analysis.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Resolve(res, Recipe{Rules: []Rule{{Module: ModLLMFFN, Ratio: 0.25, Direction: DirHighest}, {Module: ModSigLIPFFN, Ratio: 0.5, Direction: DirLowest, Scope: ScopeLayer}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	side := openSide(t, fixtures+"/base")
+	m := shardedMask(t, side)
 	if len(m.Tensors) == 0 {
 		t.Fatal("nothing masked")
 	}

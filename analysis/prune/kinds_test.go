@@ -95,6 +95,7 @@ func TestExportDispatch(t *testing.T) {
 	}
 }
 
+// treeBytes reads every file under dir, by slash-separated relative path.
 func treeBytes(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,7 +83,7 @@ func TestRemoteExportsMatchLocal(t *testing.T) {
 			if err := kind.WriteFolder(ctx, want, v.m, local); err != nil {
 				t.Fatalf("%s %s local: %v", v.name, kindName, err)
 			}
-			wantFiles := treeFiles(t, want)
+			wantFiles := treeBytes(t, want)
 			for _, f := range v.nonEmpty {
 				if _, ok := wantFiles[f]; !ok {
 					t.Fatalf("%s %s: the local export lacks %s (has %v)", v.name, kindName, f, keys(wantFiles))
@@ -98,7 +99,7 @@ func TestRemoteExportsMatchLocal(t *testing.T) {
 					if err := kind.WriteFolder(ctx, got, v.m, side); err != nil {
 						t.Fatal(err)
 					}
-					sameTree(t, wantFiles, treeFiles(t, got))
+					sameTree(t, wantFiles, treeBytes(t, got))
 					entries, err := kind.EntriesContext(ctx, v.m, side)
 					if err != nil {
 						t.Fatal(err)
@@ -111,8 +112,8 @@ func TestRemoteExportsMatchLocal(t *testing.T) {
 						if err := e.Write(ctx, &b); err != nil {
 							t.Fatalf("entry %s: %v", e.Name, err)
 						}
-						if int64(b.Len()) != e.Size || !bytes.Equal(b.Bytes(), wantFiles[e.Name]) {
-							t.Errorf("entry %s: %d bytes (announced %d), equal to the local export: %v", e.Name, b.Len(), e.Size, bytes.Equal(b.Bytes(), wantFiles[e.Name]))
+						if int64(b.Len()) != e.Size || b.String() != wantFiles[e.Name] {
+							t.Errorf("entry %s: %d bytes (announced %d), equal to the local export: %v", e.Name, b.Len(), e.Size, b.String() == wantFiles[e.Name])
 						}
 					}
 				})
@@ -201,44 +202,19 @@ func openSide(t *testing.T, spec string) *checkpoint.Side {
 	return s
 }
 
-// treeFiles reads every file under dir, by slash-separated relative path.
-func treeFiles(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[filepath.ToSlash(rel)] = readAll(t, p)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameTree(t *testing.T, want, got map[string][]byte) {
+func sameTree(t *testing.T, want, got map[string]string) {
 	t.Helper()
 	if !slices.Equal(keys(want), keys(got)) {
 		t.Fatalf("files %v, want %v", keys(got), keys(want))
 	}
 	for name, w := range want {
-		if !bytes.Equal(got[name], w) {
+		if got[name] != w {
 			t.Errorf("%s differs from the local export (%d bytes, want %d)", name, len(got[name]), len(w))
 		}
 	}
 }
 
-func keys(m map[string][]byte) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
+func keys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 func writeFile(t *testing.T, p, content string) {
 	t.Helper()
