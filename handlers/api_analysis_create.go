@@ -153,7 +153,8 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool 
 			return false
 		}
 		if isTimeout(err) {
-			w.Header().Set("Connection", "close")
+			// The connection closes after it: bodyDeadline's "Connection:
+			// close" stays, the body having never reached its end.
 			writeJSON(w, http.StatusRequestTimeout, errorBody{fmt.Sprintf("the request body did not arrive within %v", s.guard.g.BodyTimeout)})
 			return false
 		}
