@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/deltascope/deltascope/analysis/arch"
-	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
 
@@ -42,15 +41,6 @@ const slicedLoader = "Per-layer widths differ from the uniform fields of this co
 var configSections = map[string][]string{
 	arch.CompLLM:    {"text_config", ""},
 	arch.CompSigLIP: {"vision_config"},
-}
-
-// slicedConfig is the config at path rewritten for a sliced export of m.
-func slicedConfig(path string, m *Mask) ([]byte, error) {
-	data, err := checkpoint.ReadRegular(path, maxCompanionBytes)
-	if err != nil {
-		return nil, err
-	}
-	return slicedConfigOf(data, path, m)
 }
 
 // slicedConfigOf is a config (data, read from path) rewritten for a sliced

@@ -2,25 +2,20 @@ package prune
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestSlicedConfig(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, ConfigFile)
+	path := filepath.Join(t.TempDir(), ConfigFile) // where the config was read from, for messages
 	orig := `{"model_type": "paligemma", "text_config": {"intermediate_size": 16384, "num_attention_heads": 8},
 		"vision_config": {"intermediate_size": 4304}, "custom": [1, 2]}`
-	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	m := &Mask{Recipe: Recipe{Name: "r"}, Params: Params{Before: 10, After: 7}, Widths: map[string]*Widths{
 		"llm":           {IntermediateSize: []int{12000, 12000}, Heads: []int{6, 8}, KVHeads: []int{1, 1}, HeadDim: 256},
 		"vision.siglip": {IntermediateSize: []int{4000, 0, 3000}},
 	}}
-	data, err := slicedConfig(path, m)
+	data, err := slicedConfigOf([]byte(orig), path, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +53,7 @@ func TestSlicedConfig(t *testing.T) {
 		t.Errorf("siglip entry %+v", sig)
 	}
 
-	if err := os.WriteFile(path, []byte(`[1, 2]`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := slicedConfig(path, m); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a JSON object") {
+	if _, err := slicedConfigOf([]byte(`[1, 2]`), path, m); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a JSON object") {
 		t.Errorf("a config that is not an object: %v", err)
 	}
 }
