@@ -112,15 +112,11 @@ func (db *DB) ClaimSpectrum(ctx context.Context, owner string, rank int) (*Spect
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		var st Status
-		err = tx.QueryRowContext(ctx, `SELECT status FROM spectra WHERE result_id = ? AND rank = ?`, owner, rank).Scan(&st)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errorf(ENOTFOUND, "no spectrum of rank %d requested for analysis %s", rank, owner)
-		}
+		s, err := db.spectrumOf(ctx, tx, owner, rank, false)
 		if err != nil {
 			return err
 		}
-		return errorf(ECONFLICT, "spectrum of %s at rank %d is already %s", owner, rank, st)
+		return errorf(ECONFLICT, "spectrum of %s at rank %d is already %s", owner, rank, s.Status)
 	})
 	if err != nil {
 		if ErrorCode(err) != "" {
