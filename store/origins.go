@@ -123,6 +123,7 @@ func (db *DB) sourcesChunk(ctx context.Context, ids []string, files bool, out ma
 		recs := make([]SourceRecord, len(ls[pick]))
 		for i, s := range ls[pick] {
 			recs[i] = s.rec
+			chosen[s.id] = &recs[i] // the array out[k.id] holds
 		}
 		as := out[k.id]
 		if k.side == 0 {
@@ -131,13 +132,6 @@ func (db *DB) sourcesChunk(ctx context.Context, ids []string, files bool, out ma
 			as.VLA = recs
 		}
 		out[k.id] = as
-		for i, s := range ls[pick] {
-			if k.side == 0 {
-				chosen[s.id] = &out[k.id].Base[i]
-			} else {
-				chosen[s.id] = &out[k.id].VLA[i]
-			}
-		}
 	}
 	if !files || len(chosen) == 0 {
 		return nil
