@@ -174,6 +174,11 @@ func writeSmall(path string, fill func(io.Writer) error) error {
 	return nil
 }
 
+// writeBytes creates path holding data.
+func writeBytes(path string, data []byte) error {
+	return writeSmall(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
 // exportSource writes one source's files into out.
 func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Mask, sliced bool, buf *[]byte) error {
 	sf, err := openSourceFiles(ctx, src)
@@ -216,7 +221,7 @@ func exportSource(ctx context.Context, src *checkpoint.Source, out string, m *Ma
 		case err != nil:
 			return err
 		case rewritten:
-			err = writeSmall(filepath.Join(out, c.name), func(w io.Writer) error { _, err := w.Write(data); return err })
+			err = writeBytes(filepath.Join(out, c.name), data)
 		default:
 			err = sf.copyCompanion(c, filepath.Join(out, c.name))
 		}

@@ -129,7 +129,7 @@ func (s *sourceFiles) copyCompanion(c companion, to string) error {
 	if err != nil {
 		return err
 	}
-	return writeSmall(to, func(w io.Writer) error { _, err := w.Write(data); return err })
+	return writeBytes(to, data)
 }
 
 // writeCompanion streams companion c, which must still have its listed size.
