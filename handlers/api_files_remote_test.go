@@ -233,20 +233,7 @@ func TestAPIAnalysisOrigins(t *testing.T) {
 	sha := hub.Commit(t, "lab/pi05", "v1", false, hubtest.Dir(t, "vla", testfixtures.Path("pi05", "vla")))
 	l.start()
 	ps := &pageServer{Server: l.Server, db: l.db, root: l.root, uploads: l.uploads}
-	create := func(body string) string {
-		t.Helper()
-		resp, err := http.Post(l.URL+"/api/analyses", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var created struct{ ID string }
-		if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("create %s: %d %v", body, resp.StatusCode, err)
-		}
-		return created.ID
-	}
-	remote := create(`{"base": ["s3://models/runs/pi05/base"], "vla": ["hf://lab/pi05@v1/vla/model.safetensors"]}`)
+	remote := ps.postAnalysis(t, `{"base": ["s3://models/runs/pi05/base"], "vla": ["hf://lab/pi05@v1/vla/model.safetensors"]}`)
 	ps.waitStatus(t, remote, "done")
 	local := ps.analyzeFixture(t)
 
@@ -318,18 +305,8 @@ func getBody(t *testing.T, u string) string {
 // come from, from the request alone (nothing read yet, so no ETags).
 func TestJobPageOrigins(t *testing.T) {
 	s := newPageServer(t, false)
-	resp, err := http.Post(s.URL+"/api/analyses", "application/json",
-		strings.NewReader(`{"base": ["vision.=pi05/base"], "vla": ["pi05/vla/model.safetensors"]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct{ ID string }
-	err = json.NewDecoder(resp.Body).Decode(&created)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("create: %d %v", resp.StatusCode, err)
-	}
-	page := getBody(t, s.URL+"/analyses/"+created.ID)
+	id := s.postAnalysis(t, `{"base": ["vision.=pi05/base"], "vla": ["pi05/vla/model.safetensors"]}`)
+	page := getBody(t, s.URL+"/analyses/"+id)
 	for _, want := range []string{`data-testid="job"`, `data-testid="origin-base"`, `>local</span>`, `prefix <code>vision.</code>`,
 		`<code>` + s.root + `/pi05/vla/model.safetensors</code>`} {
 		if !strings.Contains(page, want) {
