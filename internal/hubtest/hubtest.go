@@ -229,7 +229,7 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 		if isLFS(p) {
 			d := sha256.Sum256(data)
 			oid := hex.EncodeToString(d[:])
-			w.Header().Set("X-Linked-Size", itoa(len(data)))
+			w.Header().Set("X-Linked-Size", strconv.Itoa(len(data)))
 			w.Header().Set("X-Linked-Etag", `"`+oid+`"`)
 			w.Header().Set("ETag", `"`+oid+`"`)
 			w.Header().Set("Location", h.cdn.URL+"/blobs/"+oid+"?signed=1")
@@ -265,7 +265,7 @@ type treeLFS struct {
 // gitBlobID is git's id of a blob: sha1 of "blob LEN\0" and the bytes.
 func gitBlobID(data []byte) string {
 	s := sha1.New()
-	s.Write([]byte("blob " + itoa(len(data)) + "\x00"))
+	s.Write([]byte("blob " + strconv.Itoa(len(data)) + "\x00"))
 	s.Write(data)
 	return hex.EncodeToString(s.Sum(nil))
 }
@@ -305,7 +305,7 @@ func (h *Hub) serveTree(w http.ResponseWriter, r *http.Request, files map[string
 		if isLFS(p) {
 			d := sha256.Sum256(data)
 			oid := hex.EncodeToString(d[:])
-			pointer := "version https://git-lfs.github.com/spec/v1\noid sha256:" + oid + "\nsize " + itoa(len(data)) + "\n"
+			pointer := "version https://git-lfs.github.com/spec/v1\noid sha256:" + oid + "\nsize " + strconv.Itoa(len(data)) + "\n"
 			e.Oid, e.Size = gitBlobID([]byte(pointer)), len(data)
 			e.LFS = &treeLFS{Oid: oid, Size: len(data), PointerSize: len(pointer)}
 		}
@@ -376,9 +376,4 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", `"`+oid+`"`)
 	http.ServeContent(w, r, oid, time.Time{}, bytes.NewReader(data))
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
