@@ -74,7 +74,7 @@ func (s *Server) pageSeries(w http.ResponseWriter, r *http.Request) {
 	steps := make([]web.SeriesStepData, len(v.Steps))
 	for i, st := range v.Steps {
 		steps[i] = web.SeriesStepData{SeriesStep: st.SeriesStep, Name: st.Name, Status: st.Status, DriftStatus: st.DriftStatus, Progress: st.Progress,
-			Tensors: tensors[st.AnalysisID], Drift: tensors[st.DriftID]}
+			Tensors: tensors[st.AnalysisID], Delta: st.Delta, Drift: st.Drift}
 	}
 	p := web.BuildSeries(v.Series, steps, r.URL.Query())
 	if wantsTable(r) {

@@ -13,14 +13,17 @@ import (
 )
 
 // SeriesStepData is one checkpoint of a series as the page needs it: the
-// state of its two analyses, and their tensor statistics once done (nil
-// before).
+// state of its two analyses, the tensor statistics of the one against the
+// base once done (nil before), and the relative ΔW and drift per component
+// ("" the whole model) that jobs.LoadSeries summed from both (nil until each
+// is done).
 type SeriesStepData struct {
 	store.SeriesStep
 	Name                string // of the analysis against the base
 	Status, DriftStatus store.Status
 	Progress            float64
-	Tensors, Drift      []analysis.TensorStats
+	Tensors             []analysis.TensorStats
+	Delta, Drift        map[string]analysis.Num
 }
 
 // SeriesPage is a training run: ΔW against the base and the drift from the
@@ -94,15 +97,11 @@ func BuildSeries(sr *store.Series, steps []SeriesStepData, q url.Values) SeriesP
 		driftLines[k] = viz.Line{Name: label(c), Values: make([]float64, len(steps))}
 		for i, st := range steps {
 			deltaLines[k].Values[i], driftLines[k].Values[i] = math.NaN(), math.NaN()
-			if st.Tensors != nil {
-				if g, ok := analysis.ComponentNorms(st.Tensors)[c]; ok {
-					deltaLines[k].Values[i] = float64(g.Rel())
-				}
+			if v, ok := st.Delta[c]; ok {
+				deltaLines[k].Values[i] = float64(v)
 			}
-			if st.Drift != nil {
-				if g, ok := analysis.ComponentNorms(st.Drift)[c]; ok {
-					driftLines[k].Values[i] = float64(g.Rel())
-				}
+			if v, ok := st.Drift[c]; ok {
+				driftLines[k].Values[i] = float64(v)
 			}
 		}
 	}
