@@ -249,32 +249,24 @@ func (s *Server) tusPreFinishS3(ctx context.Context, u *store.Upload) (tus.HTTPR
 // itself on DELETE).
 func (s *Server) removeUploadFiles(ctx context.Context, id string, withTus bool) error {
 	ctx = context.WithoutCancel(ctx)
+	// Files first: on a full disk, the database needs the space they free.
+	if withTus && s.uploads.s3 == nil {
+		s.removeTusFiles(id)
+	}
+	u, err := s.db.GetUpload(ctx, id)
+	if err != nil {
+		return nil
+	}
 	if s.uploads.s3 != nil {
 		// tusd's DELETE removes the objects too, after this hook; removing
 		// them here as well costs a few requests and leaves nothing behind
 		// if that fails.
-		u, err := s.db.GetUpload(ctx, id)
-		if err != nil {
-			return nil
-		}
-		if err := s.uploads.s3.remove(ctx, u); err != nil {
-			s.log.Warn("upload objects not removed", "upload", id, "err", err)
-		}
-		if err := s.db.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return nil
-	}
-	// Files first: on a full disk, the database needs the space they free.
-	if withTus {
-		s.removeTusFiles(id)
-	}
-	u, err := s.db.GetUpload(ctx, id)
-	if err == nil {
+		s.removeObjects(ctx, u)
+	} else {
 		s.removeLinked(u)
-		if err := s.db.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+	}
+	if err := s.db.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	return nil
 }
@@ -283,13 +275,19 @@ func (s *Server) removeUploadFiles(ctx context.Context, id string, withTus bool)
 // caller's).
 func (s *Server) removeFiles(u *store.Upload) {
 	if s.uploads.s3 != nil {
-		if err := s.uploads.s3.remove(context.Background(), u); err != nil {
-			s.log.Warn("upload objects not removed", "upload", u.ID, "err", err)
-		}
+		s.removeObjects(context.Background(), u)
 		return
 	}
 	s.removeLinked(u)
 	s.removeTusFiles(u.ID)
+}
+
+// removeObjects removes everything an upload has in the bucket, logging what
+// could not be.
+func (s *Server) removeObjects(ctx context.Context, u *store.Upload) {
+	if err := s.uploads.s3.remove(ctx, u); err != nil {
+		s.log.Warn("upload objects not removed", "upload", u.ID, "err", err)
+	}
 }
 
 // removeLinked removes a finished upload's file from its session folder, and
