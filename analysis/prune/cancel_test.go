@@ -85,7 +85,7 @@ func TestEntriesStopWhenCancelled(t *testing.T) {
 	for _, name := range []string{"masked", "sliced"} {
 		t.Run(name, func(t *testing.T) {
 			kind, _ := LookupExport(name)
-			entries, err := kind.Entries(m, vla)
+			entries, err := kind.EntriesContext(context.Background(), m, vla)
 			if err != nil {
 				t.Fatal(err)
 			}

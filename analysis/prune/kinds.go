@@ -101,15 +101,11 @@ func (k ExportKind) WriteFolder(ctx context.Context, dir string, m *Mask, vla *c
 	return writeCheckpoint(ctx, dir, m, vla, k.sliced)
 }
 
-// Entries lists a folder kind's files with their sizes and streaming writers
-// (MaskedEntries, SlicedEntries), for a server to send as an archive.
-func (k ExportKind) Entries(m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
-	return k.EntriesContext(context.Background(), m, vla)
-}
-
-// EntriesContext is Entries reading under ctx: a remote VLA's headers, its
-// folder's listing and the files a sliced export rewrites are fetched before
-// the first entry is written, and a request that goes away should stop them.
+// EntriesContext lists a folder kind's files with their sizes and streaming
+// writers (MaskedEntries, SlicedEntries), for a server to send as an archive,
+// reading under ctx: a remote VLA's headers, its folder's listing and the
+// files a sliced export rewrites are fetched before the first entry is
+// written, and a request that goes away should stop them.
 func (k ExportKind) EntriesContext(ctx context.Context, m *Mask, vla *checkpoint.Side) ([]ExportEntry, error) {
 	if !k.Folder {
 		return nil, fmt.Errorf("export %s is a file, not a folder", k.Name)

@@ -73,7 +73,7 @@ func TestExportDispatch(t *testing.T) {
 			if err := k.WriteFolder(ctx, filepath.Join(t.TempDir(), "x"), m, vla); err == nil {
 				t.Error("WriteFolder of a file kind did not fail")
 			}
-			if _, err := k.Entries(m, vla); err == nil {
+			if _, err := k.EntriesContext(ctx, m, vla); err == nil {
 				t.Error("Entries of a file kind did not fail")
 			}
 			var got, want bytes.Buffer
