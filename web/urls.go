@@ -153,9 +153,18 @@ func EvalsImportAPIURL(id string) string { return APIAnalysisURL(id) + "/evals.c
 
 // ComposeURL is the composer of an analysis, editing saved recipe rid when > 0.
 func ComposeURL(id string, rid int64) string {
-	u := AnalysisURL(id) + "/compose"
 	if rid > 0 {
-		u += "?recipe=" + strconv.FormatInt(rid, 10)
+		return composeURL(id, strconv.FormatInt(rid, 10))
+	}
+	return composeURL(id, "")
+}
+
+// composeURL is the composer editing saved recipe rid (its id or
+// RecipeIDSlot), or none when rid is "".
+func composeURL(id, rid string) string {
+	u := AnalysisURL(id) + "/compose"
+	if rid != "" {
+		u += "?recipe=" + rid
 	}
 	return u
 }
@@ -189,7 +198,13 @@ func RecipesAPIURL(id string) string { return APIAnalysisURL(id) + "/recipes" }
 
 // SavedExportURL downloads an export of a saved recipe.
 func SavedExportURL(id string, rid int64, kind string) string {
-	return savedRecipeAPIURL(id, strconv.FormatInt(rid, 10)) + "/export?kind=" + url.QueryEscape(kind)
+	return savedExportURL(id, strconv.FormatInt(rid, 10), url.QueryEscape(kind))
+}
+
+// savedExportURL is a saved recipe's export; rid and kind are its id and the
+// escaped kind, or RecipeIDSlot and KindSlot.
+func savedExportURL(id, rid, kind string) string {
+	return savedRecipeAPIURL(id, rid) + "/export?kind=" + kind
 }
 
 // RecipeIDSlot and KindSlot stand for a saved recipe's id and an export kind
@@ -212,12 +227,10 @@ func SavedRecipeAPIPattern(id string) string { return savedRecipeAPIURL(id, Reci
 func DuplicateRecipeAPIPattern(id string) string { return SavedRecipeAPIPattern(id) + "/duplicate" }
 
 // SavedExportPattern is SavedExportURL with RecipeIDSlot and KindSlot.
-func SavedExportPattern(id string) string {
-	return SavedRecipeAPIPattern(id) + "/export?kind=" + KindSlot
-}
+func SavedExportPattern(id string) string { return savedExportURL(id, RecipeIDSlot, KindSlot) }
 
 // ComposeEditPattern is ComposeURL editing the saved recipe RecipeIDSlot.
-func ComposeEditPattern(id string) string { return AnalysisURL(id) + "/compose?recipe=" + RecipeIDSlot }
+func ComposeEditPattern(id string) string { return composeURL(id, RecipeIDSlot) }
 
 // InlineExportAPIURL exports the recipe posted in a form (?kind=KIND).
 func InlineExportAPIURL(id string) string { return APIAnalysisURL(id) + "/export" }
