@@ -46,27 +46,43 @@ func (in *exportInput) Close() error { return in.close() }
 // open opens one of the source's files and reads its header, refusing a file
 // that changed size since the analysis opened it.
 func (s *sourceFiles) open(fi checkpoint.FileInfo) (*exportInput, *safetensors.Header, error) {
+	in, hdr, size, err := s.openInput(fi)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size != fi.Size {
+		in.Close()
+		return nil, nil, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", size, fi.Size)
+	}
+	h, err := safetensors.ReadHeader(hdr, size, fi.Path, 0, 0)
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	return in, h, nil
+}
+
+// openInput opens one of the source's files again: hdr is what its header is
+// read from (a remote object's exact ranges, without the readahead that would
+// fetch tensor blocks), size its size now.
+func (s *sourceFiles) openInput(fi checkpoint.FileInfo) (in *exportInput, hdr io.ReaderAt, size int64, err error) {
 	if s.remote == nil {
-		f, h, err := openForExport(fi)
+		f, err := checkpoint.OpenRegular(fi.Path) // never blocks on a FIFO put in its place
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		return &exportInput{ReaderAt: f, file: f, path: fi.Path, close: f.Close}, h, nil
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, 0, tensor.Errorf(fi.Path, "%v", err)
+		}
+		return &exportInput{ReaderAt: f, file: f, path: fi.Path, close: f.Close}, f, st.Size(), nil
 	}
 	r, err := s.remote.Open(fi.Path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	if r.Size() != fi.Size {
-		r.Close()
-		return nil, nil, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", r.Size(), fi.Size)
-	}
-	h, err := safetensors.ReadHeader(r.Header(), fi.Size, fi.Path, 0, 0)
-	if err != nil {
-		r.Close()
-		return nil, nil, err
-	}
-	return &exportInput{ReaderAt: r, path: fi.Path, close: r.Close}, h, nil
+	return &exportInput{ReaderAt: r, path: fi.Path, close: r.Close}, r.Header(), r.Size(), nil
 }
 
 // maxRemoteNames bounds the listing of a remote folder for its companions;

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 
-	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
 )
@@ -66,30 +65,6 @@ func slicedDecl(h *safetensors.Header, prefix string, m *Mask) []safetensors.Wri
 		}
 	}
 	return decl
-}
-
-// openForExport opens a VLA file again and reads its header, refusing a file
-// that changed size since the analysis opened it.
-func openForExport(fi checkpoint.FileInfo) (*os.File, *safetensors.Header, error) {
-	in, err := checkpoint.OpenRegular(fi.Path) // never blocks on a FIFO put in its place
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := in.Stat()
-	if err != nil {
-		in.Close()
-		return nil, nil, tensor.Errorf(fi.Path, "%v", err)
-	}
-	if st.Size() != fi.Size {
-		in.Close()
-		return nil, nil, tensor.Errorf(fi.Path, "is %d bytes now but was %d when opened: it changed during the export", st.Size(), fi.Size)
-	}
-	h, err := safetensors.ReadHeader(in, st.Size(), fi.Path, 0, 0)
-	if err != nil {
-		in.Close()
-		return nil, nil, err
-	}
-	return in, h, nil
 }
 
 // copyTensors writes every tensor's data of a file in order: masked tensors
