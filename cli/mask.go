@@ -11,6 +11,7 @@ import (
 	"github.com/deltascope/deltascope/analysis"
 	"github.com/deltascope/deltascope/analysis/checkpoint"
 	"github.com/deltascope/deltascope/analysis/prune"
+	"github.com/deltascope/deltascope/internal/mkdirs"
 )
 
 // runMask resolves a recipe (a file or a built-in preset) against an analysis
@@ -46,13 +47,13 @@ func runMask(ctx context.Context, env Env, args []string) (err error) {
 	// The export is written beside its destination and renamed into place, so
 	// the parent folder must exist; make it, as one would expect of --out. If
 	// the command fails or is interrupted, the folders it made go too.
-	made, err := makeParents(filepath.Dir(*out))
+	made, err := mkdirs.All(filepath.Dir(*out))
 	if err != nil {
 		return fmt.Errorf("%s: %v", filepath.Dir(*out), err)
 	}
 	defer func() {
 		if err != nil {
-			removeMade(made)
+			made.Remove()
 		}
 	}()
 	recipe, err := loadMaskRecipe(*recipeFile, *preset)

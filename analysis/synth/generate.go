@@ -15,6 +15,7 @@ import (
 
 	"github.com/deltascope/deltascope/analysis/checkpoint/safetensors"
 	"github.com/deltascope/deltascope/analysis/tensor"
+	"github.com/deltascope/deltascope/internal/mkdirs"
 )
 
 // Generate writes the preset's base and VLA files under o.Out, their index and
@@ -99,20 +100,15 @@ func (e *interruptedError) Unwrap() []error { return []error{e.err, e.cause} }
 // made, in order, so that a failure can take exactly them away again.
 type created struct{ paths []string }
 
-// mkdirAll is os.MkdirAll that records each folder it creates.
+// mkdirAll is os.MkdirAll that records each folder it creates, outermost
+// first, so that remove takes them away after what was written into them.
 func (c *created) mkdirAll(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
-			break
-		}
-		missing = append(missing, d)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	made, err := mkdirs.All(dir)
+	if err != nil {
 		return err
 	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		c.paths = append(c.paths, missing[i])
+	for i := len(made) - 1; i >= 0; i-- {
+		c.paths = append(c.paths, made[i])
 	}
 	return nil
 }
