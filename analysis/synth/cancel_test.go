@@ -35,19 +35,24 @@ func cancelWhenWriting(t *testing.T, dir string, cancel func()) {
 }
 
 // Into a new folder: cancelled half-way, nothing appears, not even the
-// temporary folder it was written under.
+// temporary folder it was written under, nor the folders above it that did
+// not exist yet.
 func TestGenerateCancelledNewFolder(t *testing.T) {
-	parent := t.TempDir()
-	out := filepath.Join(parent, "pair")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cancelWhenWriting(t, parent, cancel)
-	_, err := Generate(ctx, Options{Preset: "tinyllama", Scale: 0.5, Out: out, Seed: 1})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Generate = %v, want context.Canceled", err)
-	}
-	if left, _ := os.ReadDir(parent); len(left) != 0 {
-		t.Errorf("left behind: %v", left)
+	for name, rel := range map[string]string{"beside": "pair", "under new folders": "runs/a/pair"} {
+		t.Run(name, func(t *testing.T) {
+			parent := t.TempDir()
+			out := filepath.Join(parent, filepath.FromSlash(rel))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cancelWhenWriting(t, parent, cancel)
+			_, err := Generate(ctx, Options{Preset: "tinyllama", Scale: 0.5, Out: out, Seed: 1})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Generate = %v, want context.Canceled", err)
+			}
+			if left, _ := os.ReadDir(parent); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
 	}
 }
 

@@ -53,15 +53,18 @@ func Generate(ctx context.Context, o Options) (*Pair, error) {
 
 // writeNewFolder writes a folder that does not exist yet, out, under a
 // temporary name beside it and renames it when write succeeds, so that out
-// appears whole or not at all; on failure or cancel the temporary folder goes.
+// appears whole or not at all; on failure or cancel the temporary folder goes,
+// and so do the folders above it that this call made.
 func writeNewFolder[T any](ctx context.Context, out string, write func(tmp string) (T, error)) (T, error) {
 	var zero T
 	parent := filepath.Dir(out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	made, err := mkdirs.All(parent)
+	if err != nil {
 		return zero, err
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
 	if err != nil {
+		made.Remove()
 		return zero, err
 	}
 	v, err := write(tmp)
@@ -70,6 +73,7 @@ func writeNewFolder[T any](ctx context.Context, out string, write func(tmp strin
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
+		made.Remove()
 		return zero, interrupted(ctx, out, err)
 	}
 	return v, nil
