@@ -91,8 +91,9 @@ func (s *Server) logFailure(r *http.Request, code int, err error) {
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := errorStatus(err)
 	s.logFailure(r, code, err)
-	if errors.Is(err, checkpoint.ErrBusy) {
-		// Every header slot stayed taken: the request may be repeated as is.
+	if code == http.StatusTooManyRequests {
+		// Every header slot stayed taken, or the queue is full: the request
+		// may be repeated as is, as every other 429 of the server says.
 		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, code, errorBody{msg})

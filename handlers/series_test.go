@@ -328,9 +328,17 @@ func TestSeriesQueueFullFormAndAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = "a series of 3 checkpoints queues up to 6 analyses; 0 are waiting already (limit 5)"
-	code, body := s.quick(t, "POST", "/api/series", `{"name": "full", "base": ["run/base/model.safetensors"], "folder": "run"}`)
-	if code != http.StatusTooManyRequests || !strings.Contains(body, want) {
+	resp, err := quickClient.Post(s.URL+"/api/series", "application/json", strings.NewReader(`{"name": "full", "base": ["run/base/model.safetensors"], "folder": "run"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if code, body := resp.StatusCode, string(b); code != http.StatusTooManyRequests || !strings.Contains(body, want) {
 		t.Errorf("API: %d %s, want 429 with %q", code, body, want)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra == "" {
+		t.Error("API: a 429 without Retry-After")
 	}
 	form := url.Values{"name": {"full"}, "base": {"run/base/model.safetensors"}, "folder": {"run"}}
 	resp, page := postSeriesForm(t, s.URL, form)
