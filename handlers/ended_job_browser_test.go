@@ -99,8 +99,12 @@ func TestBrowserEndedJobPages(t *testing.T) {
 		t.Errorf("%d suggested rules one click away, want 1", n)
 	}
 	// The link opens the form with the same sources.
-	browserDo(t, ctx, "analyse again", 20*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="retry"]`)), jsReady)
-	if src := browserEval[string](t, ctx, `document.querySelector('[data-side="base"]').textContent`); !strings.Contains(src, "ovla/base/dinov2.safetensors") {
+	// The click navigates: read the form in the evaluation that sees it ready
+	// (a read right after the click can land on the page being left).
+	browserDo(t, ctx, "analyse again", 20*time.Second, chromedp.Click(chromedp.CSS(`[data-testid="retry"]`)))
+	if src := browserSettle[string](t, ctx, "the new-analysis form", `(() => {
+		const e = document.querySelector('html[data-js="ready"] [data-side="base"]');
+		return location.pathname === '/new' && e ? e.textContent : ''; })()`, 20*time.Second); !strings.Contains(src, "ovla/base/dinov2.safetensors") {
 		t.Errorf("the form after 'analyse again' holds base %q", src)
 	}
 
